@@ -1,0 +1,53 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from circuitnb.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_commands():
+    out = subprocess.run([Path(sys.executable).parent / "circuitnb", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for cmd in ("train", "data", "run", "book"):
+        assert cmd in out.stdout
+
+
+def test_user_error_is_one_line(capsys, cache):
+    assert main(["train", "--profile", "smoke", "-p", "image_sise", "32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "image_sise" in err and "did you mean 'image_size'" in err
+    assert main(["data", "--dataset", "celeba", "-p", "celeba_root", "/no/where"]) == 2
+    assert "celeba_root" in capsys.readouterr().err
+
+
+def test_data_command_prints_statistics(capsys, cache, tmp_path):
+    png = tmp_path / "preview.png"
+    assert main(["data", "--profile", "smoke", "--dataset", "synthetic", "--preview", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic: 64 images of 16px" in out and "facial_hair" in out and png.stat().st_size > 1000
+
+
+def test_data_command_on_celeba(capsys, cache, celeba_root):
+    assert main(["data", "--profile", "smoke", "--dataset", "celeba", "-p", "celeba_root", str(celeba_root)]) == 0
+    out = capsys.readouterr().out
+    assert "celeba: 64 images" in out and "skipped unreadable files: 0" in out
+
+
+def test_train_command(capsys, cache):
+    args = ["train", "--profile", "smoke", "--dataset", "synthetic", "-p", "train_steps", "2",
+            "-p", "n_images", "8", "-p", "batch_size", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "steps=2" in out and "trained ->" in out
+    assert main(args) == 0
+    assert "cache hit" in capsys.readouterr().out
+
+
+def test_run_rejects_unknown_notebook_parameter(capsys):
+    nb = ROOT / "book" / "01_data_and_model.ipynb"
+    assert main(["run", str(nb), "-p", "bogus", "1"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert main(["run", str(nb), "-p", "timesteps", "[5000]"]) == 2
+    assert "'timesteps'" in capsys.readouterr().err

@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+
+import circuitnb.config as C
+from circuitnb import data
+from circuitnb.data import DataError, generate_faces, load_celeba, read_attributes
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return generate_faces(600, image_size=32, seed=0)
+
+
+def test_shapes_ranges_and_determinism(faces):
+    assert faces.images.shape == (600, 3, 32, 32) and faces.images.dtype == np.float32
+    assert faces.labels.shape == (600, 32, 32)
+    assert -1 <= faces.images.min() and faces.images.max() <= 1
+    again = generate_faces(50, image_size=32, seed=0)      # image i depends only on (seed, i)
+    np.testing.assert_array_equal(again.images, faces.images[:50])
+    assert not np.array_equal(generate_faces(50, 32, seed=1).images, again.images)
+
+
+def test_attribute_correlations(faces):
+    a = faces.attributes
+    assert (a.loc[a.gender == "female", "facial_hair"] == "none").all()          # facial hair only men
+    assert (a.loc[a.gender == "male", "accessory"] != "earrings").all()          # earrings only women
+    assert (a.loc[a.hair_length == "bald", ["gender", "age"]] == ["male", "old"]).all().all()
+    grey_old = (a.loc[a.age == "old", "hair_colour"] == "grey").mean()
+    assert 0.55 < grey_old < 0.85 and (a.loc[a.age == "young", "hair_colour"] != "grey").all()
+    long_f = (a.loc[a.gender == "female", "hair_length"] == "long").mean()
+    long_m = (a.loc[a.gender == "male", "hair_length"] == "long").mean()
+    assert long_f > 0.6 and long_m < 0.2
+    glasses_old = (a.loc[a.age == "old", "accessory"] == "glasses").mean()
+    glasses_young = (a.loc[a.age == "young", "accessory"] == "glasses").mean()
+    assert glasses_old > glasses_young + 0.15
+
+
+def test_masks_follow_attributes_and_anatomy(faces):
+    a = faces.attributes
+    fh = faces.mask("facial_hair").any(axis=(1, 2))
+    assert not fh[(a.facial_hair == "none").to_numpy()].any()
+    assert fh[(a.facial_hair == "beard").to_numpy()].all()
+    acc = faces.mask("accessories").any(axis=(1, 2))
+    assert acc[(a.accessory == "glasses").to_numpy()].all() and not acc[(a.accessory == "none").to_numpy()].any()
+    for part in ("background", "skin", "eyes", "mouth", "nose"):
+        assert faces.mask(part).any(axis=(1, 2)).all(), part
+    rows = np.arange(32)[None, :, None]
+    def centre_row(part):
+        m = faces.mask(part)
+        return (m * rows).sum() / m.sum()
+    assert centre_row("brows") < centre_row("eyes") < centre_row("nose") < centre_row("mouth")
+    assert not faces.mask("hair").any(axis=(1, 2))[(a.hair_length == "bald").to_numpy()].any()
+    with pytest.raises(ValueError, match="unknown part"):
+        faces.mask("ears")
+
+
+def test_parts_differ_in_colour(faces):
+    # Eyes are dark and the mouth is red: the masks mark what the pixels show.
+    img = (faces.images + 1) / 2
+    eyes = img.transpose(1, 0, 2, 3)[:, faces.mask("eyes")].mean(axis=1)
+    skin = img.transpose(1, 0, 2, 3)[:, faces.mask("skin")].mean(axis=1)
+    assert eyes.mean() < skin.mean() - 0.2
+
+
+def test_celeba_sample_loads(celeba_root):
+    nat = load_celeba(celeba_root, n=24, image_size=32, match_attributes=False)
+    assert nat.images.shape == (24, 3, 32, 32) and nat.source == "celeba" and not nat.skipped
+    assert nat.names == sorted(nat.names) and nat.names[0] == "000002.jpg"
+    assert -1 <= nat.images.min() and nat.images.max() <= 1 and nat.images.std() > 0.2
+
+
+def test_corrupt_file_skipped_and_reported(small_celeba):
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        nat = load_celeba(small_celeba, n=100, image_size=16, match_attributes=False)
+    assert len(nat) == 10 and len(nat.skipped) == 1 and nat.skipped[0].startswith("999999.jpg (")
+    assert "999999.jpg" not in nat.names
+
+
+def test_partial_attribute_file(small_celeba):
+    attrs = read_attributes(small_celeba / "list_attr_celeba.txt")
+    assert len(attrs) == 4 and attrs.shape[1] == 40 and set(np.unique(attrs.to_numpy())) <= {-1, 1}
+    with pytest.warns(UserWarning):
+        nat = load_celeba(small_celeba, n=8, image_size=16, match_attributes=True)
+    assert len(nat) == 8 and set(nat.attributes.index) <= set(attrs.index)
+
+
+def test_attribute_matching_moves_marginals(celeba_root):
+    attrs = read_attributes(celeba_root / "list_attr_celeba.txt")
+    names = list(attrs.index)
+    picked = data.celeba.select_matching(attrs, names, 120, seed=0)
+    target = data.celeba._SYNTHETIC_MARGINALS["Eyeglasses"]
+    before = (attrs["Eyeglasses"] > 0).mean()
+    after = (attrs.loc[picked, "Eyeglasses"] > 0).mean()
+    assert abs(after - target) < abs(before - target)
+
+
+def test_missing_folder_names_parameter(tmp_path):
+    with pytest.raises(DataError, match="celeba_root"):
+        load_celeba(tmp_path / "nothing", n=4, image_size=16)
+
+
+def test_lfw_fallback_with_notice(cache, monkeypatch):
+    monkeypatch.delenv("CIRCUITNB_CELEBA", raising=False)
+    cfg = C.load("smoke", n_images=100)
+    with pytest.warns(UserWarning, match="scikit-image"):
+        nat = data._natural.__wrapped__("", 100, 16, 0, True)
+    assert nat.source == "lfw" and len(nat) == 100 and "stand-in" in nat.notice
+    assert cfg.celeba_root == "" and nat.images.shape == (100, 3, 16, 16)
+
+
+def test_fingerprint_tracks_content():
+    x = generate_faces(4, 16, 0).images
+    assert data.fingerprint(x) == data.fingerprint(x.copy())
+    y = x.copy()
+    y[0, 0, 0, 0] += 0.5
+    assert data.fingerprint(y) != data.fingerprint(x)

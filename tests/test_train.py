@@ -1,0 +1,103 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import circuitnb.config as C
+from circuitnb import data, train
+from circuitnb.checkpoints import WEIGHTS, CacheEntry
+from circuitnb.train import TrainingError, load_or_train
+
+
+def weights(unet):
+    return torch.cat([p.detach().flatten() for p in unet.parameters()])
+
+
+def test_one_training_step_learns(tiny_cfg):
+    cfg = C.with_overrides(tiny_cfg, train_steps=1, warmup_steps=0)   # warm-up would make step 1 lr = 0
+    before = weights(train.build_unet(cfg))
+    model = load_or_train(cfg, "synthetic", progress=False)
+    assert not model.from_cache and model.meta["steps"] == 1
+    assert math.isfinite(model.meta["losses"][0]) and 0.1 < model.meta["losses"][0] < 10
+    assert not torch.equal(before, weights(model.unet))
+
+
+def test_cache_hit_skips_training(tiny_cfg):
+    first = load_or_train(tiny_cfg, "synthetic", progress=False)
+    calls = []
+    second = load_or_train(tiny_cfg, "synthetic", progress=False, callback=lambda s, l: calls.append(s))
+    assert second.from_cache and not calls
+    assert torch.equal(weights(first.unet), weights(second.unet))
+    # Any training-relevant change is a different cache entry.
+    third = load_or_train(C.with_overrides(tiny_cfg, learning_rate=1e-3), "synthetic", progress=False)
+    assert not third.from_cache and third.meta["key"] != first.meta["key"]
+
+
+def test_same_seed_same_weights(tiny_cfg, tmp_path):
+    a = load_or_train(tiny_cfg, "synthetic", progress=False)
+    b = load_or_train(C.with_overrides(tiny_cfg, cache_dir=str(tmp_path / "other")), "synthetic", progress=False)
+    assert not b.from_cache
+    assert torch.equal(weights(a.unet), weights(b.unet))
+    assert a.meta["losses"] == b.meta["losses"]
+
+
+def test_resume_after_interruption_matches_uninterrupted(tiny_cfg, tmp_path):
+    reference = load_or_train(tiny_cfg, "synthetic", progress=False)
+    cfg = C.with_overrides(tiny_cfg, cache_dir=str(tmp_path / "interrupted"))
+
+    def crash(step, loss):
+        if step == 5:                               # the last checkpoint was at step 4
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        load_or_train(cfg, "synthetic", progress=False, callback=crash)
+    key = reference.meta["key"]
+    entry = CacheEntry(cfg.cache_path, key)
+    assert entry.checkpoint_dir.exists() and not entry.final_dir.exists()
+    seen = []
+    resumed = load_or_train(cfg, "synthetic", progress=False, callback=lambda s, l: seen.append(s))
+    assert seen == [5, 6] and resumed.meta["resumed"]
+    assert torch.equal(weights(reference.unet), weights(resumed.unet))
+    assert resumed.meta["losses"] == reference.meta["losses"]
+    assert not entry.checkpoint_dir.exists()          # cleaned once final
+
+
+def test_damaged_cache_is_detected_and_retrained(tiny_cfg):
+    first = load_or_train(tiny_cfg, "synthetic", progress=False)
+    entry = CacheEntry(tiny_cfg.cache_path, first.meta["key"])
+    path = entry.final_dir / "unet" / WEIGHTS
+    blob = bytearray(path.read_bytes())
+    blob[-100] ^= 0xFF                                 # flip bits inside a tensor
+    path.write_bytes(bytes(blob))
+    assert "sha256" in entry.verify()
+    with pytest.warns(UserWarning, match="damaged model cache entry"):
+        again = load_or_train(tiny_cfg, "synthetic", progress=False)
+    assert not again.from_cache and entry.verify() is None
+    assert torch.equal(weights(first.unet), weights(again.unet))
+    (entry.final_dir / "meta.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="meta.json"):
+        assert not load_or_train(tiny_cfg, "synthetic", progress=False).from_cache
+
+
+def test_nan_loss_stops_with_clear_message(tiny_cfg, monkeypatch):
+    monkeypatch.setattr(train.F, "mse_loss", lambda a, b: (a - b).pow(2).mean() * float("nan"))
+    with pytest.raises(TrainingError, match="loss became nan at step 1.*learning_rate"):
+        load_or_train(tiny_cfg, "synthetic", progress=False)
+
+
+def test_celeba_model_and_key_uses_data(tiny_cfg, celeba_root):
+    cfg = C.with_overrides(tiny_cfg, celeba_root=str(celeba_root))
+    model = load_or_train(cfg, "celeba", progress=False)
+    assert model.meta["source"] == "celeba" and model.meta["n_images"] == 16
+    assert model.meta["fingerprint"] == data.fingerprint(data.images(cfg, "celeba"))
+
+
+def test_mse_by_timestep_and_sampling(tiny_cfg):
+    model = load_or_train(tiny_cfg, "synthetic", progress=False)
+    x0 = data.images(tiny_cfg, "synthetic")[:5]
+    frame = train.noise_mse_by_timestep(model.unet, model.scheduler, x0, [10, 900], seed=0)
+    assert list(frame.columns) == ["t", "image", "mse"] and len(frame) == 10 and (frame.mse > 0).all()
+    again = train.noise_mse_by_timestep(model.unet, model.scheduler, x0, [10, 900], seed=0)
+    np.testing.assert_array_equal(frame.mse, again.mse)
+    samples = train.sample_images(model.unet, model.scheduler, 3, num_inference_steps=5)
+    assert samples.shape == (3, 3, 16, 16) and np.abs(samples).max() <= 1
