@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .hooks import edit, record
+from .metrics import impact_score
 from .sites import SiteError, resolve, site_table
 
 KINDS = ("zero", "mean", "identity", "uniform", "temperature", "noise", "shuffle", "head_ablate",
@@ -191,5 +192,5 @@ def impact(unet, scheduler, x0, t: int, interventions, seed: int = 0,
     base = (unet(x_t, tt).sample - eps).pow(2).mean(dim=(1, 2, 3))
     intervened = (apply(unet, interventions, x_t, tt, reference) - eps).pow(2).mean(dim=(1, 2, 3))
     mb, mi = base.mean().item(), intervened.mean().item()
-    return ImpactResult(mse_base=mb, mse_int=mi, impact=(mi - mb) / mb,
+    return ImpactResult(mse_base=mb, mse_int=mi, impact=impact_score(mi, mb),
                         per_image_base=base.cpu().numpy(), per_image_int=intervened.cpu().numpy())
