@@ -10,6 +10,7 @@ The build uses ``-W`` (warnings are errors).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -57,12 +58,18 @@ def run_notebook(notebook: Path, params: dict, output: Path | str | None = None)
     check_parameters(notebook, params)
     output = Path(output) if output else Path("_build/executed") / notebook.name
     output.parent.mkdir(parents=True, exist_ok=True)
+    # The kernel inherits this environment; a non-inline MPLBACKEND (e.g. Agg, common on CI)
+    # would make every figure vanish from the executed notebook, so the kernel gets none.
+    backend = os.environ.pop("MPLBACKEND", None)
     try:
         pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name="python3",
                             cwd=str(notebook.parent), progress_bar=sys.stderr.isatty())
     except pm.PapermillExecutionError as err:
         raise NotebookError(f"{notebook}: cell {err.exec_count} (index {err.cell_index}) failed: "
                             f"{err.ename}: {err.evalue}; executed copy with the traceback: {output}") from None
+    finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
     return output
 
 

@@ -25,6 +25,7 @@ def test_notebooks_have_flat_parameters_cell():
 @pytest.mark.slow
 def test_smoke_book_builds(tmp_path, cache, celeba_root, monkeypatch):
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
+    monkeypatch.setenv("MPLBACKEND", "Agg")                 # as on many CI machines: figures must survive
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "book", tmp_path / "book")
