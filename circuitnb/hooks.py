@@ -110,14 +110,13 @@ class _Timestep:
         self.t = kwargs["timestep"] if "timestep" in kwargs else args[1]
 
 
-def _attach(stack: contextlib.ExitStack, unet, site: Site, fn: Callable[[torch.Tensor, Any], torch.Tensor | None],
-            observe: bool = False):
+def _attach(stack: contextlib.ExitStack, modules: dict, unet, site: Site,
+            fn: Callable[[torch.Tensor, Any], torch.Tensor | None], observe: bool = False):
     """Route ``fn(x, inp)`` to a site; a non-None return value replaces the site's output.
 
     Editors are prepended and observers appended to each hook list (``prepend=``
     in torch), so observers see the edited values.
     """
-    modules = dict(unet.named_modules())
     order = dict(prepend=not observe)
     if site.kind == "probs":
         stack.enter_context(_attention_hook(unet, site.path, probs_hook=lambda p: fn(p, None), observe=observe))
@@ -190,6 +189,7 @@ def record(unet, sites, reduce: Callable | dict | None = None) -> Iterator[Recor
     """
     table = resolve(unet, sites)
     rec = Recording(table)
+    modules = dict(unet.named_modules())          # built once per context, not once per site
     with contextlib.ExitStack() as stack:
         for name, site in table.items():
             reducer = reduce.get(name) if isinstance(reduce, dict) else reduce
@@ -202,7 +202,7 @@ def record(unet, sites, reduce: Callable | dict | None = None) -> Iterator[Recor
                 else:
                     rec.calls[name].append(reducer(x) if reducer is not None else x.clone())
                 return None
-            _attach(stack, unet, site, keep, observe=True)
+            _attach(stack, modules, unet, site, keep, observe=True)
         yield rec
 
 
@@ -213,13 +213,14 @@ def edit(unet, edits: dict[str, EditFn]) -> Iterator[None]:
     A group name (e.g. ``"enc_middle"``) applies its function to each member block.
     """
     clock = _Timestep()
+    modules = dict(unet.named_modules())
     with contextlib.ExitStack() as stack:
         stack.callback(unet.register_forward_pre_hook(clock, with_kwargs=True).remove)
         for key, fn in edits.items():
             for name, site in resolve(unet, key).items():
                 def apply(x, inp, name=name, fn=fn):
                     return fn(x, site=name, t=clock.t, inp=inp)
-                _attach(stack, unet, site, apply)
+                _attach(stack, modules, unet, site, apply)
         yield
 
 
