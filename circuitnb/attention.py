@@ -2,14 +2,15 @@
 
     proc = HookedAttnProcessor()
     proc.probs_hooks.append(lambda probs: None)     # probs: [batch, head, query, key]
-    with hooked_processors(unet) as procs: ...       # one per Attention module, restored on exit
+    attn.set_processor(proc)                         # circuitnb.hooks does this for you, and undoes it
 
 diffusers' default ``AttnProcessor2_0`` calls fused scaled-dot-product
 attention and never materialises the probabilities, and ``UNet2DModel`` has no
-``set_attn_processor``. :func:`hooked_processors` therefore walks
-``named_modules()``, gives every ``Attention`` a :class:`HookedAttnProcessor`
+``set_attn_processor``. :mod:`circuitnb.hooks` therefore walks
+``named_modules()``, gives each hooked ``Attention`` a :class:`HookedAttnProcessor`
 (a line-by-line copy of diffusers' classic ``AttnProcessor``, with two hook
-points) and puts the originals back on exit, also after an exception.
+points), shared by reference count, and puts the original back when its last
+user leaves, also after an exception.
 
 Hook points, each a list of callables that may return a replacement or None:
 
@@ -20,8 +21,7 @@ Hook points, each a list of callables that may return a replacement or None:
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from diffusers.models.attention_processor import Attention
@@ -90,22 +90,3 @@ class HookedAttnProcessor:
 
 def attention_modules(unet: torch.nn.Module) -> dict[str, Attention]:
     return {name: m for name, m in unet.named_modules() if isinstance(m, Attention)}
-
-
-@contextlib.contextmanager
-def hooked_processors(unet: torch.nn.Module, paths: list[str] | None = None) -> Iterator[dict[str, HookedAttnProcessor]]:
-    """Give the named (default: all) Attention modules a fresh :class:`HookedAttnProcessor`.
-
-    Restores every original processor on exit, whatever happens inside.
-    """
-    modules = attention_modules(unet)
-    paths = list(modules) if paths is None else paths
-    originals = {p: modules[p].get_processor() for p in paths}
-    procs = {p: HookedAttnProcessor() for p in paths}
-    try:
-        for p, proc in procs.items():
-            modules[p].set_processor(proc)
-        yield procs
-    finally:
-        for p, proc in originals.items():
-            modules[p].set_processor(proc)

@@ -21,22 +21,20 @@ leaves. Recording never changes the output: the hooks return nothing.
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Any, Callable, Iterator
 
 import torch
 
-from .attention import HookedAttnProcessor, attention_modules
+from .attention import HookedAttnProcessor
+from .metrics import attention_entropy
 from .sites import Site, resolve
 
 EditFn = Callable[..., torch.Tensor]
 
 
 # --- reducers that run inside the hook, so sweeps keep memory flat ------------------------------
-def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
-    """Mean-over-queries Shannon entropy in bits of ``[B, heads, Q, K]`` -> ``[B, heads]`` (Eq. 1)."""
-    p = probs.float()
-    return -(p * torch.log2(p.clamp_min(1e-30))).sum(-1).mean(-1)
+# Eq. 1 is defined once, in metrics; as a reducer it maps [B, heads, Q, K] -> [B, heads] bits.
+entropy_bits = attention_entropy
 
 
 def received_attention(probs: torch.Tensor) -> torch.Tensor:
@@ -70,16 +68,14 @@ class RunningMean:
 
 # --- shared attention processors ----------------------------------------------------------------
 @contextlib.contextmanager
-def _attention_hook(unet, path: str, probs_hook=None, head_hook=None, observe: bool = False) -> Iterator[None]:
+def _attention_hook(module, probs_hook=None, head_hook=None, observe: bool = False) -> Iterator[None]:
     """Attach hooks to one Attention module's processor, installing a HookedAttnProcessor if needed.
 
     Editing hooks go first and observing hooks last, so a recording always sees
     what the model actually uses, whichever context was entered first.
     """
-    module = attention_modules(unet)[path]
     proc = module.get_processor()
-    installed = not isinstance(proc, HookedAttnProcessor)
-    if installed:
+    if not isinstance(proc, HookedAttnProcessor):
         original, proc = proc, HookedAttnProcessor()
         proc.original = original
         proc.users = 0
@@ -119,7 +115,7 @@ def _attach(stack: contextlib.ExitStack, modules: dict, unet, site: Site,
     """
     order = dict(prepend=not observe)
     if site.kind == "probs":
-        stack.enter_context(_attention_hook(unet, site.path, probs_hook=lambda p: fn(p, None), observe=observe))
+        stack.enter_context(_attention_hook(modules[site.path], probs_hook=lambda p: fn(p, None), observe=observe))
     elif site.kind == "head":
         k = site.index
 
@@ -130,7 +126,7 @@ def _attach(stack: contextlib.ExitStack, modules: dict, unet, site: Site,
             heads_out = heads_out.clone()
             heads_out[:, k] = new
             return heads_out
-        stack.enter_context(_attention_hook(unet, site.path, head_hook=head_hook, observe=observe))
+        stack.enter_context(_attention_hook(modules[site.path], head_hook=head_hook, observe=observe))
     elif site.kind == "skip":
         up_index, res_index = int(site.consumer.split(".")[0][2:]), int(site.consumer.split("res")[-1])
 
@@ -223,7 +219,3 @@ def edit(unet, edits: dict[str, EditFn]) -> Iterator[None]:
                 _attach(stack, modules, unet, site, apply)
         yield
 
-
-def uniform_entropy_bits(n_keys: int) -> float:
-    """Entropy of uniform attention over ``n_keys`` positions: log2 N."""
-    return math.log2(n_keys)

@@ -6,7 +6,7 @@ from diffusers import UNet2DModel
 from diffusers.models.attention_processor import AttnProcessor
 
 import circuitnb.config as C
-from circuitnb import hooks, sites
+from circuitnb import metrics, sites
 from circuitnb.attention import HookedAttnProcessor, attention_modules
 from circuitnb.hooks import edit, entropy_bits, record
 from circuitnb.interventions import Intervention, apply, impact, patch_from
@@ -115,7 +115,7 @@ def test_uniform_attention_has_max_entropy(unet, batch):
     with torch.no_grad(), record(unet, ["down2.attn0.probs"], reduce=entropy_bits) as rec:
         apply(unet, spec, x, t)
     assert torch.allclose(rec["down2.attn0.probs"], torch.full((3, 8), math.log2(16)), atol=1e-5)
-    assert hooks.uniform_entropy_bits(16) == 4.0
+    assert metrics.max_entropy(16) == 4.0
 
 
 def test_one_head_perturbations_touch_only_that_head(unet, batch):
