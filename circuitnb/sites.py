@@ -27,6 +27,7 @@ is the decoder block that runs first, at the deepest resolution.)
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +56,21 @@ def _res(cfg, level: int) -> int:
     return cfg.sample_size // 2 ** level
 
 
+_TABLES: "weakref.WeakKeyDictionary[UNet2DModel, dict[str, Site]]" = weakref.WeakKeyDictionary()
+
+
 def site_table(unet: UNet2DModel) -> dict[str, Site]:
-    """Every named site of ``unet``, derived from its config and validated against its modules."""
+    """Every named site of ``unet``, derived from its config and validated against its modules.
+
+    Built once per model object (every record/edit/intervention looks sites up);
+    callers get their own copy of the dict.
+    """
+    if unet not in _TABLES:
+        _TABLES[unet] = _build_table(unet)
+    return dict(_TABLES[unet])
+
+
+def _build_table(unet: UNet2DModel) -> dict[str, Site]:
     cfg = unet.config
     ch = list(cfg.block_out_channels)
     modules = dict(unet.named_modules())
