@@ -168,6 +168,27 @@ class ImpactResult:
     per_image_int: np.ndarray
 
 
+def _paired_inputs(unet, scheduler, x0, t: int, seed: int):
+    device = next(unet.parameters()).device
+    x0 = torch.as_tensor(np.asarray(x0), device=device)
+    g = torch.Generator().manual_seed(seed)
+    eps = torch.randn(x0.shape, generator=g).to(device)
+    tt = torch.full((len(x0),), int(t), device=device, dtype=torch.long)
+    return x0, eps, tt, scheduler.add_noise(x0, eps, tt), g
+
+
+def _reference(unet, scheduler, specs, x0, t, g, reference_x0):
+    """Site activations over the reference batch at t, for every ``mean`` ablation in ``specs``."""
+    mean_sites = sorted({s for spec in specs for iv in spec if iv.kind == "mean" for s in resolve(unet, iv.site)})
+    if not mean_sites:
+        return None
+    device = x0.device
+    ref = x0 if reference_x0 is None else torch.as_tensor(np.asarray(reference_x0), device=device)
+    r_eps = torch.randn(ref.shape, generator=g).to(device)
+    r_t = torch.full((len(ref),), int(t), device=device, dtype=torch.long)
+    return patch_from(unet, mean_sites, scheduler.add_noise(ref, r_eps, r_t), r_t)
+
+
 @torch.no_grad()
 def impact(unet, scheduler, x0, t: int, interventions, seed: int = 0,
            reference_x0=None) -> ImpactResult:
@@ -176,21 +197,23 @@ def impact(unet, scheduler, x0, t: int, interventions, seed: int = 0,
     Base and intervened runs share the noise draw (paired). ``mean`` ablations
     use the site means over ``reference_x0`` (default: ``x0``) noised at the same t.
     """
-    device = next(unet.parameters()).device
-    x0 = torch.as_tensor(np.asarray(x0), device=device)
-    g = torch.Generator().manual_seed(seed)
-    eps = torch.randn(x0.shape, generator=g).to(device)
-    tt = torch.full((len(x0),), int(t), device=device, dtype=torch.long)
-    x_t = scheduler.add_noise(x0, eps, tt)
-    reference = None
-    mean_sites = [s for iv in interventions if iv.kind == "mean" for s in resolve(unet, iv.site)]
-    if mean_sites:
-        ref = x0 if reference_x0 is None else torch.as_tensor(np.asarray(reference_x0), device=device)
-        r_eps = torch.randn(ref.shape, generator=g).to(device)
-        r_t = torch.full((len(ref),), int(t), device=device, dtype=torch.long)
-        reference = patch_from(unet, mean_sites, scheduler.add_noise(ref, r_eps, r_t), r_t)
+    return impacts(unet, scheduler, x0, t, {"": interventions}, seed, reference_x0)[""]
+
+
+@torch.no_grad()
+def impacts(unet, scheduler, x0, t: int, specs: dict, seed: int = 0, reference_x0=None) -> dict:
+    """:func:`impact` for many named intervention lists at one t, sharing the base pass and the noise.
+
+    ``specs`` maps a name to a list of :class:`Intervention`; returns name -> :class:`ImpactResult`.
+    """
+    x0, eps, tt, x_t, g = _paired_inputs(unet, scheduler, x0, t, seed)
+    reference = _reference(unet, scheduler, specs.values(), x0, t, g, reference_x0)
     base = (unet(x_t, tt).sample - eps).pow(2).mean(dim=(1, 2, 3))
-    intervened = (apply(unet, interventions, x_t, tt, reference) - eps).pow(2).mean(dim=(1, 2, 3))
-    mb, mi = base.mean().item(), intervened.mean().item()
-    return ImpactResult(mse_base=mb, mse_int=mi, impact=impact_score(mi, mb),
-                        per_image_base=base.cpu().numpy(), per_image_int=intervened.cpu().numpy())
+    mb = base.mean().item()
+    out = {}
+    for name, spec in specs.items():
+        intervened = (apply(unet, spec, x_t, tt, reference) - eps).pow(2).mean(dim=(1, 2, 3))
+        mi = intervened.mean().item()
+        out[name] = ImpactResult(mse_base=mb, mse_int=mi, impact=impact_score(mi, mb),
+                                 per_image_base=base.cpu().numpy(), per_image_int=intervened.cpu().numpy())
+    return out
