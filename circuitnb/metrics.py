@@ -70,7 +70,7 @@ def feature_complexity(features: torch.Tensor) -> torch.Tensor:
     return (sigma * rng).float() * hoyer_sparsity(f)
 
 
-def _first_pc(x: np.ndarray, iters: int = 200, tol: float = 1e-10) -> np.ndarray:
+def first_pc_scores(x: np.ndarray, iters: int = 200, tol: float = 1e-10) -> np.ndarray:
     """Per-example score on the first principal component of ``[N, D]``.
 
     Power iteration on the N x N Gram matrix from a fixed start (deterministic;
@@ -115,13 +115,18 @@ def information_flow_efficiency(f_l: torch.Tensor, f_next: torch.Tensor, n_bins:
     Miller-Madow correction, which removes the first-order small-sample bias.
     1 for a layer against itself; ~0 for independent layers. Clipped to [0, 1].
     """
-    a = _first_pc(f_l.double().flatten(1).cpu().numpy())
-    b = _first_pc(f_next.double().flatten(1).cpu().numpy())
+    a = first_pc_scores(f_l.double().flatten(1).cpu().numpy())
+    b = first_pc_scores(f_next.double().flatten(1).cpu().numpy())
+    return ife_from_scores(a, b, n_bins)
+
+
+def ife_from_scores(a: np.ndarray, b: np.ndarray, n_bins: int | None = None) -> float:
+    """Eq. 4 from per-example first-PC scores of two layers (see :func:`information_flow_efficiency`)."""
     n = len(a)
     if n != len(b) or n < 4:
         raise ValueError(f"need the same batch of >= 4 examples for both layers, got {len(a)} and {len(b)}")
     k = n_bins or max(2, int(round(math.sqrt(n / 5))))
-    x, y = _quantile_bins(a, k), _quantile_bins(b, k)
+    x, y = _quantile_bins(np.asarray(a), k), _quantile_bins(np.asarray(b), k)
     hx = _entropy_mm(np.bincount(x, minlength=k), n)
     hy = _entropy_mm(np.bincount(y, minlength=k), n)
     hxy = _entropy_mm(np.bincount(x * k + y, minlength=k * k), n)
@@ -129,8 +134,13 @@ def information_flow_efficiency(f_l: torch.Tensor, f_next: torch.Tensor, n_bins:
     return float(np.clip(mi / max(hx, hy), 0.0, 1.0))
 
 
-def impact_score(mse_int: float, mse_base: float) -> float:
-    """Eq. 5: I = (MSE_int - MSE_base) / MSE_base; 0 for a no-op, > 0 when the intervention hurts."""
-    if mse_base <= 0:
+def impact_score(mse_int, mse_base):
+    """Eq. 5: I = (MSE_int - MSE_base) / MSE_base; 0 for a no-op, > 0 when the intervention hurts.
+
+    Floats give a float; arrays (e.g. per-image MSEs) give the per-element impacts.
+    """
+    base = np.asarray(mse_base, float)
+    if np.any(base <= 0):
         raise ValueError(f"MSE_base must be > 0, got {mse_base}")
-    return (mse_int - mse_base) / mse_base
+    out = (np.asarray(mse_int, float) - base) / base
+    return float(out) if out.ndim == 0 else out

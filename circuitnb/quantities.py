@@ -5,7 +5,7 @@
     fh = feature_hierarchy(complexity_by_depth)       # Table 4, per image
     d = divergence(h_syn, h_cel)                      # §4.8, entropy / specialization divergence
     cka = linear_cka(acts_a, acts_b)                  # §4.9, representation similarity
-    xfer = feature_transferability([...])             # §4.9, %
+    xfer = feature_transferability(cka_values)        # §4.9, %
     rob = circuit_robustness(impacts)                 # §4.9, %
 
 Head importance (Table 2) and cross-dataset accuracy need forward passes and
@@ -95,14 +95,16 @@ def linear_cka(x, y) -> float:
     return float(hsic / denom) if denom > 0 else 0.0
 
 
-def feature_transferability(pairs) -> float:
-    """§4.9 "feature transferability" (%): 100 x mean linear CKA of the two models' blocks on the same inputs.
+def feature_transferability(cka_values) -> float:
+    """§4.9 "feature transferability" (%): 100 x the mean linear CKA (:func:`linear_cka`) between the two
+    models' activations at the same block on the same noisy inputs, over blocks (and timesteps).
 
-    ``pairs`` is a list of ``(acts_model_a, acts_model_b)``, one per block, both
-    recorded on the same images and noise. 100% means the two models compute
-    the same features (up to rotation and scale) at every block.
+    100% means the two models compute the same features (up to rotation and scale) everywhere.
     """
-    return 100.0 * float(np.mean([linear_cka(a, b) for a, b in pairs]))
+    v = np.asarray(cka_values, float)
+    if v.size == 0:
+        raise ValueError("need at least one CKA value")
+    return 100.0 * float(v.mean())
 
 
 def circuit_robustness(impacts, threshold: float = ROBUSTNESS_THRESHOLD) -> float:

@@ -1,18 +1,25 @@
-"""End-to-end: every notebook executed by papermill on `smoke`, then the HTML built with -W."""
+"""End-to-end: every notebook executed by papermill on `smoke`, the HTML built with -W, then loaded
+offline in headless Chromium."""
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from circuitnb import browser
 from circuitnb.book import build_book, toc_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ["00_overview", "01_data_and_model", "02_performance", "03_circuit_complexity",
+            "04_attention_specialization", "05_temporal_dynamics", "06_interventions", "07_cross_dataset",
+            "08_attention_evolution", "09_robustness", "10_scorecard"]
 
 
 def test_toc_lists_every_notebook():
-    listed = {str(p) for p in toc_notebooks(ROOT)}
+    listed = [str(p) for p in toc_notebooks(ROOT)]
     on_disk = {str(p.relative_to(ROOT)) for p in (ROOT / "book").glob("*.ipynb")}
-    assert listed == on_disk and "book/01_data_and_model.ipynb" in listed
+    assert set(listed) == on_disk
+    assert [Path(p).stem for p in listed][: len(CHAPTERS)] == CHAPTERS       # reading order = paper order
 
 
 def test_notebooks_have_flat_parameters_cell():
@@ -22,17 +29,60 @@ def test_notebooks_have_flat_parameters_cell():
         assert {"profile", "seed", "timesteps", "n_samples", "celeba_root", "device"} <= set(params), nb
 
 
+def test_notebook_sources_carry_no_outputs():
+    for nb in toc_notebooks(ROOT):
+        assert '"output_type"' not in (ROOT / nb).read_text(), nb
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory, celeba_root):
+    """The whole book built once on `smoke` in a private copy with a private cache."""
+    root = tmp_path_factory.mktemp("book")
+    env = {"CIRCUITNB_CELEBA": str(celeba_root), "CIRCUITNB_CACHE": str(root / "cache"),
+           "MPLBACKEND": "Agg"}                     # as on many CI machines: figures must survive
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        for name in ("_config.yml", "_toc.yml"):
+            shutil.copy(ROOT / name, root / name)
+        shutil.copytree(ROOT / "book", root / "book")
+        index = build_book("smoke", {}, root=root)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return root, index
+
+
 @pytest.mark.slow
-def test_smoke_book_builds(tmp_path, cache, celeba_root, monkeypatch):
-    monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
-    monkeypatch.setenv("MPLBACKEND", "Agg")                 # as on many CI machines: figures must survive
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "book", tmp_path / "book")
-    index = build_book("smoke", {}, root=tmp_path)
+def test_smoke_book_builds(smoke_book):
+    root, index = smoke_book
     assert index.exists()
-    page = (tmp_path / "_build" / "html" / "book" / "01_data_and_model.html").read_text()
+    html = root / "_build" / "html" / "book"
+    for chapter in CHAPTERS:
+        assert (html / f"{chapter}.html").exists(), chapter
+    page = (html / "01_data_and_model.html").read_text()
     assert "<img" in page and "smoke" in page            # figures and the glued profile name
     assert "real CelebA images were used" in page        # which natural dataset this build used
-    executed = tmp_path / "_build" / "src" / "book" / "01_data_and_model.ipynb"
-    assert executed.exists() and not (ROOT / "book" / "01_data_and_model.ipynb").read_text().count('"output_type"')
+    card = (html / "10_scorecard.html").read_text()
+    assert "reproduced" in card and "Audit of the paper" in card
+    assert (root / "_build" / "html" / "_static" / "mathjax" / "tex-chtml.js").exists()
+    for chapter in CHAPTERS[2:]:                         # every analysis chapter shows the paper beside ours
+        assert "paper_value" in (html / f"{chapter}.html").read_text(), chapter
+
+
+@pytest.mark.slow
+def test_built_book_works_offline(smoke_book):
+    """No request leaves the build directory and no console error occurs, on every page."""
+    if browser.find_chromium() is None and os.environ.get("CIRCUITNB_SKIP_BROWSER") == "1":
+        pytest.skip("no Chromium and CIRCUITNB_SKIP_BROWSER=1")
+    root, _ = smoke_book
+    html_root = root / "_build" / "html"
+    reports = browser.check_site(html_root)
+    assert len(reports) >= len(CHAPTERS)
+    for rep in reports:
+        assert rep.requests, rep.url                     # the page did load its own assets
+        assert rep.external == [], (rep.url, rep.external)
+        assert rep.errors == [], (rep.url, rep.errors)
+    with browser.Browser(root=html_root) as b:           # MathJax (vendored) typeset the formulas
+        b.load(html_root / "book" / "02_performance.html", settle=3.0)
+        assert b.evaluate("document.querySelectorAll('mjx-container').length") > 0

@@ -44,7 +44,8 @@ def test_linear_cka_invariances_and_independence():
     assert q.linear_cka(x, x) == pytest.approx(1.0)
     assert q.linear_cka(x, 3.0 * x @ rot + 1.0) == pytest.approx(1.0)
     assert q.linear_cka(x, rng.normal(size=(200, 16))) < 0.15
-    assert q.feature_transferability([(x, x), (x, x @ rot)]) == pytest.approx(100.0)
+    assert q.feature_transferability([q.linear_cka(x, x), q.linear_cka(x, x @ rot)]) == pytest.approx(100.0)
+    assert q.feature_transferability([0.5, 0.7]) == pytest.approx(60.0)
 
 
 def test_circuit_robustness():
