@@ -224,12 +224,17 @@ def load(profile: str = "quick", **overrides: Any) -> Config:
 
         cfg = load("smoke", image_size=32, timesteps=[100, 900])
 
-    Raises :class:`ConfigError` naming the offending parameter.
+    An override of ``None`` keeps the profile's value (notebooks' parameters
+    default to None). Raises :class:`ConfigError` naming the offending parameter.
     """
     if profile not in PROFILES:
         raise ConfigError(f"parameter 'profile': unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     values = {**PROFILES[profile]}
     for name, value in overrides.items():
+        if value is None:                    # a notebook parameter left at None: keep the profile's value
+            if name not in _FIELDS:
+                raise ConfigError(f"unknown parameter {name!r}; known: {', '.join(sorted(_FIELDS))}")
+            continue
         if name not in _FIELDS:
             hint = difflib.get_close_matches(name, list(_FIELDS), n=1)
             raise ConfigError(f"unknown parameter {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")

@@ -1,5 +1,5 @@
 // circuitnb static explorers: plain JavaScript over data embedded in the page (no kernel, no network).
-// One call per explorer: circuitnbExplorer(rootElement). The data sit in a <script type="application/json">
+// One call per explorer: circuitnbExplorer(rootElement). The data sit in a JSON script tag
 // inside the root; images and maps are base64 uint8 arrays.
 (function () {
   if (window.circuitnbExplorer) return;

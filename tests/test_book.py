@@ -12,7 +12,7 @@ from circuitnb.book import build_book, toc_notebooks
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["00_overview", "01_data_and_model", "02_performance", "03_circuit_complexity",
             "04_attention_specialization", "05_temporal_dynamics", "06_interventions", "07_cross_dataset",
-            "08_attention_evolution", "09_robustness", "10_scorecard"]
+            "08_attention_evolution", "09_robustness", "10_scorecard", "11_explorers"]
 
 
 def test_toc_lists_every_notebook():
@@ -66,7 +66,7 @@ def test_smoke_book_builds(smoke_book):
     card = (html / "10_scorecard.html").read_text()
     assert "reproduced" in card and "Audit of the paper" in card
     assert (root / "_build" / "html" / "_static" / "mathjax" / "tex-chtml.js").exists()
-    for chapter in CHAPTERS[2:]:                         # every analysis chapter shows the paper beside ours
+    for chapter in CHAPTERS[2:11]:                       # every analysis chapter shows the paper beside ours
         assert "paper_value" in (html / f"{chapter}.html").read_text(), chapter
 
 
@@ -86,3 +86,38 @@ def test_built_book_works_offline(smoke_book):
     with browser.Browser(root=html_root) as b:           # MathJax (vendored) typeset the formulas
         b.load(html_root / "book" / "02_performance.html", settle=3.0)
         assert b.evaluate("document.querySelectorAll('mjx-container').length") > 0
+
+
+# Which control to move in each explorer, and how: (kind, control, JavaScript that picks a new value).
+MOVES = [("attention", "head", "el.value = el.options[el.options.length - 1].value"),
+         ("attention", "query", "el.value = el.options[1].value"),
+         ("attention", "ds", "el.value = el.options[1].value"),
+         ("intervention", "target", "el.value = el.options[3].value"),
+         ("intervention", "t", "el.value = el.options[el.options.length - 1].value"),
+         ("scrub", "step", "el.value = String(Number(el.max))"),
+         ("scrub", "ds", "el.value = el.options[1].value")]
+
+
+@pytest.mark.slow
+def test_explorers_respond_offline(smoke_book):
+    """Moving a control of each static explorer redraws it, with no network and no console error."""
+    root, _ = smoke_book
+    html_root = root / "_build" / "html"
+    with browser.Browser(root=html_root) as b:
+        rep = b.load(html_root / "book" / "11_explorers.html", settle=2.0)
+        assert rep.external == [] and rep.errors == [], (rep.external, rep.errors)
+        assert b.evaluate("document.querySelectorAll('.circuitnb-explorer canvas').length") >= 8
+        for kind, control, pick in MOVES:
+            sel = f"document.querySelector('.circuitnb-explorer[data-kind=\"{kind}\"]')"
+            snapshot = (f"(() => {{ const r = {sel}; return [r.dataset.state, r.lastChild.textContent, "
+                        f"[...r.querySelectorAll('canvas')].map(c => c.toDataURL())]; }})()")
+            before = b.evaluate(snapshot)
+            b.evaluate(f"(() => {{ const el = {sel}.querySelector('[data-control=\"{control}\"]'); {pick}; "
+                       f"el.dispatchEvent(new Event(el.tagName === 'INPUT' ? 'input' : 'change')); }})()")
+            after = b.evaluate(snapshot)
+            assert after[0] != before[0], (kind, control, "state unchanged")
+            assert after[1] != before[1] or after[2] != before[2], (kind, control, "nothing redrawn")
+            assert any(a != c for a, c in zip(after[2], before[2])), (kind, control, "no canvas changed")
+        b.drain(0.5)
+        late = b.report(rep.url, html_root)
+        assert late.external == [] and late.errors == [], (late.external, late.errors)

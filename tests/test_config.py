@@ -83,3 +83,10 @@ def test_auto_device_resolves(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert C.load("smoke").device == "cpu"
     assert C.load("smoke", device="cpu").device == "cpu"
+
+
+def test_none_keeps_the_profile_value():
+    cfg = C.load("smoke", n_samples=None, timesteps=None, seed=3)
+    assert cfg.analysis.n_samples == C.load("smoke").analysis.n_samples and cfg.run.seed == 3
+    with pytest.raises(C.ConfigError, match="n_sample"):
+        C.load("smoke", n_sample=None)

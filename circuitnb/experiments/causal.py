@@ -148,3 +148,22 @@ def robustness(summ: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd
         rows.append(dict(dataset=ds, robustness=circuit_robustness(g.impact), ci_low=lo, ci_high=hi,
                          n_interventions=len(g)))
     return pd.DataFrame(rows)
+
+
+def circuit_sizes(cfg: Config, models: dict, t: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Effective circuit size (:func:`circuitnb.circuits.effective_circuit_size`) of each model at t,
+    over its attention heads and over its Table 3 groups (cached).
+
+    Returns (summary: one row per model and component kind, curves: retained performance by share kept).
+    """
+    from ..circuits import effective_circuit_size, head_sites
+    rows, curves = [], []
+    for name, m in models.items():
+        x0 = analysis_images(cfg, name)
+        for kind, comps in (("heads", head_sites(m.unet)), ("groups", list(groups(m.unet)))):
+            size = results.cached(cfg, "circuit_size", m, lambda: effective_circuit_size(
+                m.unet, m.scheduler, x0, t, comps, seed=cfg.run.seed), t=t, kind=kind)
+            rows.append(dict(dataset=name, components=kind, n=size.n_components, n_kept=size.n_kept,
+                             fraction=size.fraction, most_important=", ".join(size.order[:3])))
+            curves.append(size.curve.assign(dataset=name, components=kind))
+    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)

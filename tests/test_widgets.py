@@ -1,0 +1,104 @@
+"""The live playground (kernel side) and the static explorers' data."""
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import circuitnb.config as C
+from circuitnb import config, explorers, widgets
+from circuitnb.experiments import causal, common
+from circuitnb.interventions import Intervention, impact
+from circuitnb.model import build_scheduler, build_unet
+from circuitnb.train import TrainedModel
+
+
+@pytest.fixture(scope="module")
+def playground():
+    cfg = C.load("smoke", block_out_channels=(16, 32, 32), device="cpu")
+    models = {}
+    for k, name in enumerate(("synthetic", "celeba")):
+        torch.manual_seed(k)
+        u = build_unet(cfg, seed=k).eval()
+        with torch.no_grad():
+            for p in u.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        models[name] = TrainedModel(unet=u, scheduler=build_scheduler(cfg), meta={"key": name}, from_cache=False)
+    rng = np.random.default_rng(0)
+    images = {n: rng.uniform(-1, 1, (6, 3, 16, 16)).astype(np.float32) for n in models}
+    return widgets.Playground(cfg, models, images, reference_size=4)
+
+
+def _direct(pg, iv):
+    m = pg.models[pg.model.value]
+    imgs = pg.images[pg.model.value]
+    ref = imgs[: pg.reference_size] if iv.kind == "mean" else None
+    return impact(m.unet, m.scheduler, imgs[pg.image.value: pg.image.value + 1], pg.t.value, [iv], seed=pg.seed,
+                  reference_x0=ref)
+
+
+@pytest.mark.parametrize("controls, expected", [
+    (dict(kind="zero", site="enc_middle"), Intervention("zero", "enc_middle")),
+    (dict(kind="mean", site="middle"), Intervention("mean", "middle")),
+    (dict(kind="scale", site="up1", strength=1.5), Intervention("scale", "up1", 1.5)),
+    (dict(kind="temperature", site="up0.attn1", head=3, strength=0.25),
+     Intervention("temperature", "up0.attn1", 0.25, head=3)),
+    (dict(kind="head_ablate", site="down2.attn0", head=5), Intervention("head_ablate", "down2.attn0", head=5)),
+    (dict(kind="cut_skip", site="up2"), Intervention("cut_skip", "up2")),
+])
+def test_controls_drive_the_model_and_match_a_direct_call(playground, controls, expected):
+    pg = playground
+    pg.model.value, pg.image.value, pg.t.value = "celeba", 2, 450
+    pg.head.value, pg.strength.value = -1, 0.5
+    before = (pg.views["x0_hat"].value, pg.result["impact"])
+    for name in ("site", "head", "strength", "kind"):
+        if name in controls:
+            getattr(pg, name).value = controls[name]
+    iv = pg.intervention()
+    assert (iv.kind, iv.site, iv.strength, iv.head) == (expected.kind, expected.site, expected.strength, expected.head)
+    direct = _direct(pg, iv)
+    assert pg.result["mse_base"] == pytest.approx(direct.mse_base, rel=1e-5)
+    assert pg.result["mse_int"] == pytest.approx(direct.mse_int, rel=1e-5)
+    assert pg.result["impact"] == pytest.approx(direct.impact, rel=1e-4, abs=1e-7)
+    assert (pg.views["x0_hat"].value, pg.result["impact"]) != before       # the views changed
+    assert "impact" in pg.status.value and bytes(pg.views["x_t"].value)[:4] == b"\x89PNG"
+
+
+def test_every_control_updates_the_view(playground):
+    pg = playground
+    pg.kind.value, pg.site.value, pg.strength.value = "scale", "mid", 0.5
+    for control, value in ((pg.model, "synthetic"), (pg.image, 4), (pg.t, 700), (pg.strength, 2.0)):
+        before = pg.views["x0_hat"].value
+        control.value = value
+        assert pg.views["x0_hat"].value != before, control.description
+    assert pg.widget.children                               # builds the layout
+
+
+def test_one_live_update_is_fast(playground):
+    pg = playground
+    start = time.perf_counter()
+    pg.t.value = 123
+    elapsed = time.perf_counter() - start
+    assert elapsed < 5.0                                     # generous; the benchmark prints the real latency
+
+
+def test_explorer_html_is_self_contained(tiny_cfg, celeba_root, monkeypatch):
+    monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
+    cfg = config.with_overrides(tiny_cfg, n_samples=6, n_bootstrap=100, timesteps=[100, 600])
+    models = common.load_models(cfg)
+    sweeps = common.load_sweeps(cfg, models)
+    att = explorers.attention_explorer(cfg, sweeps, query_stride=1)
+    assert att.data["maps"] and len(att.data["queries"]) == att.data["grid"] ** 2
+    html = att.to_html()
+    assert "https://" not in html and "http://" not in html          # nothing to fetch from anywhere
+    assert html.count('<script type="application/json">') == 1 and att.nbytes == len(html.encode())
+    iv = explorers.intervention_explorer(cfg, models)
+    # The explorer's predicted images belong to chapter 6's numbers: same per-image MSE for image 0.
+    ivs = causal.intervention_sweep(cfg, models)
+    grid = explorers._intervention_grid(cfg, models["synthetic"], "synthetic", 0)
+    for name in ("zero enc_middle", "mean middle", "noise 1.0 up0.attn0", "cut_skip up1"):
+        row = ivs[(ivs.dataset == "synthetic") & (ivs.t == 600) & (ivs.name == name) & (ivs.image == 0)]
+        assert grid[(600, name)]["mse"] == pytest.approx(float(row.mse_int.iloc[0]), rel=1e-4), name
+    assert len(iv.data["pred"]) == 2 * 2 * len(iv.data["entries"])
+    scrub = explorers.denoising_scrubber(cfg, models, steps=5)
+    assert len(scrub.data["steps"]) == 5 and len(scrub.data["x"]["celeba"]) == 5
