@@ -53,3 +53,15 @@ def small_celeba(tmp_path, celeba_root) -> Path:
     rows = [ln for ln in lines[2:] if ln.split()[0] in names[:4]]
     (root / "list_attr_celeba.txt").write_text("\n".join([str(len(rows)), header, *rows]) + "\n")
     return root
+
+
+def random_unet(seed: int = 0, **overrides):
+    """A smoke-sized UNet whose every weight is perturbed, so that each site matters (no trained model needed)."""
+    import torch
+    from circuitnb.model import build_unet
+    torch.manual_seed(seed)
+    u = build_unet(C.load("smoke", block_out_channels=(16, 32, 32), **overrides), seed=seed).eval()
+    with torch.no_grad():
+        for p in u.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return u

@@ -11,18 +11,12 @@ from circuitnb.attention import HookedAttnProcessor, attention_modules
 from circuitnb.hooks import edit, entropy_bits, record
 from circuitnb.interventions import Intervention, apply, impact, patch_from
 from circuitnb.model import build_scheduler, build_unet
+from conftest import random_unet
 
 
 @pytest.fixture(scope="module")
 def unet():
-    torch.manual_seed(0)
-    u = build_unet(C.load("smoke", block_out_channels=(16, 32, 32)), seed=0).eval()
-    # Random init leaves some layers exactly zero (diffusers zero-inits nothing here, but be explicit):
-    # perturb every weight so that each site matters.
-    with torch.no_grad():
-        for p in u.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return u
+    return random_unet(0)
 
 
 @pytest.fixture(scope="module")

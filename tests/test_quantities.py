@@ -7,7 +7,8 @@ import circuitnb.config as C
 from circuitnb import circuits, head_functions as hf, quantities as q
 from circuitnb.data import synthetic_faces
 from circuitnb.interventions import Intervention, impact, impacts
-from circuitnb.model import build_scheduler, build_unet
+from circuitnb.model import build_scheduler
+from conftest import random_unet
 
 
 def test_prediction_accuracy_is_noise_r2():
@@ -95,12 +96,7 @@ def test_score_heads_labels_planted_functions():
 # --- causal quantities on a small random model -----------------------------------------------------
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    u = build_unet(C.load("smoke", block_out_channels=(16, 32, 32)), seed=0).eval()
-    with torch.no_grad():
-        for p in u.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return u, build_scheduler(C.load("smoke"))
+    return random_unet(0), build_scheduler(C.load("smoke"))
 
 
 def test_impacts_share_the_base_pass_with_impact(model):

@@ -3,13 +3,13 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 import circuitnb.config as C
 from circuitnb import config, explorers, widgets
 from circuitnb.experiments import causal, common
 from circuitnb.interventions import Intervention, impact
-from circuitnb.model import build_scheduler, build_unet
+from circuitnb.model import build_scheduler
+from conftest import random_unet
 from circuitnb.train import TrainedModel
 
 
@@ -18,11 +18,7 @@ def playground():
     cfg = C.load("smoke", block_out_channels=(16, 32, 32), device="cpu")
     models = {}
     for k, name in enumerate(("synthetic", "celeba")):
-        torch.manual_seed(k)
-        u = build_unet(cfg, seed=k).eval()
-        with torch.no_grad():
-            for p in u.parameters():
-                p.add_(0.05 * torch.randn_like(p))
+        u = random_unet(k)
         models[name] = TrainedModel(unet=u, scheduler=build_scheduler(cfg), meta={"key": name}, from_cache=False)
     rng = np.random.default_rng(0)
     images = {n: rng.uniform(-1, 1, (6, 3, 16, 16)).astype(np.float32) for n in models}

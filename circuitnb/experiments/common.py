@@ -60,5 +60,5 @@ def glue_values(values: dict, digits: int = 3) -> None:
     from myst_nb import glue
     for key, v in values.items():
         if isinstance(v, (float, np.floating)):
-            v = f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:,.0f}"
+            v = f"{v:.{digits}g}" if abs(v) < 10 ** digits else f"{v:,.0f}"   # never 1.63e+03
         glue(key, v, display=False)

@@ -6,7 +6,6 @@ import pandas as pd
 
 from .. import claims, quantities, stats
 from .common import ratio_ci
-from .performance import complexity_per_image
 
 _DS = {"synthetic": "syn", "celeba": "cel"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import circuits, claims, data, head_functions, quantities, results
+from .. import circuits, claims, data, head_functions, metrics, quantities, results
 from ..config import Config
 from .common import analysis_images
 
@@ -42,7 +42,7 @@ def functions(cfg: Config, sw, t: int, n_permutations: int = 1000) -> tuple[pd.D
     targets = head_functions.function_targets(x0, labels, sw.grid)
     received = np.concatenate([sw.received[(t, layer)] for layer in sw.layers], 1)   # [N, all heads, K]
     n_keys = received.shape[-1]
-    uniformity = sw.head_matrix(t, "entropy") / np.log2(n_keys)
+    uniformity = sw.head_matrix(t, "entropy") / metrics.max_entropy(n_keys)
     scores = head_functions.score_heads(received, targets, uniformity, sw.head_ids, n_permutations=n_permutations,
                                         seed=cfg.run.seed, alpha=cfg.analysis.alpha)
     return scores, head_functions.assign_functions(scores)

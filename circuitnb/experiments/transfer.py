@@ -1,7 +1,6 @@
 """Chapter 9 (§4.9): cross-dataset accuracy, feature transferability and circuit robustness."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
