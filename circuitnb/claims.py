@@ -8,6 +8,10 @@
 
 * ``value`` rows: **reproduced** when the paper's value lies inside our 95% CI
   or within ``TOLERANCE`` (10%) of our estimate; otherwise **contradicted**.
+  Two refinements keep the tolerance honest: a row with ``complement`` (e.g.
+  100 for accuracies near 100%) is compared on ``complement - value`` (the error
+  rate), and a row with ``null`` (e.g. 1 for a ratio) is contradicted when our
+  CI excludes the null on the other side from the paper's value.
 * ``direction`` rows test the claim's qualitative content (e.g. "CelebA differs
   from synthetic, p < 0.001"); **reproduced** when it holds in our data.
 * rows marked not comparable carry the reason (usually: the paper never
@@ -36,7 +40,8 @@ def load(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def row(claim_id: str, ours: float, ci_low: float = np.nan, ci_high: float = np.nan, *, kind: str = "value",
-        holds: bool | None = None, comparable: bool = True, why: str = "", definition: str = "") -> dict:
+        holds: bool | None = None, comparable: bool = True, why: str = "", definition: str = "",
+        null: float | None = None, complement: float | None = None) -> dict:
     """One measured row for :func:`scorecard`; ``definition`` names the circuitnb function used."""
     if kind not in ("value", "direction"):
         raise ValueError(f"parameter 'kind' = {kind!r}; choose 'value' or 'direction'")
@@ -45,7 +50,9 @@ def row(claim_id: str, ours: float, ci_low: float = np.nan, ci_high: float = np.
     if not comparable and not why:
         raise ValueError(f"{claim_id}: say why the row is not comparable")
     return dict(id=claim_id, ours=float(ours), ci_low=float(ci_low), ci_high=float(ci_high), kind=kind,
-                holds=holds, comparable=comparable, why=why, definition=definition)
+                holds=holds, comparable=comparable, why=why, definition=definition,
+                null=np.nan if null is None else float(null),
+                complement=np.nan if complement is None else float(complement))
 
 
 def known(rows, paper: pd.DataFrame | None = None) -> list[dict]:
@@ -59,9 +66,14 @@ def _verdict(r) -> str:
         return "not comparable"
     if r.kind == "direction":
         return "reproduced" if r.holds else "contradicted"
-    paper = r.paper_value
-    inside = np.isfinite(r.ci_low) and r.ci_low <= paper <= r.ci_high
-    close = abs(r.ours - paper) <= TOLERANCE * abs(paper) if paper != 0 else r.ours == 0
+    paper, ours, lo, hi = r.paper_value, r.ours, r.ci_low, r.ci_high
+    if np.isfinite(r.null) and np.isfinite(lo) and not lo <= r.null <= hi \
+            and np.sign(paper - r.null) != np.sign(ours - r.null):
+        return "contradicted"                       # the effect points the other way
+    if np.isfinite(r.complement):                    # compare error rates, not near-ceiling percentages
+        paper, ours, lo, hi = r.complement - paper, r.complement - ours, r.complement - hi, r.complement - lo
+    inside = np.isfinite(lo) and lo <= paper <= hi
+    close = abs(ours - paper) <= TOLERANCE * abs(paper) if paper != 0 else ours == 0
     return "reproduced" if inside or close else "contradicted"
 
 

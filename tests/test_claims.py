@@ -22,7 +22,11 @@ def test_verdict_rules():
             claims.row("acc_syn_300", 90.0, 89.9, 90.1),                    # 8% off: within tolerance
             claims.row("acc_syn_600", 50.0, 49.0, 51.0),                    # far off
             claims.row("cc_syn_100", 0.5, comparable=False, why="scale"),
-            claims.row("t4_cc_cel", 0.1, kind="direction", holds=False)]
+            claims.row("t4_cc_cel", 0.1, kind="direction", holds=False),
+            claims.row("acc_cel_300", 92.85, 92.5, 93.1, complement=100),    # error 7.15% vs 4.1%: not close
+            claims.row("acc_cel_900", 99.62, 99.55, 99.70, complement=100),  # error 0.38% vs 0.4%: close
+            claims.row("cc_ratio_600", 1.04, 1.004, 1.079, null=1.0),         # within 10%, but the other way
+            claims.row("cc_ratio_900", 1.01, 0.95, 1.07, null=1.0)]           # CI holds 1: judged by value
     card = claims.scorecard(rows, paper).set_index("id")
     assert card.loc["acc_syn_100", "verdict"] == "reproduced"
     assert card.loc["acc_syn_300", "verdict"] == "reproduced"
@@ -30,6 +34,10 @@ def test_verdict_rules():
     assert card.loc["cc_syn_100", "verdict"] == "not comparable"
     assert card.loc["t4_cc_cel", "verdict"] == "contradicted"
     assert card.loc["acc_cel_100", "verdict"] == "not measured"
+    assert card.loc["acc_cel_300", "verdict"] == "contradicted"
+    assert card.loc["acc_cel_900", "verdict"] == "reproduced"
+    assert card.loc["cc_ratio_600", "verdict"] == "contradicted"
+    assert card.loc["cc_ratio_900", "verdict"] == "reproduced"
     with pytest.raises(ValueError, match="does not have"):
         claims.scorecard([claims.row("nope", 1.0)], paper)
     with pytest.raises(ValueError, match="why"):

@@ -67,7 +67,8 @@ def claim_rows(acc: pd.DataFrame, xfer: dict, robust: pd.DataFrame, n_bootstrap:
     cross = acc[acc.model != acc.data]
     m, lo, hi = mean_ci(cross.accuracy, n_bootstrap, seed)
     r_mean = robust.robustness.mean()
-    return [claims.row("xfer_accuracy", m, lo, hi, definition="circuits.cross_dataset_accuracy (off-diagonal mean)"),
+    return [claims.row("xfer_accuracy", m, lo, hi, complement=100,
+                       definition="circuits.cross_dataset_accuracy (off-diagonal mean; compared as error rate)"),
             claims.row("xfer_features", xfer["transferability"], xfer["ci_low"], xfer["ci_high"],
                        definition="quantities.feature_transferability (linear CKA)"),
             claims.row("xfer_robustness", r_mean, robust.ci_low.min(), robust.ci_high.max(),
