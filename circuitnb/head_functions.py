@@ -87,8 +87,14 @@ def score_heads(received: np.ndarray, targets: dict[str, np.ndarray], uniformity
     """Score every head against every function; one row per (head, function).
 
     ``received`` ``[N, heads, K]``; ``uniformity`` ``[N, heads]`` = H / Hmax per
-    image. Columns: head, function, score, p, p_bonferroni, significant.
+    image. ``n_permutations`` is raised where needed so that the smallest
+    attainable p survives the Bonferroni correction over all heads x functions.
+    Columns: head, function, score, p, p_bonferroni, significant.
     """
+    # A permutation p is at least 1 / (n + 1); with m tests Bonferroni needs it below alpha / m, so the
+    # number of permutations is raised to give ten times that resolution (else nothing could ever pass).
+    n_tests = len(head_names) * (len(targets) + 1)
+    n_permutations = max(n_permutations, int(np.ceil(10 * n_tests / alpha)))
     rows = []
     for h, name in enumerate(head_names):
         for func, target in targets.items():

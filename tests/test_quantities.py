@@ -140,3 +140,18 @@ def test_effective_circuit_size_curve(model):
     assert curve.mse.iloc[2] == pytest.approx(kept.mse_int)
     heads = circuits.effective_circuit_size(unet, sched, x0, 300, circuits.head_sites(unet)[:8])
     assert heads.n_components == 8 and len(heads.curve) == 9
+
+
+def test_bonferroni_can_be_passed_with_many_heads():
+    # 24 heads x 3 functions: with too few permutations no map test could ever survive Bonferroni.
+    rng = np.random.default_rng(2)
+    n, k, heads = 40, 16, 24
+    edge = rng.random((n, k))
+    received = rng.random((n, heads, k))
+    received[:, 7] = edge + 0.05 * rng.random((n, k))
+    uniformity = np.full((n, heads), 0.5)
+    table = hf.score_heads(received, {"edge detection": edge, "texture analysis": rng.random((n, k))}, uniformity,
+                           [f"h{i}" for i in range(heads)], n_permutations=100)
+    labels = hf.assign_functions(table).set_index("head").function
+    assert labels["h7"] == "edge detection"
+    assert (labels.drop("h7") == "unassigned").all()
