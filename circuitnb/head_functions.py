@@ -21,7 +21,8 @@ target pooled to the attention grid. Its p-value is a permutation test that
 re-pairs attention maps with other images' targets: a head "detects edges" only
 if it follows *this* image's edges better than another image's. The global
 score is tested one-sided against ``GLOBAL_UNIFORMITY``. p-values are
-Bonferroni-corrected over all heads x functions.
+Bonferroni-corrected over all heads x functions, and a map function counts only
+with a positive mean correlation.
 """
 from __future__ import annotations
 
@@ -108,7 +109,10 @@ def score_heads(received: np.ndarray, targets: dict[str, np.ndarray], uniformity
         rows.append(dict(head=name, function="global structure", score=float(u.mean()), p=p))
     table = pd.DataFrame(rows)
     table["p_bonferroni"] = np.minimum(table["p"] * len(table), 1.0)
-    table["significant"] = table["p_bonferroni"] < alpha
+    # A map function also needs a positive correlation: a head can follow *this* image's edges less
+    # negatively than another image's (a small permutation p) while attending away from edges.
+    positive = (table["function"] == "global structure") | (table["score"] > 0)
+    table["significant"] = (table["p_bonferroni"] < alpha) & positive
     return table
 
 

@@ -155,3 +155,15 @@ def test_bonferroni_can_be_passed_with_many_heads():
     labels = hf.assign_functions(table).set_index("head").function
     assert labels["h7"] == "edge detection"
     assert (labels.drop("h7") == "unassigned").all()
+
+
+def test_anti_correlated_head_is_not_a_detector():
+    # Matched maps less negative than mismatched ones: a small permutation p, but no positive tracking.
+    rng = np.random.default_rng(3)
+    n, k = 40, 16
+    common = rng.random(k)
+    edge = common + 0.5 * rng.random((n, k))
+    received = (-common + 0.3 * (edge - common) + 0.05 * rng.random((n, k)))[:, None]
+    table = hf.score_heads(received, {"edge detection": edge}, np.full((n, 1), 0.5), ["h0"])
+    row = table[table.function == "edge detection"].iloc[0]
+    assert row.score < 0 and row.p_bonferroni < 0.05 and not row.significant
