@@ -28,8 +28,8 @@ from . import metrics, results
 from .experiments import causal
 from .experiments.common import analysis_images
 from .hooks import activation_stats, record
-from .interventions import apply, patch_from
-from .sites import resolve, site_names
+from .interventions import apply, paired_inputs, predicted_x0, reference_activations
+from .sites import site_names
 from .sweep import _attention_summary
 
 
@@ -98,36 +98,25 @@ def attention_explorer(cfg, sweeps: dict, query_stride: int = 2, image: int = 0)
     return Explorer(data)
 
 
-def _x0_hat(scheduler, x_t, eps_hat, t: int) -> torch.Tensor:
-    ab = scheduler.alphas_cumprod[int(t)].to(x_t)
-    return ((x_t - (1 - ab).sqrt() * eps_hat) / ab.sqrt()).clamp(-1, 1)
-
-
 @torch.no_grad()
 def _intervention_grid(cfg, model, name: str, image: int) -> dict:
     unet, sched = model.unet, model.scheduler
-    device = next(unet.parameters()).device
     fam = causal.family(unet)
-    x_all = torch.as_tensor(analysis_images(cfg, name), device=device)
-    # The same draws as interventions.impacts on the whole batch (eps, then the reference's noise), so the
-    # predicted images here belong to chapter 6's per-image numbers.
-    gen = torch.Generator().manual_seed(cfg.run.seed)
-    eps = torch.randn(x_all.shape, generator=gen).to(device)
-    r_eps = torch.randn(x_all.shape, generator=gen).to(device)
-    mean_sites = sorted({s for v in fam.values() for iv in v[4] if iv.kind == "mean" for s in resolve(unet, iv.site)})
+    specs = [v[4] for v in fam.values()]
     out = {}
     for t in cfg.analysis.timesteps:
-        tt_all = torch.full((len(x_all),), int(t), device=device, dtype=torch.long)
-        reference = patch_from(unet, mean_sites, sched.add_noise(x_all, r_eps, tt_all), tt_all)
-        x0, e = x_all[image:image + 1], eps[image:image + 1]
-        tt = tt_all[:1]
-        x_t = sched.add_noise(x0, e, tt)
+        # interventions.impacts' own draws on the whole batch, so the predicted images here belong to
+        # chapter 6's per-image numbers; only image ``image`` is run.
+        x_all, eps, tt, x_t_all, g = paired_inputs(unet, sched, analysis_images(cfg, name), t, cfg.run.seed)
+        reference = reference_activations(unet, sched, specs, x_all, t, g)
+        e, tt, x_t = eps[image:image + 1], tt[:1], x_t_all[image:image + 1]
         base = unet(x_t, tt).sample
-        out[(t, None)] = dict(x_t=to_uint8_rgb(x_t[0].cpu()), x0_hat=to_uint8_rgb(_x0_hat(sched, x_t, base, t)[0].cpu()),
+        out[(t, None)] = dict(x_t=to_uint8_rgb(x_t[0].cpu()),
+                              x0_hat=to_uint8_rgb(predicted_x0(sched, x_t, base, t)[0].cpu()),
                               mse=float((base - e).pow(2).mean()))
         for iv_name, spec in fam.items():
             eps_hat = apply(unet, spec[4], x_t, tt, reference)
-            out[(t, iv_name)] = dict(x0_hat=to_uint8_rgb(_x0_hat(sched, x_t, eps_hat, t)[0].cpu()),
+            out[(t, iv_name)] = dict(x0_hat=to_uint8_rgb(predicted_x0(sched, x_t, eps_hat, t)[0].cpu()),
                                      mse=float((eps_hat - e).pow(2).mean()))
     return out
 

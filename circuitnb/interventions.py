@@ -168,7 +168,9 @@ class ImpactResult:
     per_image_int: np.ndarray
 
 
-def _paired_inputs(unet, scheduler, x0, t: int, seed: int):
+def paired_inputs(unet, scheduler, x0, t: int, seed: int):
+    """(x0, eps, t tensor, x_t, generator) as every impact measurement draws them: eps first from ``seed``;
+    the returned generator then draws the mean-ablation reference's noise (:func:`reference_activations`)."""
     device = next(unet.parameters()).device
     x0 = torch.as_tensor(np.asarray(x0), device=device)
     g = torch.Generator().manual_seed(seed)
@@ -177,7 +179,7 @@ def _paired_inputs(unet, scheduler, x0, t: int, seed: int):
     return x0, eps, tt, scheduler.add_noise(x0, eps, tt), g
 
 
-def _reference(unet, scheduler, specs, x0, t, g, reference_x0):
+def reference_activations(unet, scheduler, specs, x0, t, g, reference_x0=None):
     """Site activations over the reference batch at t, for every ``mean`` ablation in ``specs``."""
     mean_sites = sorted({s for spec in specs for iv in spec if iv.kind == "mean" for s in resolve(unet, iv.site)})
     if not mean_sites:
@@ -187,6 +189,12 @@ def _reference(unet, scheduler, specs, x0, t, g, reference_x0):
     r_eps = torch.randn(ref.shape, generator=g).to(device)
     r_t = torch.full((len(ref),), int(t), device=device, dtype=torch.long)
     return patch_from(unet, mean_sites, scheduler.add_noise(ref, r_eps, r_t), r_t)
+
+
+def predicted_x0(scheduler, x_t: torch.Tensor, eps_hat: torch.Tensor, t: int) -> torch.Tensor:
+    """The clean image implied by a noise prediction: (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t), in [-1, 1]."""
+    ab = scheduler.alphas_cumprod[int(t)].to(x_t)
+    return ((x_t - (1 - ab).sqrt() * eps_hat) / ab.sqrt()).clamp(-1, 1)
 
 
 @torch.no_grad()
@@ -206,8 +214,8 @@ def impacts(unet, scheduler, x0, t: int, specs: dict, seed: int = 0, reference_x
 
     ``specs`` maps a name to a list of :class:`Intervention`; returns name -> :class:`ImpactResult`.
     """
-    x0, eps, tt, x_t, g = _paired_inputs(unet, scheduler, x0, t, seed)
-    reference = _reference(unet, scheduler, specs.values(), x0, t, g, reference_x0)
+    x0, eps, tt, x_t, g = paired_inputs(unet, scheduler, x0, t, seed)
+    reference = reference_activations(unet, scheduler, specs.values(), x0, t, g, reference_x0)
     base = (unet(x_t, tt).sample - eps).pow(2).mean(dim=(1, 2, 3))
     mb = base.mean().item()
     out = {}

@@ -23,9 +23,9 @@ import torch
 from PIL import Image
 
 from . import data
-from .interventions import KINDS, Intervention, apply, patch_from
+from .interventions import KINDS, Intervention, apply, paired_inputs, predicted_x0, reference_activations
 from .metrics import impact_score
-from .sites import groups, resolve, site_names
+from .sites import groups, site_names
 
 PLAYGROUND_KINDS = tuple(k for k in KINDS if k not in ("patch", "identity"))
 _NEEDS_STRENGTH = {"temperature": 0.5, "noise": 1.0, "scale": 0.5}
@@ -94,20 +94,10 @@ class Playground:
         images = self.images[self.model.value]
         i, t = self.image.value, self.t.value
         iv = self.intervention()
-        device = next(m.unet.parameters()).device
-        x0 = torch.as_tensor(images[i:i + 1], device=device)
         # The draws of interventions.impact: eps first, then the mean-ablation reference's noise.
-        g = torch.Generator().manual_seed(self.seed)
-        eps = torch.randn(x0.shape, generator=g).to(device)
-        tt = torch.full((1,), int(t), device=device, dtype=torch.long)
-        x_t = m.scheduler.add_noise(x0, eps, tt)
+        x0, eps, tt, x_t, g = paired_inputs(m.unet, m.scheduler, images[i:i + 1], t, self.seed)
         try:
-            reference = None
-            if iv.kind == "mean":
-                r = torch.as_tensor(images[: self.reference_size], device=device)
-                r_eps = torch.randn(r.shape, generator=g).to(device)
-                r_t = torch.full((len(r),), int(t), device=device, dtype=torch.long)
-                reference = patch_from(m.unet, list(resolve(m.unet, iv.site)), m.scheduler.add_noise(r, r_eps, r_t), r_t)
+            reference = reference_activations(m.unet, m.scheduler, [[iv]], x0, t, g, images[: self.reference_size])
             eps_hat = apply(m.unet, [iv], x_t, tt, reference)
         except (ValueError, KeyError) as err:              # e.g. an intervention that does not fit the site
             self.status.value = f"<b>cannot apply</b> {iv.kind} to {iv.site}: {err}"
@@ -116,8 +106,7 @@ class Playground:
         mse_base, mse_int = (base - eps).pow(2).mean().item(), (eps_hat - eps).pow(2).mean().item()
         self.result = dict(mse_base=mse_base, mse_int=mse_int, impact=impact_score(mse_int, mse_base),
                            intervention=iv)
-        ab = m.scheduler.alphas_cumprod[int(t)].to(x_t)
-        x0_hat = ((x_t - (1 - ab).sqrt() * eps_hat) / ab.sqrt()).clamp(-1, 1)
+        x0_hat = predicted_x0(m.scheduler, x_t, eps_hat, t)
         self.eps_hat, self.x0_hat = eps_hat[0].cpu().numpy(), x0_hat[0].cpu().numpy()
         self.views["x_t"].value = png(x_t[0].cpu().numpy().clip(-1, 1))
         self.views["eps_hat"].value = png(self.eps_hat / 3)            # eps ~ N(0, 1): +-3 sd fills the range

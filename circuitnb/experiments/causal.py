@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from .. import claims, results
 from ..config import Config
-from ..interventions import Intervention, impacts, patch_from
+from ..interventions import Intervention, impacts, paired_inputs, patch_from
 from ..metrics import impact_score
 from ..quantities import ROBUSTNESS_THRESHOLD, circuit_robustness
 from ..sites import groups, site_names
@@ -103,12 +103,7 @@ def table3_claims(t3: pd.DataFrame) -> list[dict]:
 
 @torch.no_grad()
 def _patch(cfg: Config, target, source, x0, t: int, blocks) -> dict:
-    device = next(target.unet.parameters()).device
-    g = torch.Generator().manual_seed(cfg.run.seed)
-    x0 = torch.as_tensor(x0, device=device)
-    eps = torch.randn(x0.shape, generator=g).to(device)
-    tt = torch.full((len(x0),), int(t), device=device, dtype=torch.long)
-    x_t = target.scheduler.add_noise(x0, eps, tt)
+    x0, _, tt, x_t, _ = paired_inputs(target.unet, target.scheduler, x0, t, cfg.run.seed)   # impacts' own draw
     acts = patch_from(source.unet, blocks, x_t, tt)
     specs = {b: [Intervention("patch", b, source={b: acts[b]})] for b in blocks}
     return impacts(target.unet, target.scheduler, x0, t, specs, cfg.run.seed)
