@@ -22,10 +22,10 @@ import time
 
 import torch
 
-import circuitnb.config as C
-from circuitnb import sites
-from circuitnb.hooks import RunningMean, activation_stats, entropy_bits, record
-from circuitnb.model import build_unet
+import circuitnb.core.config as C
+from circuitnb.hooking import sites
+from circuitnb.hooking.hooks import RunningMean, activation_stats, entropy_bits, record
+from circuitnb.modeling.unet import build_unet
 
 
 def recorded_sites(unet):

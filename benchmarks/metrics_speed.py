@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from circuitnb import metrics, stats
+from circuitnb.measures import metrics, stats
 
 
 def main() -> None:

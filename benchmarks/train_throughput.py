@@ -21,9 +21,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-import circuitnb.config as C
-from circuitnb import data, train
-from circuitnb.checkpoints import CacheEntry
+import circuitnb.core.config as C
+from circuitnb import data
+from circuitnb.modeling import train
+from circuitnb.modeling.checkpoints import CacheEntry
 
 
 def bare_loop_seconds(cfg, images, steps: int) -> list[float]:

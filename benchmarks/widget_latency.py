@@ -14,9 +14,10 @@ import argparse
 import statistics
 import time
 
-from circuitnb import data, widgets
-from circuitnb.experiments import common
-from circuitnb.interventions import impact
+from circuitnb import data
+from circuitnb.viz import widgets
+from circuitnb.chapters import common
+from circuitnb.interventions.kinds import impact
 
 
 def main() -> None:

@@ -15,12 +15,8 @@ import ast
 import sys
 from pathlib import Path
 
-from . import config as config_mod
-from .config import ConfigError
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line."""
+from circuitnb.core import config as config_mod
+from circuitnb.core.errors import UserError
 
 
 def _parse_value(text: str):
@@ -40,7 +36,7 @@ def _load(args) -> config_mod.Config:
 
 
 def cmd_train(args) -> None:
-    from .train import load_or_train
+    from circuitnb.modeling.train import load_or_train
     cfg = _load(args)
     for ds in (("synthetic", "celeba") if args.dataset == "both" else (args.dataset,)):
         model = load_or_train(cfg, ds)
@@ -52,7 +48,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_data(args) -> None:
-    from . import data
+    from circuitnb import data
     cfg = _load(args)
     if args.dataset == "synthetic":
         faces = data.synthetic_faces(cfg)
@@ -70,14 +66,14 @@ def cmd_data(args) -> None:
             print(f"  NOTICE: {faces.notice}")
         print(f"  skipped unreadable files: {len(faces.skipped)}" + (f" ({', '.join(faces.skipped)})" if faces.skipped else ""))
     if args.preview:
-        from .plotting import image_grid
+        from circuitnb.viz.plotting import image_grid
         fig = image_grid(faces.images[:32], title=f"{args.dataset} ({cfg.profile})")
         fig.savefig(args.preview, dpi=120, bbox_inches="tight")
         print(f"  preview written to {args.preview}")
 
 
 def cmd_run(args) -> None:
-    from .book import run_notebook
+    from circuitnb.publish.book import run_notebook
     path = Path(args.notebook)
     if not path.exists():
         raise UserError(f"notebook {str(path)!r} does not exist")
@@ -86,7 +82,7 @@ def cmd_run(args) -> None:
 
 
 def cmd_book(args) -> None:
-    from .book import build_book
+    from circuitnb.publish.book import build_book
     html = build_book(args.profile, _overrides(args.param), root=Path(args.root))
     print(f"book built: {html}")
 
@@ -128,12 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .data import DataError
-    from .train import TrainingError
-    from .book import NotebookError
     try:
         args.func(args)
-    except (ConfigError, UserError, DataError, TrainingError, NotebookError) as err:
+    except UserError as err:
         print(f"circuitnb {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

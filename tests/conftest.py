@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import circuitnb.config as C
+import circuitnb.core.config as C
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def small_celeba(tmp_path, celeba_root) -> Path:
 def random_unet(seed: int = 0, **overrides):
     """A smoke-sized UNet whose every weight is perturbed, so that each site matters (no trained model needed)."""
     import torch
-    from circuitnb.model import build_unet
+    from circuitnb.modeling.unet import build_unet
     torch.manual_seed(seed)
     u = build_unet(C.load("smoke", block_out_channels=(16, 32, 32), **overrides), seed=seed).eval()
     with torch.no_grad():

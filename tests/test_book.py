@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from circuitnb import browser
-from circuitnb.book import build_book, toc_notebooks
+from circuitnb.publish import browser
+from circuitnb.publish.book import build_book, toc_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["00_overview", "01_data_and_model", "02_performance", "03_circuit_complexity",

@@ -1,19 +1,23 @@
 """The scorecard covers every claim of the paper; verdict rules, audit, result cache, phase segmentation."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from circuitnb import claims, results
-from circuitnb.experiments import common, scorecard, temporal
+from circuitnb.measures import claims
+from circuitnb.core import results
+from circuitnb.chapters import common, scorecard, temporal
 
-SHARED_CLAIMS = claims.CLAIMS_CSV.parents[2].parent / "shared" / "paper" / "claims.csv"
+SHARED_CLAIMS = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.csv"
 
 
 def test_claims_file_is_the_papers():
     paper = claims.load()
     assert len(paper) == 75 and paper["id"].is_unique
-    if SHARED_CLAIMS.exists():                                  # copied verbatim into the book
-        assert claims.CLAIMS_CSV.read_bytes() == SHARED_CLAIMS.read_bytes()
+    if not SHARED_CLAIMS.exists():
+        pytest.skip(f"no shared claims file at {SHARED_CLAIMS} to compare the package's copy with")
+    assert claims.CLAIMS_CSV.read_bytes() == SHARED_CLAIMS.read_bytes()     # copied verbatim
 
 
 def test_verdict_rules():
@@ -48,7 +52,7 @@ def test_verdict_rules():
 
 def test_scorecard_covers_every_claim(tiny_cfg, celeba_root, monkeypatch):
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
-    from circuitnb import config
+    from circuitnb.core import config
     cfg = config.with_overrides(tiny_cfg, n_samples=8, n_bootstrap=100)
     models = common.load_models(cfg)
     sweeps = common.load_sweeps(cfg, models)

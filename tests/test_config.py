@@ -1,7 +1,7 @@
 import pytest
 
-import circuitnb.config as C
-from circuitnb.config import ConfigError
+import circuitnb.core.config as C
+from circuitnb.core.config import ConfigError
 
 
 @pytest.mark.parametrize("profile", sorted(C.PROFILES))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import circuitnb.config as C
+import circuitnb.core.config as C
 from circuitnb import data
 from circuitnb.data import DataError, generate_faces, load_celeba, read_attributes
 

@@ -5,12 +5,13 @@ import torch
 from diffusers import UNet2DModel
 from diffusers.models.attention_processor import AttnProcessor
 
-import circuitnb.config as C
-from circuitnb import metrics, sites
-from circuitnb.attention import HookedAttnProcessor, attention_modules
-from circuitnb.hooks import edit, entropy_bits, record
-from circuitnb.interventions import Intervention, apply, impact, patch_from
-from circuitnb.model import build_scheduler, build_unet
+import circuitnb.core.config as C
+from circuitnb.measures import metrics
+from circuitnb.hooking import hooks, sites
+from circuitnb.hooking.attention import HookedAttnProcessor, attention_modules
+from circuitnb.hooking.hooks import edit, entropy_bits, record
+from circuitnb.interventions.kinds import Intervention, apply, impact, patch_from
+from circuitnb.modeling.unet import build_scheduler, build_unet
 from conftest import random_unet
 
 
@@ -208,4 +209,4 @@ def test_site_tables_of_public_checkpoint_configs(name):
                                        "dec_early", "dec_middle", "dec_late"}
     assert table["mid.attn0"].kind == "attn"
     if config["sample_size"] <= 32:
-        sites.check_shapes(unet)                     # a forward pass confirms every tabled shape
+        hooks.check_shapes(unet)                     # a forward pass confirms every tabled shape

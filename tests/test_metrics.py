@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from circuitnb import metrics, stats
+from circuitnb.measures import metrics, stats
 
 
 def test_entropy_and_specialization_analytic_cases():

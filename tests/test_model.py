@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-import circuitnb.config as C
-from circuitnb.model import attention_layers, build_scheduler, build_unet, describe
+import circuitnb.core.config as C
+from circuitnb.modeling.unet import attention_layers, build_scheduler, build_unet, describe
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-import circuitnb.config as C
-from circuitnb import circuits, head_functions as hf, quantities as q
+import circuitnb.core.config as C
+from circuitnb.interventions import circuits
+from circuitnb.measures import head_functions as hf, quantities as q
 from circuitnb.data import synthetic_faces
-from circuitnb.interventions import Intervention, impact, impacts
-from circuitnb.model import build_scheduler
+from circuitnb.interventions.kinds import Intervention, impact, impacts
+from circuitnb.modeling.unet import build_scheduler
 from conftest import random_unet
 
 

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-import circuitnb.config as C
-from circuitnb import data, train
-from circuitnb.checkpoints import WEIGHTS, CacheEntry
-from circuitnb.train import TrainingError, load_or_train
+import circuitnb.core.config as C
+from circuitnb import data
+from circuitnb.modeling import train
+from circuitnb.modeling.checkpoints import WEIGHTS, CacheEntry
+from circuitnb.modeling.train import TrainingError, load_or_train
 
 
 def weights(unet):

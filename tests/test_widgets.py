@@ -4,13 +4,15 @@ import time
 import numpy as np
 import pytest
 
-import circuitnb.config as C
-from circuitnb import config, explorers, widgets
-from circuitnb.experiments import causal, common
-from circuitnb.interventions import Intervention, impact
-from circuitnb.model import build_scheduler
+import circuitnb.core.config as C
+from circuitnb.core import config
+from circuitnb.chapters import explorers
+from circuitnb.viz import widgets
+from circuitnb.chapters import causal, common
+from circuitnb.interventions.kinds import Intervention, impact
+from circuitnb.modeling.unet import build_scheduler
 from conftest import random_unet
-from circuitnb.train import TrainedModel
+from circuitnb.modeling.train import TrainedModel
 
 
 @pytest.fixture(scope="module")

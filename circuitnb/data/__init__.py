@@ -11,9 +11,9 @@ import hashlib
 
 import numpy as np
 
-from ..config import Config
-from .celeba import LFW_NOTICE, DataError, NaturalFaces, load_celeba, load_lfw, read_attributes
-from .synthetic import CORRELATIONS, PARTS, SyntheticFaces, generate_faces, sample_attributes
+from circuitnb.core.config import Config
+from circuitnb.data.celeba import LFW_NOTICE, DataError, NaturalFaces, load_celeba, load_lfw, read_attributes
+from circuitnb.data.synthetic import CORRELATIONS, PARTS, SyntheticFaces, generate_faces, sample_attributes
 
 DATASETS = ("synthetic", "celeba")   # "celeba" means the natural dataset in force (maybe LFW)
 

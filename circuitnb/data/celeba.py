@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from circuitnb.core.errors import UserError
+
 # CelebA attributes with a counterpart in the synthetic generator, mapped to the
 # probability that the synthetic law gives them (see synthetic.CORRELATIONS).
 # Used to pick CelebA images whose attribute mix matches the synthetic set's.
@@ -38,7 +40,7 @@ class NaturalFaces:
         return len(self.images)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """The dataset location or contents are unusable."""
 
 
