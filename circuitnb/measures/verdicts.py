@@ -1,7 +1,7 @@
 """Three-outcome verdicts for the paper's claims: reproduced, contradicted or inconclusive.
 
-    est = replicate_ci([1.07, 1.09, 1.10])                  # mean and t-interval over replicate models
-    equivalence_verdict(1.084, est, 0.042).label            # "reproduced", "contradicted" or "inconclusive"
+    est = replicate_ci([2.03, 1.98, 2.05])                  # mean and t-interval over replicate models
+    equivalence_verdict(2.0, est, 0.1).label                # "reproduced", "contradicted" or "inconclusive"
 
 The rule is equivalence testing (Lakens 2017, Soc. Psychol. Personal. Sci. 8:355; Lakens, Scheel & Isager
 2018). Each claim has a margin m (``book/data/margins.csv``), absolute, or relative (m * |paper|) when its
@@ -85,7 +85,7 @@ class ReplicateVerdicts:
 
 
 def replicate_ci(values: Iterable[float], level: float = 0.95) -> Estimate:
-    """Mean and t-interval (n - 1 df) over replicate models: ``replicate_ci([1.07, 1.09, 1.10])``.
+    """Mean and t-interval (n - 1 df) over replicate models: ``replicate_ci([2.03, 1.98, 2.05])``.
 
     NaN values (a replicate whose measurement failed) are dropped and counted in ``dropped``; ``n`` counts
     the rest, so a table can say on how many models a CI stands. n = 1: the CI is undefined (nan, nan), not
@@ -104,7 +104,7 @@ def replicate_ci(values: Iterable[float], level: float = 0.95) -> Estimate:
 
 
 def region(paper: float, margin: float, kind: str = "abs", claim_id: str = "") -> tuple[float, float]:
-    """The equivalence region R: ``region(1.084, 0.042)`` -> (1.042, 1.126); "rel" means m = margin * |paper|."""
+    """The equivalence region R: ``region(2.0, 0.1)`` -> (1.9, 2.1); "rel" means m = margin * |paper|."""
     name = claim_id or "claim"
     if kind not in KINDS:
         raise ValueError(f"{name}: margin kind {kind!r}; choose 'abs' or 'rel'")
@@ -122,7 +122,7 @@ def _defined(ci: tuple[float, float]) -> bool:
 
 def equivalence_verdict(paper: float, ours: Estimate | Sequence[float], margin: float, kind: str = "abs", *,
                         alpha: float = 0.05, wide: Sequence[float] | None = None, claim_id: str = "") -> Verdict:
-    """The module's rule: ``equivalence_verdict(1.084, replicate_ci(values), 0.042)``.
+    """The module's rule: ``equivalence_verdict(2.0, replicate_ci(values), 0.1)``.
 
     ``ours`` is an :class:`Estimate` (both CIs come from it), or its (1 - 2 alpha) CI as (low, high) with
     the (1 - alpha) CI in ``wide``; a NaN bound makes that CI undefined.
@@ -164,7 +164,7 @@ def labelled(label: str, reason: str, claim_id: str = "") -> Verdict:
 
 
 def tost_p(values: Iterable[float], paper: float, margin: float, kind: str = "abs", claim_id: str = "") -> float:
-    """TOST p-value of replicate values against the paper's (pingouin.tost, one sample): ``tost_p(v, 1.084, 0.042)``.
+    """TOST p-value of replicate values against the paper's (pingouin.tost, one sample): ``tost_p(values, 2.0, 0.1)``.
 
     p <= alpha exactly when the (1 - 2 alpha) t-interval of :func:`replicate_ci` is inside R (reproduced);
     NaNs are dropped as there, and fewer than 2 values give nan.
@@ -179,7 +179,7 @@ def tost_p(values: Iterable[float], paper: float, margin: float, kind: str = "ab
 
 def per_replicate_verdicts(paper: float, values_per_replicate: Sequence[Estimate], margin: float, kind: str = "abs",
                            *, alpha: float = 0.05, claim_id: str = "") -> ReplicateVerdicts:
-    """Each replicate model judged alone on its image-level CI: ``per_replicate_verdicts(1.084, [e0, e1], 0.042)``.
+    """Each replicate model judged alone on its image-level CI: ``per_replicate_verdicts(2.0, [e0, e1], 0.1)``.
 
     Each Estimate must give its CI at 1 - 2 alpha and 1 - alpha (a t-interval, or bounds in ``more``).
     """
