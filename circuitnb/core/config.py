@@ -158,7 +158,7 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
 
 # Named presets (STYLE §3). `smoke` makes the whole book run in minutes for CI;
 # `quick` is the CPU default, sized from measurements on a 2-core machine
-# (2.67M parameters, ~0.55 s per batch of 32 at 32x32); `paper` is the paper's
+# (2,669,795 parameters, ~0.55 s per batch of 32 at 32x32); `paper` is the paper's
 # scale (2,000 + 2,000 images, 256-dim hidden, 8 heads x 3 layers) for a GPU.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=16, n_images=64, block_out_channels=(16, 32, 32), train_steps=30,

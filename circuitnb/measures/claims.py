@@ -28,7 +28,8 @@ import pandas as pd
 
 TOLERANCE = 0.10
 # Package data (importlib.resources), so a non-editable install finds it too.
-CLAIMS_CSV = resources.files("circuitnb.measures") / "paper" / "claims.csv"
+PAPER_DATA = resources.files("circuitnb.measures") / "paper"      # claims, margins, audit inputs
+CLAIMS_CSV = PAPER_DATA / "claims.csv"
 VERDICTS = ("reproduced", "contradicted", "not comparable", "not measured")
 
 

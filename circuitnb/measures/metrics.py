@@ -22,7 +22,7 @@ def attention_entropy(probs: torch.Tensor) -> torch.Tensor:
     Eq. 1 writes a double sum over queries and keys. We normalise it as the
     *mean over query rows* of each row's Shannon entropy, so H is in
     [0, log2 K] whatever the number of queries, and Hmax = log2 K (uniform
-    attention over the K keys). The paper's own values (2.68-5.37 bits) fit a
+    attention over the K keys). The paper's own values (Table 2: a few bits) fit a
     per-row normalisation; a total over rows would scale with Q.
     """
     # torch.special.entr(p) = -p ln p with entr(0) = 0 exactly; float32 keeps sweeps fast.

@@ -1,6 +1,6 @@
 """The analysis chapters' figure types (chapters 2-10); chapter 1's live in :mod:`circuitnb.plotting`.
 
-    fig = by_timestep(acc, "accuracy", "prediction accuracy (%)", paper={"synthetic": {100: 87.8}})
+    fig = by_timestep(acc, "accuracy", "prediction accuracy (%)", paper=claims.by_timestep(paper, "acc"))
     fig = heatmap(matrix, rows, cols, "entropy (bits)")
 
 Every axis carries its quantity and unit; paper values are drawn as open
