@@ -35,7 +35,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def tiny_cfg(cache):
     """A model small enough to train a few steps in about a second on the synthetic data."""
-    return C.load("smoke", n_images=16, batch_size=4, train_steps=6, checkpoint_every=2, warmup_steps=1,
+    return C.load("smoke", n_images=16, n_analysis=8, batch_size=4, train_steps=6, checkpoint_every=2, warmup_steps=1,
                   block_out_channels=(8, 16, 16), device="cpu")
 
 

@@ -37,7 +37,8 @@ def test_data_command_on_celeba(capsys, cache, celeba_root):
 
 def test_train_command(capsys, cache):
     args = ["train", "--profile", "smoke", "--dataset", "synthetic", "-p", "train_steps", "2",
-            "-p", "n_images", "8", "-p", "batch_size", "2"]
+            "-p", "n_images", "8", "-p", "n_analysis", "4", "-p", "n_samples", "4",
+            "-p", "batch_size", "2"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "steps=2" in out and "trained ->" in out

@@ -60,6 +60,12 @@ BAD = [
     ({"block_out_channels": [16, 32, 48], "norm_num_groups": 32}, "norm_num_groups"),
     ({"n_samples": 1}, "n_samples"),
     ({"match_attributes": "yes"}, "match_attributes"),
+    ({"n_analysis": 64}, "n_analysis"),             # smoke has 64 images: none left to train on
+    ({"n_samples": 17}, "n_samples"),               # more than smoke's 16 held-out images
+    ({"replicates": 0}, "replicates"),
+    ({"head_t": 10_000}, "head_t"),
+    ({"n_permutations": 10}, "n_permutations"),
+    ({"n_phase_timesteps": 3}, "n_phase_timesteps"),
 ]
 
 

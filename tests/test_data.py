@@ -101,7 +101,7 @@ def test_missing_folder_names_parameter(tmp_path):
 
 def test_lfw_fallback_with_notice(cache, monkeypatch):
     monkeypatch.delenv("CIRCUITNB_CELEBA", raising=False)
-    cfg = C.load("smoke", n_images=100)
+    cfg = C.load("smoke", n_images=100)   # 16 of them held out for analysis
     with pytest.warns(UserWarning, match="scikit-image"):
         nat = data._natural.__wrapped__("", 100, 16, 0, True)
     assert nat.source == "lfw" and len(nat) == 100 and "stand-in" in nat.notice

@@ -59,7 +59,7 @@ def test_circuit_robustness():
 
 # --- head functions ------------------------------------------------------------------------------
 def test_pool_and_targets_shapes():
-    faces = synthetic_faces(C.load("smoke", n_images=8))
+    faces = synthetic_faces(C.load("smoke", n_images=8, n_analysis=4, n_samples=4))
     t = hf.function_targets(faces.images, faces.labels, grid=4)
     assert set(t) == {"edge detection", "texture analysis", "semantic integration"}
     assert all(v.shape == (8, 16) for v in t.values())

@@ -7,7 +7,7 @@ import pingouin as pg
 import pytest
 from scipy import stats as sps
 
-from circuitnb import claims
+from circuitnb.measures import claims
 from circuitnb.measures import verdicts as V
 
 NAN = math.nan

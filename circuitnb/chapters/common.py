@@ -35,8 +35,8 @@ def load_sweeps(cfg: Config, models: dict, timesteps=None) -> dict:
 
 
 def analysis_images(cfg: Config, dataset: str) -> np.ndarray:
-    """The images every chapter analyses: the first ``n_samples`` of the dataset."""
-    return data.images(cfg, dataset)[: cfg.analysis.n_samples]
+    """The images every chapter analyses: the first ``n_samples`` held-out images (no model trained on them)."""
+    return data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
 
 
 def mean_ci(values, n_bootstrap: int = 2000, seed: int = 0) -> tuple[float, float, float]:

@@ -37,7 +37,7 @@ def mse_table(cfg: Config, models: dict[str, TrainedModel]) -> pd.DataFrame:
     """
     frames = []
     for name, model in models.items():
-        x0 = data.images(cfg, name)[: cfg.analysis.n_samples]
+        x0 = data.images(cfg, name, split="analysis")[: cfg.analysis.n_samples]
         frame = noise_mse_by_timestep(model.unet, model.scheduler, x0, cfg.analysis.timesteps, seed=cfg.run.seed)
         frames.append(frame.assign(dataset=name))
     return pd.concat(frames, ignore_index=True)[["dataset", "t", "image", "mse"]]

@@ -41,7 +41,7 @@ def functions(cfg: Config, sw, t: int, n_permutations: int = 1000) -> tuple[pd.D
     Returns (scores: one row per head and function, labels: one row per head).
     """
     x0 = analysis_images(cfg, sw.dataset)
-    labels = data.synthetic_faces(cfg).labels[: len(x0)] if sw.dataset == "synthetic" else None
+    labels = data.analysis_labels(cfg)[: len(x0)] if sw.dataset == "synthetic" else None
     targets = head_functions.function_targets(x0, labels, sw.grid)
     received = np.concatenate([sw.received[(t, layer)] for layer in sw.layers], 1)   # [N, all heads, K]
     n_keys = received.shape[-1]

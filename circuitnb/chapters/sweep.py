@@ -134,7 +134,7 @@ def record_sweep(unet, scheduler, x0, timesteps, seed: int = 0, dataset: str = "
 def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = False) -> Sweep:
     """The cached :func:`record_sweep` of ``model`` on the first ``n_samples`` images of ``dataset``."""
     timesteps = tuple(cfg.analysis.timesteps if timesteps is None else timesteps)
-    x0 = data.images(cfg, dataset)[: cfg.analysis.n_samples]
+    x0 = data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
     return results.cached(cfg, "sweep", model, lambda: record_sweep(
         model.unet, model.scheduler, x0, timesteps, seed=cfg.run.seed, dataset=dataset, progress=progress),
         dataset=dataset, timesteps=timesteps)
@@ -161,7 +161,7 @@ def ife_table(sw: Sweep, n_bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
 
 def noisy_inputs(cfg: Config, dataset: str, model, n: int = N_MAPS, timesteps=None) -> dict:
     """The sweep's own x_t of its first ``n`` images at each t (same noise draw): ``{t: [n, 3, H, W]}``."""
-    x0 = torch.as_tensor(data.images(cfg, dataset)[: cfg.analysis.n_samples])
+    x0 = torch.as_tensor(data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples])
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(cfg.run.seed))
     out = {}
     for t in (cfg.analysis.timesteps if timesteps is None else timesteps):

@@ -55,6 +55,9 @@ class DataConfig:
                                  "else the scikit-image LFW faces as a stand-in")
     match_attributes: bool = _spec(True, "pick CelebA images whose attributes match the synthetic "
                                          "set's distribution, where attribute rows exist")
+    n_analysis: int = _spec(200, "of the n_images, how many are held out for analysis (the last ones; "
+                                 "no model ever trains on them)", lambda v: 2 <= v <= 100_000,
+                            "an integer in [2, 100000]")
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,13 @@ class AnalysisConfig:
     n_bootstrap: int = _spec(2000, "bootstrap resamples for CIs", lambda v: 100 <= v <= 1_000_000,
                              "an integer in [100, 1000000]")
     alpha: float = _spec(0.05, "family-wise significance level", lambda v: 0 < v < 1, "a float in (0, 1)")
+    head_t: int = _spec(300, "timestep of Table 2 (heads) and Table 3 (ablations); paper: 300",
+                        lambda v: 0 <= v <= 9_999, "an integer in [0, 9999]")
+    n_permutations: int = _spec(1000, "permutations of the head-function tests (raised automatically until "
+                                      "Bonferroni over all heads x functions can pass)",
+                                lambda v: 100 <= v <= 1_000_000, "an integer in [100, 1000000]")
+    n_phase_timesteps: int = _spec(20, "timesteps of the profile segmented into denoising phases (§4.5)",
+                                   lambda v: 6 <= v <= 1000, "an integer in [6, 1000]")
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -119,6 +129,9 @@ class RunConfig:
     device: str = _spec("auto", "'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' or 'mps'",
                         lambda v: bool(_DEVICE_RE.match(v)), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     cache_dir: str = _spec("", "models and results cache; '' -> $CIRCUITNB_CACHE, else ~/.cache/circuitnb")
+    replicates: int = _spec(3, "models trained per dataset, each with its own seed (synthetic: and its own "
+                               "data draw); the model is the unit of every dataset contrast",
+                            lambda v: 1 <= v <= 100, "an integer in [1, 100]")
 
 
 @dataclass(frozen=True)
@@ -161,8 +174,9 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
 # (2,669,795 parameters, ~0.55 s per batch of 32 at 32x32); `paper` is the paper's
 # scale (2,000 + 2,000 images, 256-dim hidden, 8 heads x 3 layers) for a GPU.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(image_size=16, n_images=64, block_out_channels=(16, 32, 32), train_steps=30,
-                  batch_size=16, warmup_steps=5, checkpoint_every=10, n_samples=8, n_bootstrap=200),
+    "smoke": dict(image_size=16, n_images=64, n_analysis=16, block_out_channels=(16, 32, 32), train_steps=30,
+                  batch_size=16, warmup_steps=5, checkpoint_every=10, n_samples=8, n_bootstrap=200,
+                  replicates=2),
     "quick": dict(),
     "paper": dict(image_size=64, block_out_channels=(64, 128, 256), norm_num_groups=32,
                   train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
@@ -269,6 +283,12 @@ def _check_consistency(cfg: Config) -> None:
     if any(c % m.norm_num_groups for c in m.block_out_channels):
         raise ConfigError(f"parameter 'norm_num_groups' = {m.norm_num_groups} must divide every entry of "
                           f"'block_out_channels' {m.block_out_channels}")
+    if d.n_analysis >= d.n_images:
+        raise ConfigError(f"parameter 'n_analysis' = {d.n_analysis} must be smaller than 'n_images' = {d.n_images} "
+                          "(the rest are the training images)")
+    if cfg.analysis.n_samples > d.n_analysis:
+        raise ConfigError(f"parameter 'n_samples' = {cfg.analysis.n_samples} must be at most 'n_analysis' = "
+                          f"{d.n_analysis}: analysis uses held-out images only")
     if any(t >= m.num_train_timesteps for t in cfg.analysis.timesteps):
         raise ConfigError(f"parameter 'timesteps' must be < num_train_timesteps = {m.num_train_timesteps}")
     if d.celeba_root and not (Path(d.celeba_root).expanduser() / "img_align_celeba").is_dir():

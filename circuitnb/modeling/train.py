@@ -45,10 +45,10 @@ class TrainedModel:
     from_cache: bool
 
 
-def cache_key(cfg: Config, dataset: str, fingerprint: str) -> str:
-    """Hash of every training-relevant field plus the dataset's content fingerprint."""
+def cache_key(cfg: Config, dataset: str, fingerprint: str, seed: int | None = None) -> str:
+    """Hash of every training-relevant field, the training seed and the dataset's content fingerprint."""
     return f"{dataset}-" + config_hash(cfg.model, cfg.train, extra=dict(
-        image_size=cfg.data.image_size, seed=cfg.run.seed, data=fingerprint))
+        image_size=cfg.data.image_size, seed=cfg.run.seed if seed is None else seed, data=fingerprint))
 
 
 def _make_trainer(cfg: Config, unet: UNet2DModel):
@@ -76,14 +76,16 @@ def train_step(unet, scheduler, optimizer, lr_schedule, ema, x0, generator, grad
 
 
 def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta: dict,
-          progress: bool = True, callback: Callable[[int, float], None] | None = None) -> UNet2DModel:
-    """Train (or resume) one model into ``entry``; returns the EMA UNet."""
+          progress: bool = True, callback: Callable[[int, float], None] | None = None,
+          seed: int | None = None) -> UNet2DModel:
+    """Train (or resume) one model into ``entry`` from ``seed`` (default ``cfg.run.seed``); returns the EMA UNet."""
+    seed = cfg.run.seed if seed is None else seed
     device = cfg.device
     scheduler = build_scheduler(cfg)
     resumed = entry.read_checkpoint()
-    generator = torch.Generator().manual_seed(cfg.run.seed)
+    generator = torch.Generator().manual_seed(seed)
     if resumed is None:
-        unet, step, losses, seconds = build_unet(cfg), 0, [], 0.0
+        unet, step, losses, seconds = build_unet(cfg, seed), 0, [], 0.0
     else:
         unet, tensors, state = resumed
         step, losses, seconds = state["step"], state["losses"], state["seconds"]
@@ -97,7 +99,7 @@ def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta
     ema.to(device)
     images = torch.from_numpy(x0_all)
     steps = cfg.train.train_steps
-    bar = tqdm(total=steps, initial=step, desc=f"train {dataset}", disable=not progress, unit="step")
+    bar = tqdm(total=steps, initial=step, desc=f"train {dataset} (seed {seed})", disable=not progress, unit="step")
     start = time.perf_counter() - seconds
     while step < steps:
         idx = torch.randint(0, len(images), (cfg.train.batch_size,), generator=generator)
@@ -124,20 +126,25 @@ def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta
 
 
 def load_or_train(cfg: Config, dataset: str, progress: bool = True,
-                  callback: Callable[[int, float], None] | None = None) -> TrainedModel:
-    """The trained model for ``dataset`` ('synthetic' or 'celeba'): from cache, else trained."""
+                  callback: Callable[[int, float], None] | None = None, replicate: int = 0) -> TrainedModel:
+    """Replicate ``replicate`` of the model for ``dataset`` ('synthetic' or 'celeba'): from cache, else trained.
+
+    Replicate r trains from seed ``data.replicate_seed(cfg, r)`` on ``data.images(cfg, dataset, "train", r)``.
+    """
     data.check_dataset(dataset)
-    x0 = data.images(cfg, dataset)
+    seed = data.replicate_seed(cfg, replicate)
+    x0 = data.images(cfg, dataset, "train", replicate)
     fp = data.fingerprint(x0)
-    key = cache_key(cfg, dataset, fp)
+    key = cache_key(cfg, dataset, fp, seed)
     entry = CacheEntry(cfg.cache_path, key)
     unet = entry.final_unet()
     from_cache = unet is not None
     if unet is None:
-        meta = dict(key=key, dataset=dataset, source=data.source(cfg, dataset), fingerprint=fp,
+        meta = dict(key=key, dataset=dataset, replicate=replicate, seed=seed, source=data.source(cfg, dataset),
+                    fingerprint=fp, n_analysis=cfg.data.n_analysis,
                     n_images=len(x0), image_size=cfg.data.image_size, device=cfg.device,
                     config=dict(model=cfg.model.__dict__, train=cfg.train.__dict__))
-        unet = train(cfg, dataset, entry, x0, meta, progress=progress, callback=callback)
+        unet = train(cfg, dataset, entry, x0, meta, progress=progress, callback=callback, seed=seed)
     unet = unet.to(cfg.device).eval()
     return TrainedModel(unet=unet, scheduler=build_scheduler(cfg), meta=entry.read_meta(), from_cache=from_cache)
 

@@ -46,7 +46,7 @@ class Playground:
 
     def __init__(self, cfg, models: dict, images: dict | None = None, reference_size: int = 16, seed: int | None = None):
         self.cfg, self.models = cfg, models
-        self.images = images or {name: data.images(cfg, name) for name in models}
+        self.images = images or {name: data.images(cfg, name, split="analysis") for name in models}
         self.reference_size = reference_size
         self.seed = cfg.run.seed if seed is None else seed
         unet = next(iter(models.values())).unet
