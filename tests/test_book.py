@@ -121,3 +121,17 @@ def test_explorers_respond_offline(smoke_book):
         b.drain(0.5)
         late = b.report(rep.url, html_root)
         assert late.external == [] and late.errors == [], (late.external, late.errors)
+
+
+def test_myst_twins_are_in_sync_with_the_notebooks():
+    # book/NN.md (MyST, what people read and review) and book/NN.ipynb (what papermill runs) are a
+    # jupytext pair: the same cells, sources and tags. After editing the .md: `jupytext --sync book/NN.md`.
+    import jupytext
+    import nbformat
+    pairs = [(md, md.with_suffix(".ipynb")) for md in sorted((ROOT / "book").glob("*.md"))]
+    assert pairs, "no MyST notebooks in book/"
+    for md, ipynb in pairs:
+        assert ipynb.exists(), f"{md.name} has no paired {ipynb.name}; run jupytext --sync {md}"
+        text, nb = jupytext.read(md), nbformat.read(ipynb, as_version=4)
+        cells = lambda n: [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in n.cells]  # noqa: E731
+        assert cells(text) == cells(nb), f"{md.name} and {ipynb.name} differ; run jupytext --sync {md}"

@@ -1,15 +1,51 @@
-"""What every chapter loads: the two trained models, their cached sweeps, and CI helpers."""
+"""What every chapter loads (the replicate models and their cached sweeps), scorecard rows, CI helpers."""
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from scipy import stats as sps
 
 from circuitnb import data
-from circuitnb.chapters import sweep
-from circuitnb.modeling import train
+from circuitnb.chapters import replicates, sweep
 from circuitnb.core.config import Config
+from circuitnb.measures import claims, verdicts
+from circuitnb.measures.verdicts import Estimate
+from circuitnb.modeling import train
 
 
+@functools.lru_cache(maxsize=2)
+def models_and_sweeps(cfg: Config) -> tuple[dict, dict]:
+    """Every replicate model of each dataset and its recorded sweep on held-out images (see
+    :mod:`circuitnb.chapters.replicates`), loaded once per process for all chapters of a config."""
+    models = replicates.load_models(cfg)
+    return models, replicates.load_sweeps(cfg, models)
+
+
+def claim_row(claim_id: str, est: Estimate, per_model: list[Estimate] = (), unit: str = "",
+              reason: str = "", alpha: float = 0.05) -> dict:
+    """A scorecard row (:func:`circuitnb.measures.verdicts.measured_row`) with each replicate's own verdict.
+
+    ``est`` is the estimate over models; ``per_model`` each model's (or replicate pair's) own estimate,
+    judged alone against the paper's value and the claim's margin.
+    """
+    paper = claims.load().set_index("id").paper_value.astype(float)
+    margin = verdicts.load_margins().set_index("id")
+    reps = ()
+    if len(per_model) and claim_id in paper.index:
+        reps = verdicts.per_replicate_verdicts(paper[claim_id], list(per_model), margin.margin[claim_id],
+                                               margin.margin_kind[claim_id], alpha=alpha, claim_id=claim_id).labels
+    return verdicts.measured_row(claim_id, est, alpha=alpha, unit=unit, reason=reason, replicates=reps)
+
+
+def labelled_row(claim_id: str, ours: float, label: str, reason: str, unit: str = "") -> dict:
+    """A scorecard row whose verdict is a label ("by design", "not comparable") with its reason."""
+    verdicts.labelled(label, reason, claim_id)                      # fails now, not in the scorecard
+    return verdicts.measured_row(claim_id, Estimate(float(ours), np.nan, np.nan, 1), unit=unit, label=label,
+                                 reason=reason)
+
+
+# --- transitional: single-model API of the notebooks not yet converted to run(cfg) -----------------
 def setup(profile: str, progress: bool = False, **params) -> tuple:
     """A chapter's first call: validated config, both trained models, their sweeps, figure style.
 

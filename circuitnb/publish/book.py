@@ -82,7 +82,10 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
     for nb in notebooks:                          # validate everything before any compute
         check_parameters(root / nb, params)
     shutil.rmtree(stage, ignore_errors=True)
-    shutil.copytree(root / "book", stage / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    # The executed .ipynb stands in for each notebook; its MyST twin (book/NN.md, paired by jupytext) stays out.
+    paired = {nb.with_suffix(".md").name for nb in notebooks}
+    shutil.copytree(root / "book", stage / "book", ignore=lambda d, names: [
+        n for n in names if n.endswith(".ipynb") or n == ".ipynb_checkpoints" or n in paired])
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, stage / name)
     for nb in notebooks:
