@@ -1,0 +1,1 @@
+"""Paper quantities, statistics and verdicts."""
