@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitnb.measures import claims
+from circuitnb.measures import audit, claims, verdicts
 from circuitnb.core import results
 from circuitnb.chapters import common, scorecard, temporal
 
@@ -20,59 +20,35 @@ def test_claims_file_is_the_papers():
     assert claims.CLAIMS_CSV.read_bytes() == SHARED_CLAIMS.read_bytes()     # copied verbatim
 
 
-def test_verdict_rules():
-    paper = claims.load()
-    rows = [claims.row("acc_syn_100", 88.0, 87.0, 89.0),                    # inside the CI
-            claims.row("acc_syn_300", 90.0, 89.9, 90.1),                    # 8% off: within tolerance
-            claims.row("acc_syn_600", 50.0, 49.0, 51.0),                    # far off
-            claims.row("cc_syn_100", 0.5, comparable=False, why="scale"),
-            claims.row("t4_cc_cel", 0.1, kind="direction", holds=False),
-            claims.row("acc_cel_300", 92.85, 92.5, 93.1, complement=100),    # error 7.15% vs 4.1%: not close
-            claims.row("acc_cel_900", 99.62, 99.55, 99.70, complement=100),  # error 0.38% vs 0.4%: close
-            claims.row("cc_ratio_600", 1.04, 1.004, 1.079, null=1.0),         # within 10%, but the other way
-            claims.row("cc_ratio_900", 1.01, 0.95, 1.07, null=1.0)]           # CI holds 1: judged by value
-    card = claims.scorecard(rows, paper).set_index("id")
-    assert card.loc["acc_syn_100", "verdict"] == "reproduced"
-    assert card.loc["acc_syn_300", "verdict"] == "reproduced"
-    assert card.loc["acc_syn_600", "verdict"] == "contradicted"
-    assert card.loc["cc_syn_100", "verdict"] == "not comparable"
-    assert card.loc["t4_cc_cel", "verdict"] == "contradicted"
-    assert card.loc["acc_cel_100", "verdict"] == "not measured"
-    assert card.loc["acc_cel_300", "verdict"] == "contradicted"
-    assert card.loc["acc_cel_900", "verdict"] == "reproduced"
-    assert card.loc["cc_ratio_600", "verdict"] == "contradicted"
-    assert card.loc["cc_ratio_900", "verdict"] == "reproduced"
-    with pytest.raises(ValueError, match="does not have"):
-        claims.scorecard([claims.row("nope", 1.0)], paper)
-    with pytest.raises(ValueError, match="why"):
-        claims.row("cc_syn_100", 0.5, comparable=False)
-    with pytest.raises(ValueError, match="holds"):
-        claims.row("t4_cc_cel", 0.5, kind="direction")
-
-
-def test_scorecard_covers_every_claim(tiny_cfg, celeba_root, monkeypatch):
+def test_scorecard_covers_every_claim(tiny_cfg, celeba_root, monkeypatch, tmp_path):
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
+    monkeypatch.setenv("CIRCUITNB_TABLES", str(tmp_path))
     from circuitnb.core import config
-    cfg = config.with_overrides(tiny_cfg, n_samples=8, n_bootstrap=100)
-    models = common.load_models(cfg)
-    sweeps = common.load_sweeps(cfg, models)
-    rows = scorecard.measure_all(cfg, models, sweeps)
-    card = claims.scorecard(rows)
-    assert set(card["id"]) == set(claims.load()["id"])
+    cfg = config.with_overrides(tiny_cfg, n_samples=8, n_bootstrap=100, replicates=2)
+    res = scorecard.run(cfg)
+    card = res.tables["scorecard"]
+    assert list(card["id"]) == list(claims.load()["id"])                      # every claim, paper order
     assert "not measured" not in set(card.verdict), card[card.verdict == "not measured"]["id"].tolist()
-    assert card.loc[card.verdict != "not comparable", "ours"].notna().all()
-    n = card.set_index("id").loc["n_per_condition", "ours"]
-    assert n == 8
+    assert set(card.verdict) <= set(verdicts.VERDICTS)
+    judged = card[card.verdict.isin(verdicts.OUTCOMES)]
+    assert judged.ours.notna().all() and len(judged) > 0
+    assert {"verdict_r0", "verdict_r1", "replicates_disagree", "reason", "unit"} <= set(card.columns)
+    n = card.set_index("id").loc["n_per_condition"]
+    assert n.ours == 8 and n.verdict == "by design"
+    res.export_all()
+    assert (tmp_path / "10_scorecard" / "scorecard.csv").exists()
 
 
 def test_audit_flags_the_papers_inconsistencies():
-    audit = scorecard.audit(claims.load()).set_index("check")
-    d_row = audit.loc["Table 4 circuit complexity: Cohen's d from the reported means and SDs"]
+    checks = audit.audit(claims.load()).set_index("check")
+    d_row = checks.loc["Table 4 circuit complexity: Cohen's d from the reported means and SDs"]
     assert not d_row.consistent
     assert "d = 0.27" in d_row.recomputed
-    assert bool(audit.loc["Table 1 t=100: ratio from the reported means", "consistent"])
-    power = audit[audit.index.str.startswith("§1.1")].iloc[0]
+    assert bool(checks.loc["Table 1 t=100: ratio from the reported means", "consistent"])
+    power = checks[checks.index.str.startswith("§1.1: power")].iloc[0]
     assert "power = 0.80" in power.recomputed and not power.consistent
+    mde = checks[checks.index.str.startswith("§1.1: the smallest effect")].iloc[0]
+    assert "minimum detectable d = 0.40" in mde.recomputed
 
 
 def test_result_cache_reuses_and_repairs(tiny_cfg):

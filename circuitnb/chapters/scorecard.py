@@ -1,144 +1,57 @@
-"""Chapter 10: every claim of the paper with our value and a verdict, and an audit of the paper itself.
+"""Chapter 10: every claim of the paper beside our value, with a three-outcome verdict; the paper's audit.
 
-    card = claims.scorecard(measure_all(cfg, models, sweeps))
-    audit(claims.load())        # the paper's numbers checked against each other (no model involved)
+    res = scorecard.run(cfg)
+    res.tables["scorecard"]     # id, paper, ours, ci_low, ci_high, unit, verdict, reason, verdict_r0, ...
+
+The measured rows are the ``claims`` tables of the chapters that measure them
+(the same cached computations the chapters show), so nothing is typed in. The
+verdicts are :func:`circuitnb.measures.verdicts.scorecard`'s equivalence tests
+against the per-claim margins in ``circuitnb/measures/paper/margins.csv``.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 
-import numpy as np
 import pandas as pd
-import pingouin as pg
-from scipy import stats as sps
 
-from circuitnb.measures import claims
+from circuitnb.chapters import common
+from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
-from circuitnb.chapters import causal, complexity, heads, performance, temporal, transfer
+from circuitnb.measures import audit, claims, verdicts
 
-TABLE2_T = 300        # the paper's Table 2 and Table 3 are at t = 300
-# The paper's numbers that the audit needs beyond claims.csv (abstract, Table 4's d, Table 3's ranks, §1.1's power).
-AUDIT_CSV = claims.PAPER_DATA / "audit.csv"
-
-
-def measure_all(cfg: Config, models: dict, sweeps: dict) -> list[dict]:
-    """One measured row per claim, from the same (cached) computations the chapters show."""
-    nb, seed, paper = cfg.analysis.n_bootstrap, cfg.run.seed, claims.load()
-    rows = performance.claim_rows(performance.accuracy_table(sweeps, nb, seed),
-                                  performance.complexity_table(sweeps, nb, seed))
-    rows += complexity.table1_claims(complexity.table1(sweeps, nb, seed, cfg.analysis.alpha))
-    ivs = causal.intervention_sweep(cfg, models)
-    rows += complexity.table4_claims(complexity.table4(sweeps, ivs, nb, seed, cfg.analysis.alpha), paper)
-    t2 = TABLE2_T if TABLE2_T in cfg.analysis.timesteps else cfg.analysis.timesteps[0]
-    imp = heads.importance(cfg, models, t2)
-    labels = {name: heads.functions(cfg, sw, t2)[1] for name, sw in sweeps.items()}
-    rows += heads.table2_claims(heads.head_table(sweeps["synthetic"], t2), labels["synthetic"],
-                                imp[imp.dataset == "synthetic"])
-    rows.append(heads.distinct_heads_claim(labels))
-    rows += temporal.ife_claims(temporal.ife_ranges(temporal.ife_by_depth(sweeps, seed=seed)))
-    summ = causal.summary(ivs, nb, seed)
-    if TABLE2_T in cfg.analysis.timesteps:
-        rows += causal.table3_claims(causal.table3(summ, "synthetic", TABLE2_T))
-    rows += heads.divergence_claims(heads.divergence_table(sweeps))
-    rows += transfer.claim_rows(transfer.cross_accuracy(cfg, models),
-                                transfer.transferability(transfer.block_similarity(cfg, models), nb, seed),
-                                causal.robustness(summ, nb, seed), nb, seed)
-    rows.append(claims.row("n_per_condition", cfg.analysis.n_samples,
-                           definition="parameter n_samples (images per dataset and timestep)"))
-    return claims.known(rows, paper)
+CHAPTER = "10_scorecard"
+# The chapters whose run(cfg) measures claims, in book order (each returns a "claims" table).
+MEASURING = ("performance", "complexity", "heads", "temporal", "causal", "cross_dataset", "evolution", "transfer")
 
 
-def _pooled_d(m1, s1, m2, s2) -> float:
-    return (m2 - m1) / np.sqrt((s1 ** 2 + s2 ** 2) / 2)
+def measured_rows(cfg: Config) -> pd.DataFrame:
+    """Every chapter's measured claim rows, plus the rows that are ours by design."""
+    frames = [importlib.import_module(f"circuitnb.chapters.{name}").run(cfg).tables["claims"] for name in MEASURING]
+    n = cfg.analysis.n_samples
+    by_design = common.labelled_row(
+        "n_per_condition", n, "by design",
+        f"a parameter (n_samples): {n} held-out images per model and timestep, on {cfg.run.replicates} models "
+        "per dataset; the model is the unit of every dataset contrast")
+    return pd.concat([*frames, pd.DataFrame([by_design])], ignore_index=True)
 
 
-def audit(paper: pd.DataFrame, n: int | None = None, numbers: str | Path | None = None) -> pd.DataFrame:
-    """The paper's numbers checked against each other. Columns: check, paper says, recomputed, consistent.
-
-    Uses only the paper's reported values: ``paper`` (claims.csv) and ``numbers`` (circuitnb/measures/paper/audit.csv, kept
-    as printed so that "0.80" stays "0.80"); ``n`` defaults to the paper's stated N per condition.
-    """
-    v = paper.set_index("id").paper_value
-    sd = paper.set_index("id").paper_sd
-    a = pd.read_csv(numbers or AUDIT_CSV, dtype=str).set_index("key").value     # text as printed
-    f = a.astype(float)
-    n = int(v["n_per_condition"]) if n is None else n
-    rows = []
-    for s, label in (("cc", "circuit complexity"), ("ent", "attention entropy"),
-                     ("fh", "feature hierarchy"), ("ii", "intervention impact")):
-        d_rep = f[f"table4_d_{s}"]
-        m1, s1, m2, s2 = v[f"t4_{s}_syn"], sd[f"t4_{s}_syn"], v[f"t4_{s}_cel"], sd[f"t4_{s}_cel"]
-        d = _pooled_d(m1, s1, m2, s2)
-        # The means are printed to 3 decimals: allow each to be off by half a unit of the last digit.
-        d_hi = (abs(m2 - m1) + 0.001) / np.sqrt((s1 ** 2 + s2 ** 2) / 2)
-        p = sps.ttest_ind_from_stats(m1, s1, n, m2, s2, n, equal_var=False).pvalue
-        rows.append(dict(check=f"Table 4 {label}: Cohen's d from the reported means and SDs",
-                         paper=f"d = {a[f'table4_d_{s}']}, p {paper.set_index('id').p_value[f't4_{s}_cel']}",
-                         recomputed=f"d = {d:.2f} (at most {d_hi:.2f} allowing for rounding), Welch p = {p:.2g} "
-                                    f"(n = {n} per group)",
-                         consistent=bool(d_hi >= d_rep)))
-    for key in heads.TABLE2:
-        h, s = v[f"head_{key}_entropy"], v[f"head_{key}_spec"]
-        rows.append(dict(check=f"Table 2 {key} head: Hmax implied by S = (Hmax - H) / Hmax",
-                         paper=f"H = {h}, S = {s}", recomputed=f"Hmax = H / (1 - S) = {h / (1 - s):.2f} bits",
-                         consistent=None))
-    hm = [v[f"head_{k}_entropy"] / (1 - v[f"head_{k}_spec"]) for k in heads.TABLE2]
-    rows.append(dict(check="Table 2: one Hmax for all heads (same layer size)", paper="one Hmax implied",
-                     recomputed=f"implied Hmax ranges {min(hm):.2f}-{max(hm):.2f} bits",
-                     consistent=bool(max(hm) - min(hm) < 0.1)))
-    ratio = [v[f"ent_div_{t}"] / v[f"spec_div_{t}"] for t in (100, 300, 600, 900)]
-    rows.append(dict(check="§4.8: entropy divergence / specialization divergence should equal Hmax",
-                     paper="divergences at t = 100..900", recomputed=f"{', '.join(f'{r:.1f}' for r in ratio)}",
-                     consistent=bool(max(ratio) < 1.1 * max(hm) and min(ratio) > 0.9 * min(hm))))
-    for key, name in (("texture", "texture-analysis head"), ("semantic", "semantic head")):
-        rows.append(dict(check=f"Abstract vs Table 2: {name} entropy",
-                         paper=f"abstract {a[f'abstract_{key}_entropy']} +- {a[f'abstract_{key}_entropy_sd']}",
-                         recomputed=f"Table 2: {v[f'head_{key}_entropy']} +- {sd[f'head_{key}_entropy']}",
-                         consistent=bool(abs(v[f"head_{key}_entropy"] - f[f"abstract_{key}_entropy"]) < 0.02)))
-    fc = [v[f"fc_syn_{t}"] for t in (100, 300, 600, 900)]
-    rows.append(dict(check="§4.1: synthetic feature complexity 'monotonic increase'",
-                     paper="monotonic increase", recomputed=" -> ".join(f"{x}" for x in fc),
-                     consistent=bool(np.all(np.diff(fc) > 0))))
-    for t in (100, 300, 600, 900):
-        c, y = v[f"cc_cel_{t}"], v[f"cc_syn_{t}"]
-        lo, hi = (c - 0.0005) / (y + 0.0005), (c + 0.0005) / (y - 0.0005)      # means printed to 3 decimals
-        rows.append(dict(check=f"Table 1 t={t}: ratio from the reported means", paper=f"{v[f'cc_ratio_{t}']}",
-                         recomputed=f"{c / y:.3f} (rounding allows {lo:.3f}-{hi:.3f})",
-                         consistent=bool(lo <= v[f"cc_ratio_{t}"] <= hi)))
-    abl = {k: v[k] for k in causal.TABLE3.values()}
-    ranks = pd.Series(abl).rank(ascending=False, method="min").astype(int)
-    published = [int(f[f"rank_{k}"]) for k in causal.TABLE3.values()]
-    rows.append(dict(check="Table 3: ranks from the reported impact scores",
-                     paper=f"ranks {', '.join(map(str, published))}", recomputed=", ".join(str(r) for r in ranks),
-                     consistent=list(ranks) == published))
-    impacts = [(v[k] * 100) for k in causal.TABLE3.values()]
-    rows.append(dict(check="Abstract vs Table 3: range of ablation degradation",
-                     paper=f"abstract {a['abstract_ablation_lo']}%-{a['abstract_ablation_hi']}%",
-                     recomputed=f"Table 3: {min(impacts):.1f}%-{max(impacts):.1f}%",
-                     consistent=bool(abs(min(impacts) - f["abstract_ablation_lo"]) < 0.5
-                                     and abs(max(impacts) - f["abstract_ablation_hi"]) < 0.5)))
-    rows.append(dict(check="Abstract vs §4.8: entropy divergence range",
-                     paper=f"abstract {a['abstract_ent_div_lo']}-{a['abstract_ent_div_hi']}",
-                     recomputed=f"§4.8: {v['ent_div_900']}-{v['ent_div_100']}",
-                     consistent=bool(abs(v["ent_div_900"] - f["abstract_ent_div_lo"]) < 0.001)))
-    pct = a["complexity_increase_pct"]
-    rows.append(dict(check=f"Abstract vs Table 4: 'CelebA needs {pct}% more circuit complexity'",
-                     paper=f"{pct}% (the t=100 ratio)",
-                     recomputed=f"over all timesteps, Table 4: {100 * (v['t4_cc_cel'] / v['t4_cc_syn'] - 1):.1f}%",
-                     consistent=bool(abs(100 * (v["t4_cc_cel"] / v["t4_cc_syn"] - 1) - float(pct)) < 0.5)))
-    d_key = min((k for k in a.index if k.startswith("table4_d_")), key=lambda k: f[k])     # the smallest d
-    claimed = f["claimed_power"]
-    power = pg.power_ttest(d=f[d_key], n=n, alpha=0.05)
-    rows.append(dict(check=f"§1.1: power > {a['claimed_power']} with N = {int(v['n_per_condition'])} per condition, "
-                           f"for the smallest reported d ({a[d_key]})",
-                     paper=f"power > {a['claimed_power']}",
-                     recomputed=f"power = {power:.2f}; n for {a['claimed_power']} = "
-                     f"{int(np.ceil(pg.power_ttest(d=f[d_key], power=claimed, alpha=0.05)))} per group",
-                     consistent=bool(power > claimed)))
-    layers, per_layer = int(f["attention_layers"]), int(f["heads_per_layer"])
-    rows.append(dict(check=f"§4.3: eight functionally distinct heads vs Table 2's four functions and {layers} x "
-                           f"{per_layer} = {layers * per_layer} heads",
-                     paper=f"{int(v['n_distinct_heads'])} distinct heads",
-                     recomputed=f"Table 2 lists {len(heads.TABLE2)} heads with {len(heads.TABLE2)} functions",
-                     consistent=len(heads.TABLE2) == v["n_distinct_heads"]))
-    return pd.DataFrame(rows)
+def run(cfg: Config) -> ChapterResult:
+    """Chapter 10: the scorecard (all claim ids), the verdict counts, the margins used and the audit."""
+    paper, margins = claims.load(), verdicts.load_margins()
+    card = verdicts.scorecard(paper, margins, measured_rows(cfg), cfg.analysis.alpha)
+    counts = card.verdict.value_counts().reindex(verdicts.VERDICTS, fill_value=0)
+    checks = audit.audit(paper)
+    res = ChapterResult(CHAPTER)
+    res.tables["scorecard"] = card
+    res.tables["counts"] = counts.rename_axis("verdict").reset_index(name="claims")
+    res.tables["margins"] = margins
+    res.tables["audit"] = checks
+    pick = lambda start: checks[checks.check.str.startswith(start)].recomputed.iloc[0]   # noqa: E731
+    res.values = {**{f"n_{v.replace(' ', '_')}": int(counts[v]) for v in verdicts.VERDICTS},
+                  "n_claims": len(card), "n_disagree": int(card.replicates_disagree.sum()),
+                  "n_models": cfg.run.replicates, "profile": cfg.profile, "seed": cfg.run.seed,
+                  "n_audit": len(checks), "n_inconsistent": int((checks.consistent == False).sum()),  # noqa: E712
+                  "t4_cc": pick("Table 4 circuit complexity"), "hmax": pick("Table 2: one Hmax"),
+                  "div_ratio": pick("§4.8"), "mde": pick("§1.1: the smallest effect"),
+                  "power": pick("§1.1: power"), "t3_ranks": pick("Table 3: ranks")}
+    return res
