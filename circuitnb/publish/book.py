@@ -61,6 +61,9 @@ def run_notebook(notebook: Path, params: dict, output: Path | str | None = None)
     # The kernel inherits this environment; a non-inline MPLBACKEND (e.g. Agg, common on CI)
     # would make every figure vanish from the executed notebook, so the kernel gets none.
     backend = os.environ.pop("MPLBACKEND", None)
+    # Every table a chapter shows is also written as CSV (chapters.report); the kernel runs in the
+    # notebook's folder, so it is told where: $CIRCUITNB_TABLES, else _build/tables under this directory.
+    os.environ.setdefault("CIRCUITNB_TABLES", str(Path.cwd().resolve() / "_build" / "tables"))
     try:
         pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name="python3",
                             cwd=str(notebook.parent), progress_bar=sys.stderr.isatty())
@@ -88,6 +91,7 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
         n for n in names if n.endswith(".ipynb") or n == ".ipynb_checkpoints" or n in paired])
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, stage / name)
+    os.environ["CIRCUITNB_TABLES"] = str(root / "_build" / "tables")
     for nb in notebooks:
         print(f"executing {nb} (profile {profile})", file=sys.stderr, flush=True)
         run_notebook(root / nb, params, output=stage / nb)

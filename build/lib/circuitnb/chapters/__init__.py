@@ -1,0 +1,1 @@
+"""One module per book chapter: the computations behind every number a chapter shows."""

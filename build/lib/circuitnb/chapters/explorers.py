@@ -1,0 +1,195 @@
+"""Static explorers for the built book: data precomputed in the notebook, driven by plain JavaScript.
+
+    display(attention_explorer(cfg, sweeps, query_stride=2))
+    display(intervention_explorer(cfg, models))
+    display(denoising_scrubber(cfg, models, steps=25))
+
+Why plain JavaScript: Jupyter Book 1.x renders a ``text/html`` output as is,
+so a page keeps working with no kernel, no widget manager, no require.js and
+no network (the offline check loads it in Chromium). Saved ipywidgets state can
+only link widget properties to each other, not look up a precomputed image for
+a combination of five controls. Data are base64 uint8 arrays (images in
+[0, 255], attention rows scaled to their maximum) inside a JSON script tag;
+``explorer.nbytes`` is its page weight.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+
+from circuitnb.measures import metrics
+from circuitnb.core import results
+from circuitnb.chapters import causal
+from circuitnb.chapters.common import analysis_images
+from circuitnb.hooking.hooks import activation_stats, record
+from circuitnb.interventions.kinds import apply, paired_inputs, predicted_x0, reference_activations
+from circuitnb.hooking.sites import site_names
+from circuitnb.chapters.sweep import _attention_summary
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode()
+
+
+def to_uint8_rgb(x) -> np.ndarray:
+    """[3, H, W] in [-1, 1] -> [H, W, 3] uint8."""
+    x = np.asarray(x, float)
+    return np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+
+
+def _scaled_rows(a: np.ndarray) -> np.ndarray:
+    """Each last-axis row scaled to 0..255 by its maximum (attention maps for display)."""
+    a = np.asarray(a, float)
+    m = a.max(-1, keepdims=True)
+    return np.round(255 * np.divide(a, m, out=np.zeros_like(a), where=m > 0)).astype(np.uint8)
+
+
+@dataclass
+class Explorer:
+    data: dict
+
+    def to_html(self) -> str:
+        js = resources.files("circuitnb.viz").joinpath("explorer.js").read_text()
+        payload = json.dumps(self.data, separators=(",", ":")).replace("</", "<\\/")
+        eid = f"circuitnb-{self.data['kind']}-{uuid.uuid4().hex[:8]}"
+        return (f'<div class="circuitnb-explorer" id="{eid}" data-kind="{self.data["kind"]}">'
+                f'<script type="application/json">{payload}</script></div>'
+                f"<script>{js}</script>"
+                f'<script>circuitnbExplorer(document.getElementById("{eid}"));</script>')
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the embedded page fragment in bytes."""
+        return len(self.to_html().encode())
+
+
+def attention_explorer(cfg, sweeps: dict, query_stride: int = 2, image: int = 0) -> Explorer:
+    """Dataset x timestep x layer x head x query -> that head's attention map over the image (Fig. 9 made live).
+
+    Uses the sweep's full attention of image ``image`` (one of its first few),
+    every ``query_stride``-th query row and column of the attention grid.
+    """
+    first = next(iter(sweeps.values()))
+    g = first.grid
+    queries = [q for q in range(g * g) if (q // g) % query_stride == 0 and (q % g) % query_stride == 0]
+    data = dict(kind="attention", datasets=list(sweeps), timesteps=list(first.timesteps), layers=first.layers,
+                heads=first.n_heads, grid=g, queries=queries, size=cfg.data.image_size, hmax=metrics.max_entropy(g * g),
+                n_images=cfg.analysis.n_samples, images={}, maps={}, entropy={}, head_entropy={})
+    for name, sw in sweeps.items():
+        data["images"][name] = _b64(to_uint8_rgb(analysis_images(cfg, name)[image]))
+        for t in sw.timesteps:
+            for layer in sw.layers:
+                key = f"{name}|{t}|{layer}"
+                probs = np.asarray(sw.maps[(t, layer)][image], np.float32)[:, queries]        # [heads, nq, K]
+                data["maps"][key] = _b64(_scaled_rows(probs))
+                rows = torch.from_numpy(probs).unsqueeze(2)                                   # each row its own "head"
+                data["entropy"][key] = metrics.attention_entropy(rows).numpy().round(4).tolist()
+                sub = sw.heads[(sw.heads.t == t) & (sw.heads.layer == layer)]
+                data["head_entropy"][key] = sub.groupby("head").entropy.mean().round(4).tolist()
+    return Explorer(data)
+
+
+@torch.no_grad()
+def _intervention_grid(cfg, model, name: str, image: int) -> dict:
+    unet, sched = model.unet, model.scheduler
+    fam = causal.family(unet)
+    specs = [v[4] for v in fam.values()]
+    out = {}
+    for t in cfg.analysis.timesteps:
+        # interventions.impacts' own draws on the whole batch, so the predicted images here belong to
+        # chapter 6's per-image numbers; only image ``image`` is run.
+        x_all, eps, tt, x_t_all, g = paired_inputs(unet, sched, analysis_images(cfg, name), t, cfg.run.seed)
+        reference = reference_activations(unet, sched, specs, x_all, t, g)
+        e, tt, x_t = eps[image:image + 1], tt[:1], x_t_all[image:image + 1]
+        base = unet(x_t, tt).sample
+        out[(t, None)] = dict(x_t=to_uint8_rgb(x_t[0].cpu()),
+                              x0_hat=to_uint8_rgb(predicted_x0(sched, x_t, base, t)[0].cpu()),
+                              mse=float((base - e).pow(2).mean()))
+        for iv_name, spec in fam.items():
+            eps_hat = apply(unet, spec[4], x_t, tt, reference)
+            out[(t, iv_name)] = dict(x0_hat=to_uint8_rgb(predicted_x0(sched, x_t, eps_hat, t)[0].cpu()),
+                                     mse=float((eps_hat - e).pow(2).mean()))
+    return out
+
+
+def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
+    """Dataset x timestep x site/group x intervention x strength -> impact, predicted clean image, difference.
+
+    The grid is chapter 6's intervention family; impacts are chapter 6's cached
+    values (this image, and the mean over the analysed images).
+    """
+    ivs = causal.intervention_sweep(cfg, models)
+    summ = causal.summary(ivs, cfg.analysis.n_bootstrap, cfg.run.seed)
+    first = next(iter(models.values()))
+    fam = causal.family(first.unet)
+    entries = [dict(name=n, target=v[1], kind=v[2], strength=v[3]) for n, v in fam.items()]
+    data = dict(kind="intervention", datasets=list(models), timesteps=list(cfg.analysis.timesteps), entries=entries,
+                size=cfg.data.image_size, n_images=cfg.analysis.n_samples, image=image, xt={}, base={}, pred={},
+                impact={}, mse={})
+    for name, m in models.items():
+        grid = results.cached(cfg, "explorer_interventions", m, lambda: _intervention_grid(cfg, m, name, image),
+                              image=image)
+        for t in cfg.analysis.timesteps:
+            key = f"{name}|{t}"
+            data["xt"][key] = _b64(grid[(t, None)]["x_t"])
+            data["base"][key] = _b64(grid[(t, None)]["x0_hat"])
+            for iv_name in fam:
+                row = ivs[(ivs.dataset == name) & (ivs.t == t) & (ivs.name == iv_name) & (ivs.image == image)]
+                mean = summ[(summ.dataset == name) & (summ.t == t) & (summ.name == iv_name)].impact
+                data["pred"][f"{key}|{iv_name}"] = _b64(grid[(t, iv_name)]["x0_hat"])
+                data["impact"][f"{key}|{iv_name}"] = [round(float(row.impact.iloc[0]), 6), round(float(mean.iloc[0]), 6)]
+                data["mse"][f"{key}|{iv_name}"] = grid[(t, iv_name)]["mse"]
+    return Explorer(data)
+
+
+@torch.no_grad()
+def _trajectory(model, n_steps: int, seed: int) -> dict:
+    unet = model.unet
+    device = next(unet.parameters()).device
+    ddim = DDIMScheduler.from_config(model.scheduler.config)
+    ddim.set_timesteps(n_steps)
+    size = unet.config.sample_size
+    x = torch.randn((1, unet.config.in_channels, size, size), generator=torch.Generator().manual_seed(seed)).to(device)
+    layers, blocks = site_names(unet, "attn"), site_names(unet, "block")
+    probs = [f"{layer}.probs" for layer in layers]
+    out = dict(x=[], x0=[], attn=[], entropy=[], stats=[], steps=[], layers=layers, blocks=blocks)
+    for t in ddim.timesteps:
+        with record(unet, probs + blocks, reduce={**{p: _attention_summary for p in probs},
+                                                  **{b: activation_stats for b in blocks}}) as rec:
+            eps_hat = unet(x, t.to(device).expand(1)).sample
+        step = ddim.step(eps_hat, t, x)
+        summaries = [rec[p][0].cpu().numpy() for p in probs]                       # [heads, 1 + K] each
+        out["steps"].append(int(t))
+        out["x"].append(to_uint8_rgb(x[0].cpu()))
+        out["x0"].append(to_uint8_rgb(step.pred_original_sample[0].clamp(-1, 1).cpu()))
+        out["attn"].append(_scaled_rows(np.stack([s[:, 1:].mean(0) for s in summaries])))   # [layers, K]
+        out["entropy"].append([float(s[:, 0].mean()) for s in summaries])
+        out["stats"].append([[float(v) for v in rec[b][0, :2]] for b in blocks])           # mean, std
+        x = step.prev_sample
+    return out
+
+
+def denoising_scrubber(cfg, models: dict, steps: int = 25) -> Explorer:
+    """Step through a DDIM reverse process of each model: x_t, predicted x0, attention, block statistics."""
+    data = dict(kind="scrub", datasets=list(models), size=cfg.data.image_size, x={}, x0={}, attn={}, entropy={},
+                stats={})
+    for name, m in models.items():
+        tr = results.cached(cfg, "explorer_scrub", m, lambda: _trajectory(m, steps, cfg.run.seed), steps=steps)
+        data.update(steps=tr["steps"], layers=tr["layers"], blocks=tr["blocks"],
+                    grid=int(round(np.sqrt(tr["attn"][0].shape[-1]))))
+        data["x"][name] = [_b64(a) for a in tr["x"]]
+        data["x0"][name] = [_b64(a) for a in tr["x0"]]
+        data["attn"][name] = [_b64(a) for a in tr["attn"]]
+        data["entropy"][name] = [[round(v, 4) for v in e] for e in tr["entropy"]]
+        data["stats"][name] = [[[round(v, 4) for v in s] for s in st] for st in tr["stats"]]
+    return Explorer(data)

@@ -1,0 +1,57 @@
+"""Chapter 10: every claim of the paper beside our value, with a three-outcome verdict; the paper's audit.
+
+    res = scorecard.run(cfg)
+    res.tables["scorecard"]     # id, paper, ours, ci_low, ci_high, unit, verdict, reason, verdict_r0, ...
+
+The measured rows are the ``claims`` tables of the chapters that measure them
+(the same cached computations the chapters show), so nothing is typed in. The
+verdicts are :func:`circuitnb.measures.verdicts.scorecard`'s equivalence tests
+against the per-claim margins in ``circuitnb/measures/paper/margins.csv``.
+"""
+from __future__ import annotations
+
+import importlib
+
+import pandas as pd
+
+from circuitnb.chapters import common
+from circuitnb.chapters.report import ChapterResult
+from circuitnb.core.config import Config
+from circuitnb.measures import audit, claims, verdicts
+
+CHAPTER = "10_scorecard"
+# The chapters whose run(cfg) measures claims, in book order (each returns a "claims" table).
+MEASURING = ("performance", "complexity", "heads", "temporal", "causal", "cross_dataset", "evolution", "transfer")
+
+
+def measured_rows(cfg: Config) -> pd.DataFrame:
+    """Every chapter's measured claim rows, plus the rows that are ours by design."""
+    frames = [importlib.import_module(f"circuitnb.chapters.{name}").run(cfg).tables["claims"] for name in MEASURING]
+    n = cfg.analysis.n_samples
+    by_design = common.labelled_row(
+        "n_per_condition", n, "by design",
+        f"a parameter (n_samples): {n} held-out images per model and timestep, on {cfg.run.replicates} models "
+        "per dataset; the model is the unit of every dataset contrast")
+    return pd.concat([*frames, pd.DataFrame([by_design])], ignore_index=True)
+
+
+def run(cfg: Config) -> ChapterResult:
+    """Chapter 10: the scorecard (all claim ids), the verdict counts, the margins used and the audit."""
+    paper, margins = claims.load(), verdicts.load_margins()
+    card = verdicts.scorecard(paper, margins, measured_rows(cfg), cfg.analysis.alpha)
+    counts = card.verdict.value_counts().reindex(verdicts.VERDICTS, fill_value=0)
+    checks = audit.audit(paper)
+    res = ChapterResult(CHAPTER)
+    res.tables["scorecard"] = card
+    res.tables["counts"] = counts.rename_axis("verdict").reset_index(name="claims")
+    res.tables["margins"] = margins
+    res.tables["audit"] = checks
+    pick = lambda start: checks[checks.check.str.startswith(start)].recomputed.iloc[0]   # noqa: E731
+    res.values = {**{f"n_{v.replace(' ', '_')}": int(counts[v]) for v in verdicts.VERDICTS},
+                  "n_claims": len(card), "n_disagree": int(card.replicates_disagree.sum()),
+                  "n_models": cfg.run.replicates, "profile": cfg.profile, "seed": cfg.run.seed,
+                  "n_audit": len(checks), "n_inconsistent": int((checks.consistent == False).sum()),  # noqa: E712
+                  "t4_cc": pick("Table 4 circuit complexity"), "hmax": pick("Table 2: one Hmax"),
+                  "div_ratio": pick("§4.8"), "mde": pick("§1.1: the smallest effect"),
+                  "power": pick("§1.1: power"), "t3_ranks": pick("Table 3: ranks")}
+    return res

@@ -1,0 +1,170 @@
+"""One recorded pass over images x timesteps that every chapter reads (cached per model and settings).
+
+    sw = sweep(cfg, "synthetic", models["synthetic"])    # cached: the book records each sweep once
+    sw.heads      # dataset, t, image, layer, head, entropy (bits, Eq. 1), specialization (Eq. 2), energy
+    sw.blocks     # dataset, t, image, block, depth, complexity (Eq. 3)
+    sw.mse        # dataset, t, image, mse, accuracy (§4.1 definition)
+    sw.pc[(t, block)]          # first-PC score per image, for IFE (Eq. 4)
+    sw.received[(t, layer)]    # [N, heads, K] attention each key receives (mean over queries)
+    sw.maps[(t, layer)]        # [n_maps, heads, Q, K] full attention of the first images (float16)
+
+Each image gets one noise draw shared by all timesteps (paired across t).
+Block outputs are kept in memory for one timestep at a time only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from circuitnb import data
+from circuitnb.measures import metrics
+from circuitnb.core import results
+from circuitnb.core.config import Config
+from circuitnb.hooking.hooks import record
+from circuitnb.measures.quantities import prediction_accuracy
+from circuitnb.hooking.sites import site_names, site_table
+
+N_MAPS = 4
+
+
+@dataclass
+class Sweep:
+    dataset: str
+    timesteps: tuple
+    heads: pd.DataFrame
+    blocks: pd.DataFrame
+    mse: pd.DataFrame
+    pc: dict = field(repr=False)
+    received: dict = field(repr=False)
+    maps: dict = field(repr=False)
+    layers: list = field(default_factory=list)
+    block_names: list = field(default_factory=list)
+    grid: int = 0
+
+    def head_matrix(self, t: int, value: str = "entropy") -> np.ndarray:
+        """``[n_images, n_heads]`` of one per-head value at t, heads in forward order."""
+        sub = self.heads[self.heads.t == t]
+        return sub.pivot_table(index="image", columns="head_id", values=value, sort=False)[self.head_ids].to_numpy()
+
+    @property
+    def head_ids(self) -> list[str]:
+        return [f"{layer}.h{k}" for layer in self.layers for k in range(self.n_heads)]
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.heads["head"].max()) + 1
+
+
+def block_sites(unet) -> list[str]:
+    """The U-Net's blocks in forward order: encoder, middle, decoder (the depth axis of §4.4-4.5)."""
+    return site_names(unet, "block")
+
+
+def _attention_summary(p: torch.Tensor) -> torch.Tensor:
+    # [B, heads, Q, K] -> [B, heads, 1 + K]: entropy (Eq. 1) and the attention each key receives.
+    return torch.cat([metrics.attention_entropy(p).unsqueeze(-1), p.float().mean(-2)], -1)
+
+
+def _head_energy(x: torch.Tensor) -> torch.Tensor:
+    return x.float().pow(2).mean((1, 2))                   # [B, Q, head_dim] -> [B]
+
+
+@torch.no_grad()
+def record_sweep(unet, scheduler, x0, timesteps, seed: int = 0, dataset: str = "", batch_size: int = 50,
+                 progress: bool = True) -> Sweep:
+    """Record heads, blocks and errors of ``unet`` on images ``x0`` at each timestep."""
+    device = next(unet.parameters()).device
+    x0 = torch.as_tensor(np.asarray(x0))
+    n = len(x0)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    table = site_table(unet)
+    layers = site_names(unet, "attn")
+    blocks = block_sites(unet)
+    heads = site_names(unet, "head")
+    probs = [f"{layer}.probs" for layer in layers]
+    reduce = {**{p: _attention_summary for p in probs}, **{h: _head_energy for h in heads}}
+    depth = np.linspace(0.0, 1.0, len(blocks))
+    head_rows, block_rows, mse_rows = [], [], []
+    pc, received, maps = {}, {}, {}
+    for t in tqdm(list(timesteps), desc=f"sweep {dataset}", disable=not progress):
+        errs = []
+        with record(unet, blocks + probs + heads, reduce=reduce) as rec:
+            for s in range(0, n, batch_size):
+                xb, eb = x0[s:s + batch_size].to(device), eps[s:s + batch_size].to(device)
+                tt = torch.full((len(xb),), int(t), device=device, dtype=torch.long)
+                errs.append((unet(scheduler.add_noise(xb, eb, tt), tt).sample - eb).pow(2).mean((1, 2, 3)).cpu())
+        mse = torch.cat(errs).numpy()
+        mse_rows.append(pd.DataFrame(dict(t=int(t), image=np.arange(n), mse=mse, accuracy=prediction_accuracy(mse))))
+        for b, d in zip(blocks, depth):
+            feats = rec[b]
+            block_rows.append(pd.DataFrame(dict(t=int(t), image=np.arange(n), block=b, depth=d,
+                                                complexity=metrics.feature_complexity(feats).numpy())))
+            pc[(int(t), b)] = metrics.first_pc_scores(feats.double().flatten(1).cpu().numpy())
+            del feats
+        energy = torch.stack([rec[h] for h in heads], 1).numpy()            # [N, all heads]
+        for layer, p in zip(layers, probs):
+            summary = rec[p].cpu().numpy()                                  # [N, heads, 1 + K]
+            h_max = metrics.max_entropy(summary.shape[-1] - 1)
+            received[(int(t), layer)] = summary[..., 1:].astype(np.float32)
+            for k in range(summary.shape[1]):
+                ent = summary[:, k, 0]
+                head_rows.append(pd.DataFrame(dict(
+                    t=int(t), image=np.arange(n), layer=layer, head=k, head_id=f"{layer}.h{k}", entropy=ent,
+                    specialization=(h_max - ent) / h_max, energy=energy[:, heads.index(f"{layer}.h{k}")])))
+        k_maps = min(N_MAPS, n)
+        with record(unet, probs) as rec:
+            xb, eb = x0[:k_maps].to(device), eps[:k_maps].to(device)
+            tt = torch.full((k_maps,), int(t), device=device, dtype=torch.long)
+            unet(scheduler.add_noise(xb, eb, tt), tt)
+        for layer, p in zip(layers, probs):
+            maps[(int(t), layer)] = rec[p].cpu().numpy().astype(np.float16)
+    grid = table[layers[0]].shape[-1] if layers else 0
+    tag = dict(dataset=dataset)
+    return Sweep(dataset=dataset, timesteps=tuple(int(t) for t in timesteps),
+                 heads=pd.concat(head_rows, ignore_index=True).assign(**tag),
+                 blocks=pd.concat(block_rows, ignore_index=True).assign(**tag),
+                 mse=pd.concat(mse_rows, ignore_index=True).assign(**tag),
+                 pc=pc, received=received, maps=maps, layers=layers, block_names=blocks, grid=grid)
+
+
+def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = False) -> Sweep:
+    """The cached :func:`record_sweep` of ``model`` on the first ``n_samples`` images of ``dataset``."""
+    timesteps = tuple(cfg.analysis.timesteps if timesteps is None else timesteps)
+    x0 = data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
+    return results.cached(cfg, "sweep", model, lambda: record_sweep(
+        model.unet, model.scheduler, x0, timesteps, seed=cfg.run.seed, dataset=dataset, progress=progress),
+        dataset=dataset, timesteps=timesteps)
+
+
+def ife_table(sw: Sweep, n_bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
+    """IFE (Eq. 4) between consecutive blocks at each t, with a bootstrap 95% CI over images.
+
+    Columns: dataset, t, pair, source, target, depth (of the pair's midpoint, 0..1), ife, ci_low, ci_high.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    depth = np.linspace(0.0, 1.0, len(sw.block_names))
+    for t in sw.timesteps:
+        for i, (a, b) in enumerate(zip(sw.block_names[:-1], sw.block_names[1:])):
+            sa, sb = sw.pc[(t, a)], sw.pc[(t, b)]
+            n = len(sa)
+            boots = [metrics.ife_from_scores(sa[idx], sb[idx]) for idx in rng.integers(0, n, (n_bootstrap, n))]
+            rows.append(dict(dataset=sw.dataset, t=t, pair=f"{a}->{b}", source=a, target=b,
+                             depth=(depth[i] + depth[i + 1]) / 2, ife=metrics.ife_from_scores(sa, sb),
+                             ci_low=np.percentile(boots, 2.5), ci_high=np.percentile(boots, 97.5)))
+    return pd.DataFrame(rows)
+
+
+def noisy_inputs(cfg: Config, dataset: str, model, n: int = N_MAPS, timesteps=None) -> dict:
+    """The sweep's own x_t of its first ``n`` images at each t (same noise draw): ``{t: [n, 3, H, W]}``."""
+    x0 = torch.as_tensor(data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples])
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(cfg.run.seed))
+    out = {}
+    for t in (cfg.analysis.timesteps if timesteps is None else timesteps):
+        tt = torch.full((n,), int(t), dtype=torch.long)
+        out[int(t)] = model.scheduler.add_noise(x0[:n], eps[:n], tt).numpy()
+    return out

@@ -1,0 +1,102 @@
+"""The two datasets of the study (paper §3.1): synthetic faces and natural faces.
+
+    syn = circuitnb.data.synthetic_faces(cfg)
+    nat = circuitnb.data.natural_faces(cfg)     # CelebA, or the LFW stand-in with a notice
+    x0 = circuitnb.data.images(cfg, "celeba")   # training images, float32 [N, 3, H, W] in [-1, 1]
+    xa = circuitnb.data.images(cfg, "celeba", split="analysis")    # held out: no model trains on them
+
+The split rule (§3.1 has 2,000 images per dataset; we hold some out): of the
+``n_images`` of a dataset, the last ``n_analysis`` are analysis images and the
+rest are training images. Replicate r of the synthetic dataset trains on its
+own draw of faces (seed ``seed + REPLICATE_STRIDE * r``); its analysis images
+are the base seed's last ``n_analysis`` faces, the same for every replicate, so
+models are compared on the same held-out images. CelebA replicates share the
+data and differ only in the training seed.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+
+import numpy as np
+
+from circuitnb.core.config import Config
+from circuitnb.data.celeba import LFW_NOTICE, DataError, NaturalFaces, load_celeba, load_lfw, read_attributes
+from circuitnb.data.synthetic import CORRELATIONS, PARTS, SyntheticFaces, generate_faces, sample_attributes
+
+DATASETS = ("synthetic", "celeba")   # "celeba" means the natural dataset in force (maybe LFW)
+SPLITS = ("train", "analysis")
+REPLICATE_STRIDE = 1000              # replicate r's training seed: seed + 1000 r (never another run's seed)
+
+__all__ = ["DATASETS", "synthetic_faces", "natural_faces", "images", "fingerprint", "check_dataset",
+           "SyntheticFaces", "NaturalFaces", "DataError", "generate_faces", "sample_attributes",
+           "load_celeba", "load_lfw", "read_attributes", "PARTS", "CORRELATIONS", "LFW_NOTICE"]
+
+
+def check_dataset(name: str) -> str:
+    if name not in DATASETS:
+        raise DataError(f"parameter 'dataset' = {name!r}; choose one of {DATASETS}")
+    return name
+
+
+@functools.lru_cache(maxsize=4)
+def _synthetic(n: int, image_size: int, seed: int) -> SyntheticFaces:
+    return generate_faces(n, image_size, seed)
+
+
+def synthetic_faces(cfg: Config) -> SyntheticFaces:
+    return _synthetic(cfg.data.n_images, cfg.data.image_size, cfg.run.seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _natural(root: str, n: int, image_size: int, seed: int, match: bool) -> NaturalFaces:
+    if root:
+        return load_celeba(root, n, image_size, seed=seed, match_attributes=match)
+    return load_lfw(n, image_size)
+
+
+def natural_faces(cfg: Config) -> NaturalFaces:
+    """CelebA from ``cfg.celeba_root``; without one, the LFW stand-in (``.source == 'lfw'``)."""
+    return _natural(cfg.celeba_root, cfg.data.n_images, cfg.data.image_size, cfg.run.seed,
+                    cfg.data.match_attributes)
+
+
+def replicate_seed(cfg: Config, replicate: int) -> int:
+    """The training seed of replicate ``replicate`` (0 is ``cfg.run.seed`` itself)."""
+    return cfg.run.seed + REPLICATE_STRIDE * replicate
+
+
+def images(cfg: Config, dataset: str, split: str = "train", replicate: int = 0) -> np.ndarray:
+    """One split of a dataset, float32 [N, 3, H, W] in [-1, 1] (see the module docstring for the rule)."""
+    check_dataset(dataset)
+    if split not in SPLITS:
+        raise DataError(f"parameter 'split' = {split!r}; choose one of {SPLITS}")
+    n_train = cfg.data.n_images - cfg.data.n_analysis
+    if dataset == "synthetic":
+        seed = replicate_seed(cfg, replicate) if split == "train" else cfg.run.seed
+        x = _synthetic(cfg.data.n_images, cfg.data.image_size, seed).images
+    else:
+        x = natural_faces(cfg).images
+        if len(x) < cfg.data.n_images:            # a smaller folder: the same rule on what is there
+            n_train = len(x) - cfg.data.n_analysis
+            if n_train < 1:
+                raise DataError(f"the natural dataset has {len(x)} readable images; 'n_analysis' = "
+                                f"{cfg.data.n_analysis} leaves none to train on")
+    return x[:n_train] if split == "train" else x[n_train:]
+
+
+def analysis_labels(cfg: Config) -> np.ndarray:
+    """Per-pixel part labels of the synthetic analysis images (same order as ``images(.., "analysis")``)."""
+    return synthetic_faces(cfg).labels[cfg.data.n_images - cfg.data.n_analysis:]
+
+
+def source(cfg: Config, dataset: str) -> str:
+    """Which data actually stands behind a dataset name: 'synthetic', 'celeba' or 'lfw'."""
+    return "synthetic" if check_dataset(dataset) == "synthetic" else natural_faces(cfg).source
+
+
+def fingerprint(x: np.ndarray) -> str:
+    """Content hash of an image array (shape, dtype and bytes), for cache keys."""
+    h = hashlib.sha256(f"{x.shape}{x.dtype}".encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""The site table, the hook protocol and recording/editing context managers."""

@@ -1,0 +1,92 @@
+"""An attention processor that exposes per-head probabilities and head outputs (§3.2.1).
+
+    proc = HookedAttnProcessor()
+    proc.probs_hooks.append(lambda probs: None)     # probs: [batch, head, query, key]
+    attn.set_processor(proc)                         # circuitnb.hooks does this for you, and undoes it
+
+diffusers' default ``AttnProcessor2_0`` calls fused scaled-dot-product
+attention and never materialises the probabilities, and ``UNet2DModel`` has no
+``set_attn_processor``. :mod:`circuitnb.hooks` therefore walks
+``named_modules()``, gives each hooked ``Attention`` a :class:`HookedAttnProcessor`
+(a line-by-line copy of diffusers' classic ``AttnProcessor``, with two hook
+points), shared by reference count, and puts the original back when its last
+user leaves, also after an exception.
+
+Hook points, each a list of callables that may return a replacement or None:
+
+* ``probs_hooks``: ``fn(probs) -> probs | None`` with probs ``[B, heads, Q, K]``
+  (after the softmax, before the weighted sum of values);
+* ``head_hooks``: ``fn(heads_out) -> heads_out | None`` with ``[B, heads, Q, head_dim]``
+  (each head's output before the output projection mixes the heads).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from diffusers.models.attention_processor import Attention
+
+Hook = Callable[[torch.Tensor], torch.Tensor | None]
+
+
+class HookedAttnProcessor:
+    """diffusers' classic ``AttnProcessor`` with probability and head-output hooks."""
+
+    def __init__(self) -> None:
+        self.probs_hooks: list[Hook] = []
+        self.head_hooks: list[Hook] = []
+
+    @staticmethod
+    def _run(hooks: list[Hook], x: torch.Tensor) -> torch.Tensor:
+        for hook in hooks:
+            out = hook(x)
+            if out is not None:
+                x = out
+        return x
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None,
+                 attention_mask=None, temb=None, *args, **kwargs) -> torch.Tensor:
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = (
+            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape)
+        attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        query = attn.head_to_batch_dim(query)
+        key = attn.head_to_batch_dim(key)
+        value = attn.head_to_batch_dim(value)
+        attention_probs = attn.get_attention_scores(query, key, attention_mask)
+        heads = attn.heads
+        if self.probs_hooks:
+            # [B*heads, Q, K] -> [B, heads, Q, K]: head_to_batch_dim puts the head index second.
+            probs = attention_probs.view(batch_size, heads, *attention_probs.shape[1:])
+            attention_probs = self._run(self.probs_hooks, probs).reshape(attention_probs.shape)
+        hidden_states = torch.bmm(attention_probs, value)
+        if self.head_hooks:
+            per_head = hidden_states.view(batch_size, heads, *hidden_states.shape[1:])
+            hidden_states = self._run(self.head_hooks, per_head).reshape(hidden_states.shape)
+        hidden_states = attn.batch_to_head_dim(hidden_states)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def attention_modules(unet: torch.nn.Module) -> dict[str, Attention]:
+    return {name: m for name, m in unet.named_modules() if isinstance(m, Attention)}

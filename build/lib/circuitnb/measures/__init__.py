@@ -1,0 +1,1 @@
+"""Paper quantities (Eq. 1-5 and the named but undefined ones), statistics and verdicts."""

@@ -1,0 +1,1 @@
+"""Book build (papermill + Jupyter Book), offline checks of the HTML."""

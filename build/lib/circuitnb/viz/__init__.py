@@ -1,0 +1,1 @@
+"""Figures, live widgets and offline explorers."""
