@@ -1,4 +1,4 @@
-"""Chapter 3 (§4.2, Table 1) and chapter 7 (§4.7, Table 4): circuit complexity and the cross-dataset tests."""
+"""Chapter 3 (§4.2, Table 1): circuit complexity; and the per-image metrics that chapter 7 (Table 4) compares."""
 from __future__ import annotations
 
 import numpy as np
@@ -91,57 +91,3 @@ def run(cfg) -> ChapterResult:
                       d_lo=first.d_ci_low, d_hi=first.d_ci_high, p_first=first.p_holm,
                       n_beyond=int(t1.ratio_beyond_null.sum()), n_t=len(t1))
     return res
-
-
-def intervention_impact_per_image(ivs: pd.DataFrame) -> pd.DataFrame:
-    """Table 4 "intervention impact": per image and t, the mean impact (Eq. 5) over the layer-ablation family."""
-    sub = ivs[ivs.family == "layer ablation"]
-    return sub.groupby(["dataset", "t", "image"], as_index=False).impact.mean().rename(columns={"impact": "value"})
-
-
-METRICS = {"Circuit Complexity": ("cc", circuit_complexity_per_image),
-           "Attention Entropy": ("ent", entropy_per_image),
-           "Feature Hierarchy": ("fh", feature_hierarchy_per_image)}
-
-
-def table4(sweeps: dict, per_image_impacts: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0,
-           alpha: float = 0.05) -> pd.DataFrame:
-    """Table 4: each metric pooled over timesteps (images x t per dataset), synthetic vs CelebA.
-
-    Rows: circuit complexity, attention entropy, feature hierarchy, intervention
-    impact; one Bonferroni/Holm family. Pooling over t follows the paper's
-    "all timesteps"; each image contributes one value per t.
-    """
-    values = {label: {n: fn(sw).value.to_numpy() for n, sw in sweeps.items()} for label, (_, fn) in METRICS.items()}
-    ii = intervention_impact_per_image(per_image_impacts)
-    values["Intervention Impact"] = {n: ii[ii.dataset == n].value.to_numpy() for n in sweeps}
-    groups = {label: (v["synthetic"], v["celeba"]) for label, v in values.items()}
-    return stats.compare_table(groups, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
-
-
-def table4_claims(t4: pd.DataFrame, paper: pd.DataFrame) -> list[dict]:
-    short = {"Circuit Complexity": "cc", "Attention Entropy": "ent", "Feature Hierarchy": "fh",
-             "Intervention Impact": "ii"}
-    p_claim = paper.set_index("id").p_value
-    values = paper.set_index("id").paper_value
-    rows = []
-    for r in t4.itertuples():
-        s = short[r.comparison]
-        scale_free = s in ("ent", "ii")
-        why = "" if scale_free else "our definition's scale is not the paper's (undefined there)"
-        rows.append(claims.row(f"t4_{s}_syn", r.mean_a, comparable=scale_free, why=why,
-                               definition=f"experiments.complexity.table4 ({r.comparison})"))
-        # The CelebA row's claim is the test: CelebA differs from synthetic at the stated p (Bonferroni
-        # here), in the direction of the paper's means.
-        bound = _p_bound(p_claim[f"t4_{s}_cel"])
-        same_way = np.sign(r.mean_b - r.mean_a) == np.sign(values[f"t4_{s}_cel"] - values[f"t4_{s}_syn"])
-        rows.append(claims.row(f"t4_{s}_cel", r.mean_b, kind="direction",
-                               holds=bool(r.p_bonferroni < bound and same_way),
-                               definition=f"Welch t-test, Bonferroni over Table 4 (ours: p = {r.p_bonferroni:.2g}, "
-                                          f"d = {r.cohen_d:.2f}; paper: p {p_claim[f't4_{s}_cel']})"))
-    return rows
-
-
-def _p_bound(text: str) -> float:
-    text = str(text).strip()
-    return float(text.lstrip("<")) if text else 0.05

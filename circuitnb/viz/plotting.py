@@ -72,18 +72,3 @@ def loss_curves(losses: dict[str, list[float]], window: int = 50):
     ax.legend()
     fig.tight_layout()
     return fig
-
-
-def mse_by_timestep(frame: pd.DataFrame):
-    """Mean noise-prediction MSE with 95% CI against timestep; frame has columns dataset, t, mse."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, sub in frame.groupby("dataset"):
-        g = sub.groupby("t").mse
-        mean, sem = g.mean(), g.sem()
-        ax.errorbar(mean.index, mean, yerr=1.96 * sem, marker="o", capsize=3, label=name,
-                    color=DATASET_COLOURS.get(name))
-    ax.set_xlabel("timestep t (of 1,000)")
-    ax.set_ylabel("noise-prediction MSE (per pixel)")
-    ax.legend()
-    fig.tight_layout()
-    return fig
