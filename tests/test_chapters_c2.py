@@ -110,12 +110,13 @@ def test_table2_matches_the_highest_scoring_labelled_head_and_leaves_others_nan(
     assert m[("edge", 0)] == "a.h1" and pd.isna(m[("edge", 1)]) and pd.isna(m[("texture", 0)])
     per_model = pd.DataFrame(dict(dataset="synthetic", replicate=[0, 0, 1], head=["a.h1", "a.h2", "a.h0"],
                                   entropy=[3.0, 4.0, 5.0], specialization=[0.25, 0.0, 0.1],
-                                  entropy_norm=[0.75, 1.0, 0.9], importance=[1e-3, 0.0, 2e-3]))
+                                  entropy_norm=[0.75, 1.0, 0.9], importance=[1e-3, 0.0, 2e-3], n_keys=[16, 16, 64]))
     images = pd.DataFrame(dict(dataset="synthetic", replicate=0, head="a.h1", image=[0, 1, 2],
                                entropy=[2.9, 3.0, 3.1], specialization=[0.24, 0.25, 0.26]))
     rows = {r["id"]: r for r in heads.table2_claims(heads.table2_matches(tests), per_model, images)}
     edge = rows["head_edge_entropy"]
     assert edge["ours"] == 3.0 and np.isnan(edge["ci_low"]) and "1 of 2" in edge["reason"]   # one model: no CI
+    assert "K = 16 keys" in edge["reason"]
     assert edge["replicates"][1] == "inconclusive"                      # the model without an edge head
     assert rows["head_texture_entropy"]["label"] == "not comparable"
     assert rows["head_edge_importance"]["replicates"] == ()
@@ -171,7 +172,8 @@ def test_divergence_table_is_a_t_interval_over_pairs_judged_against_the_null():
     lo, hi = sps.t.interval(0.95, 2, loc=0.32, scale=sps.sem([0.30, 0.34, 0.32]))
     assert (row.divergence, row.ci_low, row.ci_high) == pytest.approx((0.32, lo, hi))
     assert (row.null_low, row.null_high) == (0.05, 0.08) and row.beyond_null
-    # A divergence no larger than two same-data models' is not a dataset effect.
-    assert not evolution.divergence_table(pairs([0.07, 0.09, 0.08], [0.05, 0.08, 0.10])).iloc[0].beyond_null
+    # A mean above the null range is not enough: its interval must clear the range too.
+    wide = evolution.divergence_table(pairs([0.09, 0.15, 0.12], [0.05, 0.08, 0.10])).iloc[0]
+    assert wide.divergence > wide.null_high and wide.ci_low < wide.null_high and not wide.beyond_null
     one = evolution.divergence_table(pairs([0.3], [0.05])).iloc[0]         # one pair: no interval, no claim
     assert np.isnan(one.ci_low) and not one.beyond_null

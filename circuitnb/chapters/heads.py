@@ -154,6 +154,8 @@ def table2_claims(matches: pd.DataFrame, per_model: pd.DataFrame, per_image: pd.
                 replicate_ci(images.loc[(r, h), col]) if isinstance(h, str) else Estimate(np.nan, np.nan, np.nan, 0)
                 for r, h in zip(g.replicate, g["head"])]
             why = f"on {n_ok} of {len(g)} synthetic models (the head labelled '{TABLE2[key]}': {heads})"
+            if q == "entropy":                                 # bits depend on the layer's key count
+                why += "; K = " + ", ".join(str(int(k)) for k in sorted(g.n_keys.dropna().unique())) + " keys"
             rows.append(common.claim_row(cid, replicate_ci(g[col]), per, unit=unit, reason=why))
     return rows
 
