@@ -1,111 +1,241 @@
-"""Chapter 4 (§4.3, Table 2, Fig. 4) and chapter 8 (§4.8, Fig. 9): every head, its function, and divergence."""
+"""Chapter 4 (§4.3, Table 2, Fig. 4): every head of every replicate model, its tested function, and Table 2.
+
+    res = circuitnb.chapters.heads.run(cfg)
+    res.show("heads")          # every head at cfg.analysis.head_t: mean over models with t-intervals
+    res.show("table2")         # the paper's four named heads, matched in each model by our tested labels
+
+The paper names four heads by function (edge detection, global structure, texture analysis, semantic
+integration) without saying how the functions were assigned. We test every head of every model
+(:mod:`circuitnb.measures.head_functions`: permutation tests, Bonferroni over heads x functions within a
+model) and match Table 2's "edge head" in a model to the head whose tested label is edge detection (the
+highest score if several). A model with no such head contributes NaN to that row; each row says on how
+many models it stands. The model is the unit: per-model values are means over held-out images, and the
+estimate is the mean over models with a t-interval (:func:`circuitnb.measures.verdicts.replicate_ci`).
+"""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from circuitnb.interventions import circuits
-from circuitnb.measures import claims, head_functions, metrics, quantities
 from circuitnb import data
+from circuitnb.chapters import common, replicates
+from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
-from circuitnb.chapters.common import analysis_images
+from circuitnb.interventions import circuits
+from circuitnb.measures import claims, head_functions, metrics
+from circuitnb.measures.verdicts import Estimate, replicate_ci
 
+CHAPTER = "04_attention_specialization"
 TABLE2 = {"edge": "edge detection", "global": "global structure", "texture": "texture analysis",
           "semantic": "semantic integration"}
+SHORT = {func: key for key, func in TABLE2.items()}           # figure labels: "edge", "global", ...
+QUANTITIES = {"entropy": ("entropy", "bits"), "spec": ("specialization", "fraction 0-1"),
+              "importance": ("importance", "a.u.")}          # Table 2 column -> our column, unit
 
 
-def head_table(sw, t: int) -> pd.DataFrame:
-    """Entropy (Eq. 1) and specialization (Eq. 2) of every head at t: mean and SD over images."""
-    g = sw.heads[sw.heads.t == t].groupby("head_id", sort=False)
-    out = g.agg(entropy=("entropy", "mean"), entropy_sd=("entropy", "std"), specialization=("specialization", "mean"),
-                specialization_sd=("specialization", "std"), n=("image", "size"))
-    return out.reset_index().rename(columns={"head_id": "head"})
+def head_values_per_image(sw, t: int) -> pd.DataFrame:
+    """Entropy (Eq. 1, bits), H / log2 K and specialization (Eq. 2) of every head on every image at t.
+
+    Columns: dataset, image, layer, head, n_keys, entropy, entropy_norm, specialization.
+    """
+    sub = sw.heads[sw.heads.t == t].rename(columns={"head": "index", "head_id": "head"})
+    keys = {layer: sw.received[(t, layer)].shape[-1] for layer in sw.layers}   # K differs between layers
+    out = sub[["dataset", "image", "layer", "head", "entropy", "specialization"]].copy()
+    out["n_keys"] = out.layer.map(keys)
+    out["entropy_norm"] = out.entropy / out.n_keys.map(metrics.max_entropy)
+    return out
 
 
-def importance(cfg: Config, models: dict, t: int) -> pd.DataFrame:
-    """Head importance (:func:`circuitnb.circuits.head_importance`) of each model at t (cached)."""
-    frames = []
-    for name, m in models.items():
-        x0 = analysis_images(cfg, name)
-        f = results.cached(cfg, "head_importance", m,
-                           lambda: circuits.head_importance(m.unet, m.scheduler, x0, t, seed=cfg.run.seed), t=t)
-        frames.append(f.assign(dataset=name))
-    return pd.concat(frames, ignore_index=True)
+def importance(cfg: Config, model, t: int) -> pd.DataFrame:
+    """Head importance (:func:`circuitnb.interventions.circuits.head_importance`) of one model at t (cached)."""
+    x0 = common.analysis_images(cfg, model.meta["dataset"])
+    return results.cached(cfg, "head_importance", model,
+                          lambda: circuits.head_importance(model.unet, model.scheduler, x0, t, seed=cfg.run.seed), t=t)
 
 
-def functions(cfg: Config, sw, t: int, n_permutations: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every head of one model at t against each function (:mod:`circuitnb.head_functions`).
+def functions(cfg: Config, sw, model, t: int) -> pd.DataFrame:
+    """Every (head, function) test of one model at t (cached): head, function, score, p, p_bonferroni,
+    significant, and ``label`` (the head's one assigned function, :func:`head_functions.assign_functions`).
 
     The semantic target needs part labels, so it exists for the synthetic data only.
-    Returns (scores: one row per head and function, labels: one row per head).
     """
-    x0 = analysis_images(cfg, sw.dataset)
-    labels = data.analysis_labels(cfg)[: len(x0)] if sw.dataset == "synthetic" else None
-    targets = head_functions.function_targets(x0, labels, sw.grid)
-    received = np.concatenate([sw.received[(t, layer)] for layer in sw.layers], 1)   # [N, all heads, K]
-    n_keys = received.shape[-1]
-    uniformity = sw.head_matrix(t, "entropy") / metrics.max_entropy(n_keys)
-    scores = head_functions.score_heads(received, targets, uniformity, sw.head_ids, n_permutations=n_permutations,
-                                        seed=cfg.run.seed, alpha=cfg.analysis.alpha)
-    return scores, head_functions.assign_functions(scores)
+    def compute() -> pd.DataFrame:
+        x0 = common.analysis_images(cfg, sw.dataset)
+        labels = data.analysis_labels(cfg)[: len(x0)] if sw.dataset == "synthetic" else None
+        targets = head_functions.function_targets(x0, labels, sw.grid)
+        received = np.concatenate([sw.received[(t, layer)] for layer in sw.layers], 1)   # [N, all heads, K]
+        uniformity = sw.head_matrix(t, "entropy") / metrics.max_entropy(received.shape[-1])
+        scores = head_functions.score_heads(received, targets, uniformity, sw.head_ids,
+                                            n_permutations=cfg.analysis.n_permutations, seed=cfg.run.seed,
+                                            alpha=cfg.analysis.alpha)
+        label = head_functions.assign_functions(scores).set_index("head").function
+        return scores.assign(label=scores["head"].map(label))
+    return results.cached(cfg, "head_functions", model, compute, t=t, dataset=sw.dataset)
 
 
-def inter_head_correlation(sw, t: int) -> pd.DataFrame:
-    """Pearson correlation between heads of their per-image entropies at t (Fig. 4c)."""
-    m = sw.head_matrix(t, "entropy")
-    return pd.DataFrame(np.corrcoef(m, rowvar=False), index=sw.head_ids, columns=sw.head_ids)
+def heads_per_model(per_image: pd.DataFrame, imp: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, head): image means and SDs, importance and tested function label."""
+    g = per_image.groupby(["dataset", "replicate", "layer", "head"], sort=False)
+    out = g.agg(n_keys=("n_keys", "first"), entropy=("entropy", "mean"), entropy_sd=("entropy", "std"),
+                entropy_norm=("entropy_norm", "mean"), specialization=("specialization", "mean"),
+                specialization_sd=("specialization", "std"), n_images=("image", "size")).reset_index()
+    labels = tests.drop_duplicates(["dataset", "replicate", "head"])[["dataset", "replicate", "head", "label"]]
+    keys = ["dataset", "replicate", "head"]
+    return (out.merge(imp[keys + ["importance"]], on=keys, how="left")
+            .merge(labels.rename(columns={"label": "function"}), on=keys, how="left"))
 
 
-def table2_claims(heads: pd.DataFrame, labels: pd.DataFrame, imp: pd.DataFrame) -> list[dict]:
-    """Table 2 rows: for each function, the head of ours that carries that tested label (highest score).
-
-    ``heads`` from :func:`head_table`, ``labels`` from :func:`functions`, ``imp``
-    from :func:`importance` (one model's rows), all for the synthetic model at t = 300.
-    """
+def heads_summary(per_model: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, head): each quantity's mean over models with its 95% t-interval, and the
+    function label of each model (``r0: edge detection; r1: unassigned``)."""
     rows = []
-    labelled = labels.dropna(subset=["score"]).sort_values("score", ascending=False)
-    for key, func in TABLE2.items():
-        hit = labelled[labelled.function == func]
-        if hit.empty:
-            why = f"no head of ours passes the '{func}' test (Bonferroni, alpha 0.05)"
-            for q in ("entropy", "spec", "importance"):
-                rows.append(claims.row(f"head_{key}_{q}", np.nan, comparable=False, why=why,
-                                       definition="head_functions.assign_functions"))
-            continue
-        head = hit.iloc[0]["head"]
-        h = heads.set_index("head").loc[head]
-        se_e, se_s = h.entropy_sd / np.sqrt(h.n), h.specialization_sd / np.sqrt(h.n)
-        note = f"our head {head}"
-        rows.append(claims.row(f"head_{key}_entropy", h.entropy, h.entropy - 1.96 * se_e, h.entropy + 1.96 * se_e,
-                               definition=f"metrics.attention_entropy; {note}"))
-        rows.append(claims.row(f"head_{key}_spec", h.specialization, h.specialization - 1.96 * se_s,
-                               h.specialization + 1.96 * se_s, definition=f"metrics.specialization; {note}"))
-        rows.append(claims.row(f"head_{key}_importance", imp.set_index("head").loc[head, "importance"],
-                               definition=f"circuits.head_importance; {note}"))
-    return rows
-
-
-def distinct_heads_claim(labels_by_dataset: dict) -> dict:
-    """How many heads carry a tested function label (either model)."""
-    n = max(int((lab.function != "unassigned").sum()) for lab in labels_by_dataset.values())
-    return claims.row("n_distinct_heads", n, definition="head_functions.assign_functions (heads with a tested label)")
-
-
-def divergence_table(sweeps: dict) -> pd.DataFrame:
-    """Entropy and specialization divergence (:func:`circuitnb.quantities.divergence`) per t."""
-    syn, cel = sweeps["synthetic"], sweeps["celeba"]
-    rows = []
-    for t in syn.timesteps:
-        rows.append(dict(t=t, entropy_divergence=quantities.divergence(syn.head_matrix(t), cel.head_matrix(t)),
-                         specialization_divergence=quantities.divergence(syn.head_matrix(t, "specialization"),
-                                                                         cel.head_matrix(t, "specialization"))))
+    for (name, layer, head), g in per_model.groupby(["dataset", "layer", "head"], sort=False):
+        row = dict(dataset=name, layer=layer, head=head, n_keys=int(g.n_keys.iloc[0]))
+        for col in ("entropy", "entropy_norm", "specialization", "importance"):
+            est = replicate_ci(g[col])
+            row.update({col: est.mean, f"{col}_ci_low": est.low, f"{col}_ci_high": est.high})
+        row["functions"] = "; ".join(f"r{r}: {f}" for r, f in zip(g.replicate, g.function))
+        row.update(n_models=len(g), n_images=int(g.n_images.min()))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def divergence_claims(div: pd.DataFrame) -> list[dict]:
+def table2_matches(tests: pd.DataFrame) -> pd.DataFrame:
+    """Each synthetic model's head for each Table 2 function: the head labelled with it (highest score),
+    else NaN. Columns: key, function, replicate, head."""
+    syn = tests[(tests.dataset == "synthetic") & (tests.function == tests.label)]
     rows = []
-    for r in div.itertuples():
-        rows.append(claims.row(f"ent_div_{r.t}", r.entropy_divergence, definition="quantities.divergence (bits)"))
-        rows.append(claims.row(f"spec_div_{r.t}", r.specialization_divergence, definition="quantities.divergence"))
+    for r in sorted(tests[tests.dataset == "synthetic"].replicate.unique()):
+        for key, func in TABLE2.items():
+            hit = syn[(syn.replicate == r) & (syn.function == func)].sort_values("score", ascending=False)
+            rows.append(dict(key=key, function=func, replicate=r, head=hit["head"].iloc[0] if len(hit) else np.nan))
+    return pd.DataFrame(rows)
+
+
+def _matched(matches: pd.DataFrame, per_model: pd.DataFrame) -> pd.DataFrame:
+    keys = ["replicate", "head"]
+    return matches.merge(per_model[per_model.dataset == "synthetic"], on=keys, how="left")
+
+
+def table2(matches: pd.DataFrame, per_model: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 at the model level: per function, the matched head of each synthetic model and the mean
+    over the models that have one (t-interval) of entropy, H / log2 K, specialization and importance."""
+    rows = []
+    for key, g in _matched(matches, per_model).groupby("key", sort=False):
+        row = dict(function=TABLE2[key], heads="; ".join(f"r{r}: {h if isinstance(h, str) else '–'}"
+                                                         for r, h in zip(g.replicate, g["head"])))
+        for col in ("entropy", "entropy_norm", "specialization", "importance"):
+            est = replicate_ci(g[col])
+            row.update({col: est.mean, f"{col}_ci_low": est.low, f"{col}_ci_high": est.high})
+        row.update(n_models_matched=int(g["head"].notna().sum()), n_models=len(g))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table2_claims(matches: pd.DataFrame, per_model: pd.DataFrame, per_image: pd.DataFrame) -> list[dict]:
+    """Scorecard rows of Table 2 (levels, judged as levels). Each model's own estimate: the t-interval over
+    images of its matched head (entropy, specialization); importance is one number per model, so it has
+    no per-model verdict. A function no head of any model carries is "not comparable"."""
+    rows = []
+    images = per_image[per_image.dataset == "synthetic"].set_index(["replicate", "head"]).sort_index()
+    for key, g in _matched(matches, per_model).groupby("key", sort=False):
+        heads = ", ".join(f"r{r}: {h if isinstance(h, str) else '–'}" for r, h in zip(g.replicate, g["head"]))
+        n_ok = int(g["head"].notna().sum())
+        for q, (col, unit) in QUANTITIES.items():
+            cid = f"head_{key}_{q}"
+            if n_ok == 0:
+                rows.append(common.labelled_row(cid, np.nan, "not comparable", f"no head of any of the {len(g)} "
+                                                f"synthetic models passes the '{TABLE2[key]}' test", unit=unit))
+                continue
+            per = [] if q == "importance" else [
+                replicate_ci(images.loc[(r, h), col]) if isinstance(h, str) else Estimate(np.nan, np.nan, np.nan, 0)
+                for r, h in zip(g.replicate, g["head"])]
+            why = f"on {n_ok} of {len(g)} synthetic models (the head labelled '{TABLE2[key]}': {heads})"
+            if q == "entropy":                                 # bits depend on the layer's key count
+                why += "; K = " + ", ".join(str(int(k)) for k in sorted(g.n_keys.dropna().unique())) + " keys"
+            rows.append(common.claim_row(cid, replicate_ci(g[col]), per, unit=unit, reason=why))
     return rows
+
+
+def distinct_heads(per_model: pd.DataFrame) -> pd.DataFrame:
+    """Per model: how many heads carry a tested function label, and how many carry each function."""
+    counts = per_model.assign(n=1).pivot_table(index=["dataset", "replicate"], columns="function", values="n",
+                                               aggfunc="sum", fill_value=0)
+    counts = counts.reindex(columns=[*head_functions.FUNCTIONS, "unassigned"], fill_value=0)
+    counts.insert(0, "n_distinct", counts[list(head_functions.FUNCTIONS)].sum(axis=1))
+    return counts.reset_index()
+
+
+def distinct_heads_claim(distinct: pd.DataFrame) -> dict:
+    """n_distinct_heads: heads with a tested label per model, the mean over every model of both datasets."""
+    per = ", ".join(f"{d[:3]} r{r}: {n}" for d, r, n in distinct[["dataset", "replicate", "n_distinct"]].values)
+    return common.claim_row("n_distinct_heads", replicate_ci(distinct.n_distinct), unit="count",
+                            reason=f"heads with a tested function label, per model ({per}); "
+                                   f"mean over {len(distinct)} models of both datasets")
+
+
+def _correlation(sw, t: int) -> np.ndarray:
+    """Pearson r between heads of their per-image entropies at t (Fig. 4c); NaN for a constant head."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.corrcoef(sw.head_matrix(t, "entropy"), rowvar=False)
+
+
+def figure_data(sweeps: dict, tests: pd.DataFrame, t: int) -> dict:
+    """What Figs. 4.1-4.4 draw: entropy per head and t, inter-head correlation and function scores at t,
+    each the mean over the replicate models of a dataset."""
+    ent = replicates.per_replicate(sweeps, lambda sw: sw.heads.groupby(["head_id", "t"], sort=False, as_index=False)
+                                   .entropy.mean())
+    entropy_by_t = {name: g.pivot_table(index="head_id", columns="t", values="entropy", sort=False)
+                    for name, g in ent.groupby("dataset", sort=False)}
+    syn = sweeps["synthetic"]
+    with warnings.catch_warnings():                            # a head constant in every model: NaN, said so
+        warnings.simplefilter("ignore", RuntimeWarning)
+        corr = np.nanmean([_correlation(sw, t) for sw in syn], axis=0)
+    scores = tests[tests.dataset == "synthetic"].pivot_table(index="head", columns="function", values="score",
+                                                             sort=False).rename(columns=SHORT)
+    return dict(entropy_by_t=entropy_by_t, heads_order=syn[0].head_ids, scores=scores,
+                correlation=pd.DataFrame(corr, index=syn[0].head_ids, columns=syn[0].head_ids))
+
+
+def run(cfg: Config) -> ChapterResult:
+    """Chapter 4: every head of every replicate model at ``cfg.analysis.head_t``, Table 2, figures."""
+    t = cfg.analysis.head_t
+    models, sweeps = common.models_and_sweeps(cfg)
+    if t not in cfg.analysis.timesteps:                        # a sweep at head_t alone (cached)
+        sweeps = replicates.load_sweeps(cfg, models, timesteps=(t,))
+    per_image = replicates.per_replicate(sweeps, lambda sw: head_values_per_image(sw, t))
+    imp = replicates.per_replicate(models, lambda m: importance(cfg, m, t))
+    pairs = {name: list(zip(sweeps[name], models[name])) for name in models}
+    tests = replicates.per_replicate(pairs, lambda p: functions(cfg, p[0], p[1], t))
+    per_model = heads_per_model(per_image, imp, tests)
+    matches = table2_matches(tests)
+    distinct = distinct_heads(per_model)
+    res = ChapterResult(CHAPTER)
+    passed = tests.loc[tests.significant, ["dataset", "replicate", "head", "function", "score", "p", "p_bonferroni",
+                                           "label"]].reset_index(drop=True)
+    res.tables.update(heads=heads_summary(per_model), heads_per_model=per_model, table2=table2(matches, per_model),
+                      functions_passed=passed, distinct_heads=distinct)
+    res.tables["claims"] = pd.DataFrame(claims.known(table2_claims(matches, per_model, per_image)
+                                                     + [distinct_heads_claim(distinct)]))
+    res.data.update(figure_data(sweeps, tests, t), heads=res.tables["heads"])
+    res.values = _values(cfg, t, res.tables["heads"], distinct, res.tables["table2"])
+    return res
+
+
+def _values(cfg: Config, t: int, summary: pd.DataFrame, distinct: pd.DataFrame, t2: pd.DataFrame) -> dict:
+    syn = summary[summary.dataset == "synthetic"]
+    n_dist = replicate_ci(distinct.n_distinct)
+    by_ds = distinct.groupby("dataset").n_distinct
+    keys = sorted(summary.n_keys.unique())
+    return dict(profile=cfg.profile, seed=cfg.run.seed, n=int(summary.n_images.min()),
+                n_models=int(summary.n_models.min()), head_t=t, n_heads=int(syn["head"].nunique()),
+                n_keys=", ".join(map(str, keys)), hmax=", ".join(f"{metrics.max_entropy(k):.3g}" for k in keys),
+                h_min=syn.entropy.min(), h_max=syn.entropy.max(), s_min=syn.specialization.min(),
+                s_max=syn.specialization.max(), top_head=syn.loc[syn.importance.idxmax(), "head"],
+                top_imp=syn.importance.max(), n_perm=cfg.analysis.n_permutations,
+                n_labelled_syn=by_ds.mean().get("synthetic", np.nan), n_labelled_cel=by_ds.mean().get("celeba", np.nan),
+                distinct=n_dist.mean, distinct_lo=n_dist.low, distinct_hi=n_dist.high, n_all_models=len(distinct),
+                **{f"matched_{k}": int(r.n_models_matched) for k, r in zip(TABLE2, t2.itertuples())})

@@ -1,13 +1,33 @@
-"""Chapter 5 (§4.4-4.5, Figs. 5-6): information flow by depth, and denoising phases found from the data."""
+"""Chapter 5 (§4.4-4.5, Figs. 5-6): information flow by depth, and denoising phases found from the data.
+
+    res = circuitnb.chapters.temporal.run(cfg)
+    res.show("ife_ranges")     # low and high end of IFE per depth group: mean over models, t-interval
+    res.show("phases")         # each model's number of phases (BIC) and where they start
+
+IFE (Eq. 4) is a property of a model on a set of images (mutual information across the images), so each
+model gives one IFE per block pair and timestep. The paper's "ranges" per depth group become, per model,
+the lowest and highest IFE over the group's block pairs and the timesteps; the claim is judged on their
+mean over every model of both datasets (a t-interval over models), and each model's own value carries a
+percentile-bootstrap CI over its held-out images (images resampled jointly for all pairs and timesteps).
+Phases are found per model by segmenting a dense profile over ``cfg.analysis.n_phase_timesteps`` timesteps
+(exact least squares, number of phases by BIC); the paper's four phases are not assumed.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from circuitnb.measures import claims
-from circuitnb.chapters.sweep import ife_table
+from circuitnb import data
+from circuitnb.chapters import common, replicates
+from circuitnb.chapters.report import ChapterResult
+from circuitnb.core import results
+from circuitnb.core.config import Config
+from circuitnb.measures import claims, metrics
+from circuitnb.measures.verdicts import Estimate, replicate_ci
 
+CHAPTER = "05_temporal_dynamics"
 DEPTH_GROUPS = ("early", "middle", "late")
+ENDS = {"lo": ("low", np.min), "hi": ("high", np.max)}      # claim suffix -> column, reduction
 
 
 def depth_group(depth: float) -> str:
@@ -15,23 +35,84 @@ def depth_group(depth: float) -> str:
     return DEPTH_GROUPS[min(int(depth * 3), 2)]
 
 
-def ife_by_depth(sweeps: dict, n_bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
-    """IFE (Eq. 4) of each consecutive block pair at each t, both datasets, with its depth group."""
-    frame = pd.concat([ife_table(sw, n_bootstrap, seed) for sw in sweeps.values()], ignore_index=True)
-    frame["group"] = frame.depth.map(depth_group)
-    return frame
+def _pairs(sw) -> pd.DataFrame:
+    depth = np.linspace(0.0, 1.0, len(sw.block_names))
+    mid = (depth[:-1] + depth[1:]) / 2                        # a pair's depth: its blocks' midpoint
+    return pd.DataFrame(dict(pair=[f"{a}->{b}" for a, b in zip(sw.block_names[:-1], sw.block_names[1:])],
+                             source=sw.block_names[:-1], target=sw.block_names[1:], depth=mid,
+                             group=[depth_group(d) for d in mid]))
 
 
-def ife_ranges(ife: pd.DataFrame) -> pd.DataFrame:
-    """Low and high end of IFE per depth group, over pairs, timesteps and datasets (the paper's ranges)."""
-    return ife.groupby("group").ife.agg(low="min", high="max").reindex(list(DEPTH_GROUPS)).reset_index()
+def _ife_grid(sw, idx: np.ndarray) -> np.ndarray:
+    """IFE ``[timesteps, pairs]`` of one model on the images ``idx`` (Eq. 4 from first-PC scores)."""
+    blocks = sw.block_names
+    return np.array([[metrics.ife_from_scores(sw.pc[(t, a)][idx], sw.pc[(t, b)][idx])
+                      for a, b in zip(blocks[:-1], blocks[1:])] for t in sw.timesteps])
 
 
-def ife_claims(ranges: pd.DataFrame) -> list[dict]:
+def ife_model(sw, n_bootstrap: int, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """One model's IFE: ``values`` (t, pair, depth, group, ife) and ``ranges`` (per group: low and high end
+    over its pairs and timesteps, each with percentile-bootstrap 95% and 90% CIs over images)."""
+    n = len(sw.pc[(sw.timesteps[0], sw.block_names[0])])
+    pairs = _pairs(sw)
+    grid = _ife_grid(sw, np.arange(n))
+    rng = np.random.default_rng(seed)
+    boots = np.stack([_ife_grid(sw, rng.integers(0, n, n)) for _ in range(n_bootstrap)])   # [B, T, P]
+    values = pd.concat([pairs.assign(t=t, ife=grid[i]) for i, t in enumerate(sw.timesteps)], ignore_index=True)
     rows = []
-    for r in ranges.itertuples():
-        rows.append(claims.row(f"ife_{r.group}_lo", r.low, definition="metrics.information_flow_efficiency (min)"))
-        rows.append(claims.row(f"ife_{r.group}_hi", r.high, definition="metrics.information_flow_efficiency (max)"))
+    for group in DEPTH_GROUPS:
+        cols = (pairs.group == group).to_numpy()
+        if not cols.any():
+            continue
+        row = dict(group=group, n_images=n)
+        for name, reduce in ENDS.values():
+            b = reduce(boots[:, :, cols], axis=(1, 2))
+            row.update({name: float(reduce(grid[:, cols])),
+                        **{f"{name}_{k}": float(np.percentile(b, q)) for k, q in
+                           (("ci_low", 2.5), ("ci_high", 97.5), ("eq_low", 5), ("eq_high", 95))}})
+        rows.append(row)
+    return dict(values=values, ranges=pd.DataFrame(rows))
+
+
+def ife_models(cfg: Config, models: dict, sweeps: dict) -> dict[str, pd.DataFrame]:
+    """:func:`ife_model` of every replicate model (cached), concatenated with dataset and replicate."""
+    nb, seed = cfg.analysis.n_bootstrap, cfg.run.seed
+    out = {name: [results.cached(cfg, "ife_model", m, lambda sw=sw: ife_model(sw, nb, seed), dataset=sw.dataset)
+                  for m, sw in zip(models[name], sweeps[name])] for name in models}
+    frames = {part: replicates.per_replicate(out, lambda d, part=part: d[part]) for part in ("values", "ranges")}
+    return {part: f[["dataset", "replicate", *f.columns[:-2]]] for part, f in frames.items()}
+
+
+def _model_estimate(r, name: str) -> Estimate:
+    return Estimate(r[name], r[f"{name}_ci_low"], r[f"{name}_ci_high"], int(r["n_images"]),
+                    more=((0.90, r[f"{name}_eq_low"], r[f"{name}_eq_high"]),))
+
+
+def ife_ranges(per_model: pd.DataFrame) -> pd.DataFrame:
+    """Per depth group, over every model of both datasets ("both") and per dataset: the mean over models of
+    each model's low and high end of IFE, with a 95% t-interval over models."""
+    rows = []
+    for ds, sub in [("both", per_model), *per_model.groupby("dataset", sort=False)]:
+        for group, g in sub.groupby("group", sort=False):
+            row = dict(dataset=ds, group=group)
+            for name, _ in ENDS.values():
+                est = replicate_ci(g[name])
+                row.update({name: est.mean, f"{name}_ci_low": est.low, f"{name}_ci_high": est.high,
+                            f"{name}_per_model": ", ".join(f"{v:.3g}" for v in g[name])})
+            row.update(n_models=len(g), n_images=int(g.n_images.min()))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ife_claims(per_model: pd.DataFrame) -> list[dict]:
+    """ife_{group}_{lo,hi}: the mean over all models of both datasets, each model judged on its bootstrap CI."""
+    rows = []
+    for group, g in per_model.groupby("group", sort=False):
+        for suffix, (name, _) in ENDS.items():
+            per = [_model_estimate(r, name) for _, r in g.iterrows()]
+            rows.append(common.claim_row(f"ife_{group}_{suffix}", replicate_ci(g[name]), per, unit="fraction 0-1",
+                                         reason=f"per model the {name} end over the {group} block pairs and "
+                                                f"timesteps; mean over {len(g)} models of both datasets"))
     return rows
 
 
@@ -96,3 +177,55 @@ def phases(prof: pd.DataFrame, max_k: int = 6) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["chosen"] = out.bic == out.bic.min()
     return out
+
+
+def dense_timesteps(cfg: Config) -> tuple[int, ...]:
+    """``n_phase_timesteps`` timesteps spread evenly over the whole schedule (the profile that is segmented)."""
+    t = np.linspace(0, cfg.model.num_train_timesteps - 1, cfg.analysis.n_phase_timesteps).round()
+    return tuple(int(v) for v in np.unique(t))
+
+
+def phase_tables(dense: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Per model: the BIC table of every k (``phase_bic``), the chosen k and boundaries (``phases``), and
+    {(dataset, replicate): (profile, boundaries)} for the figure."""
+    bic, chosen, found = [], [], {}
+    for name, sws in dense.items():
+        for r, sw in enumerate(sws):
+            prof = profile(sw)
+            table = phases(prof).assign(dataset=name, replicate=r)
+            best = table[table.chosen].iloc[0]
+            found[(name, r)] = (prof, list(best.boundaries))
+            gap = float(np.sort(table.bic.to_numpy())[1] - best.bic) if len(table) > 1 else np.nan
+            chosen.append(dict(dataset=name, replicate=r, k=int(best.k), boundaries=", ".join(map(str, best.boundaries))
+                               or "none", bic_gap=gap, n_timesteps=len(prof)))
+            bic.append(table.assign(boundaries=table.boundaries.map(lambda b: ", ".join(map(str, b)) or "none")))
+    return pd.DataFrame(chosen), pd.concat(bic, ignore_index=True), found
+
+
+def run(cfg: Config) -> ChapterResult:
+    """Chapter 5: IFE ranges per depth group over every replicate model, and each model's phases."""
+    models, sweeps = common.models_and_sweeps(cfg)
+    ife = ife_models(cfg, models, sweeps)
+    ranges = ife_ranges(ife["ranges"])
+    found, bic, by_model = phase_tables(replicates.load_sweeps(cfg, models, timesteps=dense_timesteps(cfg)))
+    res = ChapterResult(CHAPTER)
+    res.tables.update(ife_ranges=ranges, ife_per_model=ife["ranges"], phases=found, phase_bic=bic,
+                      claims=pd.DataFrame(claims.known(ife_claims(ife["ranges"]))))
+    per_t = replicates.across_replicates(ife["values"].rename(columns={"ife": "value"}),
+                                         ["dataset", "t", "pair", "depth"])
+    fc = replicates.per_replicate(sweeps, lambda sw: sw.blocks.groupby(["block", "t"], sort=False, as_index=False)
+                                  .complexity.mean())
+    block_order = sweeps["synthetic"][0].block_names
+    per_t = per_t.sort_values("dataset", key=lambda d: d.map(data.DATASETS.index), kind="stable")
+    res.data.update(ife=per_t.rename(columns={"mean": "ife"}), phases=by_model,
+                    complexity={name: g.pivot_table(index="block", columns="t", values="complexity").loc[block_order]
+                                for name, g in fc.groupby("dataset", sort=False)})
+    both = ranges[ranges.dataset == "both"].set_index("group")
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n=int(ife["ranges"].n_images.min()),
+                      n_models=cfg.run.replicates, n_all_models=int(both.n_models.max()), n_dense=len(
+                          dense_timesteps(cfg)), n_bootstrap=cfg.analysis.n_bootstrap,
+                      **{f"ife_{g}_{end}": both.loc[g, end] for g in both.index for end in ("low", "high")},
+                      **{f"k_{name}": ", ".join(str(k) for k in g.k) for name, g in found.groupby("dataset")},
+                      **{f"bounds_{name}": "; ".join(f"r{r.replicate}: {r.boundaries}" for r in g.itertuples())
+                         for name, g in found.groupby("dataset")})
+    return res

@@ -1,0 +1,130 @@
+"""Chapter 8 (§4.8, Fig. 9): attention over denoising, and how far the two datasets' models' heads diverge.
+
+    res = circuitnb.chapters.evolution.run(cfg)
+    res.show("divergence")     # per t: CelebA-vs-synthetic divergence over replicate pairs, same-data null beside
+    res.data["maps"]           # Fig. 9: each dataset's first model, x_t and head-mean attention of one query
+
+The paper gives "entropy divergence" and "specialization divergence" per timestep without a definition.
+Ours (:func:`circuitnb.measures.quantities.divergence`): the mean over heads of the absolute difference
+between two models' mean per-head entropy (bits) or specialization, each model on its own held-out
+images. The model is the unit: the divergence is computed for each replicate pair (synthetic model r vs
+CelebA model r), averaged over pairs with a t-interval, and set beside the **same-data null**: the same
+divergence between two models trained on the same dataset (every pair of models of each dataset, on the
+same images). A dataset divergence counts only where its whole interval lies above that null range.
+Each pair's own divergence carries a percentile-bootstrap CI over images (each model's images resampled).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from circuitnb import data
+from circuitnb.chapters import common, sweep
+from circuitnb.chapters.report import ChapterResult
+from circuitnb.core.config import Config
+from circuitnb.measures import claims, quantities
+from circuitnb.measures.verdicts import Estimate, replicate_ci
+
+CHAPTER = "08_attention_evolution"
+A, B = data.DATASETS
+QUANTITIES = {"entropy": ("ent_div", "bits"), "specialization": ("spec_div", "fraction 0-1")}
+
+
+def divergence_estimate(a: np.ndarray, b: np.ndarray, n_bootstrap: int, seed: int = 0) -> Estimate:
+    """Divergence of two models' ``[n_images, heads]`` values, with percentile-bootstrap 95% and 90% CIs
+    (the images of each model resampled independently)."""
+    point = quantities.divergence(a, b)
+    rng = np.random.default_rng(seed)
+    ia, ib = rng.integers(0, len(a), (n_bootstrap, len(a))), rng.integers(0, len(b), (n_bootstrap, len(b)))
+    boots = np.abs(a[ia].mean(1) - b[ib].mean(1)).mean(1)     # quantities.divergence, vectorised over resamples
+    lo, hi, eq_lo, eq_hi = np.percentile(boots, [2.5, 97.5, 5, 95])
+    return Estimate(point, float(lo), float(hi), min(len(a), len(b)), 0.95, more=((0.90, float(eq_lo), float(eq_hi)),))
+
+
+def divergence_pairs(sweeps: dict, n_bootstrap: int, seed: int = 0) -> pd.DataFrame:
+    """Every model pair's divergence per quantity and t: ``between`` pairs (synthetic r vs CelebA r) and
+    ``same data`` pairs (models i < j of one dataset). Columns: quantity, t, kind, a, b, divergence,
+    ci_low, ci_high, estimate (the :class:`Estimate`)."""
+    pairs = [("between", (A, r), (B, r)) for r in range(min(len(sweeps[A]), len(sweeps[B])))]
+    pairs += [("same data", (d, i), (d, j))
+              for d in (A, B) for i, j in itertools.combinations(range(len(sweeps[d])), 2)]
+    rows = []
+    for quantity in QUANTITIES:
+        for t in sweeps[A][0].timesteps:
+            mats = {(d, r): sw.head_matrix(t, quantity) for d in (A, B) for r, sw in enumerate(sweeps[d])}
+            for kind, x, y in pairs:
+                est = divergence_estimate(mats[x], mats[y], n_bootstrap, seed)
+                rows.append(dict(quantity=quantity, t=t, kind=kind, a=f"{x[0]} r{x[1]}", b=f"{y[0]} r{y[1]}",
+                                 divergence=est.mean, ci_low=est.low, ci_high=est.high, estimate=est))
+    return pd.DataFrame(rows)
+
+
+def divergence_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per quantity and t: the mean divergence over replicate pairs with a 95% t-interval over pairs (and the
+    90% one an equivalence test uses), beside the same-data null (mean and range over same-data pairs)."""
+    rows = []
+    for (quantity, t), g in pairs.groupby(["quantity", "t"], sort=False):
+        between, null = g[g.kind == "between"].divergence, g[g.kind == "same data"].divergence
+        est = replicate_ci(between)
+        eq = est.ci(0.90)
+        nlo, nhi = (null.min(), null.max()) if len(null) else (np.nan, np.nan)
+        rows.append(dict(quantity=quantity, t=t, divergence=est.mean, ci_low=est.low, ci_high=est.high,
+                         eq_low=eq[0], eq_high=eq[1], null_mean=null.mean(), null_low=nlo, null_high=nhi,
+                         beyond_null=bool(np.isfinite(est.low) and est.low > nhi),
+                         per_pair=", ".join(f"{v:.3g}" for v in between), n_pairs=len(between), n_null=len(null)))
+    return pd.DataFrame(rows)
+
+
+def divergence_claims(table: pd.DataFrame, pairs: pd.DataFrame) -> list[dict]:
+    """ent_div_t, spec_div_t: the mean over replicate pairs, each pair judged alone on its bootstrap CI."""
+    rows = []
+    for r in table.itertuples():
+        prefix, unit = QUANTITIES[r.quantity]
+        est = Estimate(r.divergence, r.ci_low, r.ci_high, r.n_pairs, more=((0.90, r.eq_low, r.eq_high),))
+        g = pairs[(pairs.quantity == r.quantity) & (pairs.t == r.t) & (pairs.kind == "between")]
+        where = "above" if r.beyond_null else "not above"
+        rows.append(common.claim_row(f"{prefix}_{r.t}", est, list(g.estimate), unit=unit,
+                                     reason=f"{where} the same-data null ({r.null_low:.3g} to {r.null_high:.3g}, "
+                                            f"{r.n_null} pairs of models trained on the same data)"))
+    return rows
+
+
+def attention_maps(cfg: Config, models: dict, sweeps: dict, image_index: int = 0, query: int = -1) -> dict:
+    """Fig. 9 for each dataset's first model: ``{dataset: (x_t {t: [3, H, W]}, maps {(t, layer): [heads, Q, K]})}``
+    of image ``image_index``, plus the query position (``query`` < 0: the centre of the key grid) and grid."""
+    grid = sweeps[A][0].grid
+    q = query if query >= 0 else (grid // 2) * grid + grid // 2
+    i = min(image_index, sweep.N_MAPS - 1, cfg.analysis.n_samples - 1)
+    out = {}
+    for name in models:
+        x_t = sweep.noisy_inputs(cfg, name, models[name][0])
+        out[name] = ({t: x[i] for t, x in x_t.items()}, {key: m[i] for key, m in sweeps[name][0].maps.items()})
+    return dict(maps=out, query=q, grid=grid, image=i)
+
+
+def run(cfg: Config, image_index: int = 0, query: int = -1) -> ChapterResult:
+    """Chapter 8: the attention-map figure (first models) and the divergence per t over replicate pairs."""
+    models, sweeps = common.models_and_sweeps(cfg)
+    pairs = divergence_pairs(sweeps, cfg.analysis.n_bootstrap, cfg.run.seed)
+    table = divergence_table(pairs)
+    res = ChapterResult(CHAPTER)
+    res.tables.update(divergence=table, divergence_pairs=pairs.drop(columns="estimate"),
+                      claims=pd.DataFrame(claims.known(divergence_claims(table, pairs))))
+    paper = claims.load().assign(dataset=A)                  # claims.by_timestep reads per-dataset series
+    res.data.update(attention_maps(cfg, models, sweeps, image_index, query), divergence=table,
+                    paper={q: claims.by_timestep(paper, prefix).get(A, {}) for q, (prefix, _) in QUANTITIES.items()})
+    ent, spec = (table[table.quantity == q].reset_index(drop=True) for q in QUANTITIES)
+    grid = res.data["grid"]
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n=cfg.analysis.n_samples,
+                      n_pairs=int(ent.n_pairs.min()), n_null=int(ent.n_null.min()), n_t=len(ent),
+                      t_first=int(ent.t.iloc[0]), t_last=int(ent.t.iloc[-1]),
+                      ediv_first=ent.divergence.iloc[0], ediv_first_lo=ent.ci_low.iloc[0],
+                      ediv_first_hi=ent.ci_high.iloc[0], ediv_last=ent.divergence.iloc[-1],
+                      enull_first_lo=ent.null_low.iloc[0], enull_first_hi=ent.null_high.iloc[0],
+                      sdiv_first=spec.divergence.iloc[0], sdiv_last=spec.divergence.iloc[-1],
+                      n_beyond_ent=int(ent.beyond_null.sum()), n_beyond_spec=int(spec.beyond_null.sum()),
+                      div_ratio=float((ent.divergence / spec.divergence).mean()), n_keys=grid * grid,
+                      query=str(divmod(res.data["query"], grid)), grid=grid, image=res.data["image"])
+    return res
