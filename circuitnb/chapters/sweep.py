@@ -140,25 +140,6 @@ def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = Fal
         dataset=dataset, timesteps=timesteps)
 
 
-def ife_table(sw: Sweep, n_bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
-    """IFE (Eq. 4) between consecutive blocks at each t, with a bootstrap 95% CI over images.
-
-    Columns: dataset, t, pair, source, target, depth (of the pair's midpoint, 0..1), ife, ci_low, ci_high.
-    """
-    rng = np.random.default_rng(seed)
-    rows = []
-    depth = np.linspace(0.0, 1.0, len(sw.block_names))
-    for t in sw.timesteps:
-        for i, (a, b) in enumerate(zip(sw.block_names[:-1], sw.block_names[1:])):
-            sa, sb = sw.pc[(t, a)], sw.pc[(t, b)]
-            n = len(sa)
-            boots = [metrics.ife_from_scores(sa[idx], sb[idx]) for idx in rng.integers(0, n, (n_bootstrap, n))]
-            rows.append(dict(dataset=sw.dataset, t=t, pair=f"{a}->{b}", source=a, target=b,
-                             depth=(depth[i] + depth[i + 1]) / 2, ife=metrics.ife_from_scores(sa, sb),
-                             ci_low=np.percentile(boots, 2.5), ci_high=np.percentile(boots, 97.5)))
-    return pd.DataFrame(rows)
-
-
 def noisy_inputs(cfg: Config, dataset: str, model, n: int = N_MAPS, timesteps=None) -> dict:
     """The sweep's own x_t of its first ``n`` images at each t (same noise draw): ``{t: [n, 3, H, W]}``."""
     x0 = torch.as_tensor(data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples])
