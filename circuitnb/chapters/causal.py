@@ -35,6 +35,8 @@ TABLE3 = {"enc_early": "abl_enc_early", "enc_middle": "abl_enc_middle", "enc_lat
           "middle": "abl_middle", "dec_early": "abl_dec_early", "dec_middle": "abl_dec_middle",
           "dec_late": "abl_dec_late"}
 MODEL = ["dataset", "replicate"]
+_SOURCE_LABELS = {"other data": "other data\nother seed", "other data, same init": "other data\nsame init",
+                  "same data": "same data\nother seed"}           # patching sources, as the figure names them
 
 
 def family(unet) -> dict:
@@ -175,15 +177,16 @@ def _patch(cfg: Config, target, source, x0, t: int, blocks) -> dict:
     return impacts(target.unet, target.scheduler, x0, t, specs, cfg.run.seed)
 
 
-def _patch_rows(cfg: Config, target, source, x0) -> list[dict]:
+def _patch_rows(cfg: Config, target, source, x0, t: int) -> list[dict]:
     blocks = site_names(target.unet, "block")
     return [dict(t=int(t), block=b, mse_base=r.mse_base, mse_patched=r.mse_int, impact=r.impact)
-            for t in cfg.analysis.timesteps for b, r in _patch(cfg, target, source, x0, t, blocks).items()]
+            for b, r in _patch(cfg, target, source, x0, t, blocks).items()]
 
 
-def patching(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
-    """Activation patching (cached): each block of a target model gets a source model's (:func:`sources`)
-    output at that block on the same noisy input (the target's held-out images).
+def patching(cfg: Config, models: dict[str, list], t: int) -> pd.DataFrame:
+    """Activation patching at t (cached): each block of a target model gets a source model's (:func:`sources`)
+    output at that block on the same noisy input (the target's held-out images). One timestep: with every
+    replicate and its same-data null, all t would cost as much as chapter 6's whole sweep.
 
     Columns: dataset, replicate, source, source_dataset, source_replicate, t, block, mse_base, mse_patched,
     impact, n (images).
@@ -194,19 +197,16 @@ def patching(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
         for r, tgt in enumerate(ms):
             for kind, sd, sr in sources(models, name, r):
                 src = models[sd][sr]
-                rows = results.cached(cfg, "patching_rows", [tgt, src], lambda: _patch_rows(cfg, tgt, src, x0),
-                                      timesteps=cfg.analysis.timesteps)
+                rows = results.cached(cfg, "patching_at", [tgt, src], lambda: _patch_rows(cfg, tgt, src, x0, t), t=t)
                 frames.append(pd.DataFrame(rows).assign(dataset=name, replicate=r, source=kind, source_dataset=sd,
                                                         source_replicate=sr, n=len(x0)))
     return pd.concat(frames, ignore_index=True)
 
 
 def patch_table(patch: pd.DataFrame) -> pd.DataFrame:
-    """Per target dataset and block: each model's patching impact (mean over the analysed t) from another
-    seed's model of the other dataset, over models, beside the same-init source and the same-data null."""
-    per = patch.groupby([*MODEL, "source", "block"], as_index=False, sort=False).agg(
-        impact=("impact", "mean"), n=("n", "min"))
-    return beside_null(per, ["dataset", "block"], "impact")
+    """Per target dataset and block: the patching impact from another seed's model of the other dataset, over
+    models, beside the same-init source and the same-data null (each same-data source its own value)."""
+    return beside_null(patch, ["dataset", "block"], "impact")
 
 
 def circuit_sizes(cfg: Config, models: dict[str, list], t: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -247,10 +247,10 @@ def _impact_matrices(summ: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _patch_matrix(raw: pd.DataFrame) -> pd.DataFrame:
-    """log10(1 + impact) of patching from the other dataset's model, per target block (rows) and t, mean over
-    models; negative impacts drawn as 0."""
-    other = raw[raw.source == "other data"].assign(row=lambda f: f.dataset + ": " + f.block)
-    return np.log10(1 + other.pivot_table(index="row", columns="t", values="impact", sort=False).clip(lower=0))
+    """log10(1 + impact) of patching per target block (rows) and source kind (columns), mean over models;
+    negative impacts drawn as 0."""
+    rows = raw.assign(row=raw.dataset + ": " + raw.block, source=raw.source.map(_SOURCE_LABELS))
+    return np.log10(1 + rows.pivot_table(index="row", columns="source", values="impact", sort=False).clip(lower=0))
 
 
 def _with_paper(t3: pd.DataFrame, t: int) -> pd.DataFrame:
@@ -268,7 +268,7 @@ def run(cfg: Config) -> ChapterResult:
     summ = summary(ivs, cfg.analysis.n_bootstrap, cfg.run.seed)
     t = table_t(cfg)
     t3 = _with_paper(table3(summ, t, cfg.analysis.alpha), t)
-    raw = patching(cfg, models)
+    raw = patching(cfg, models, t)
     patch = patch_table(raw)
     sizes, curves = circuit_sizes(cfg, models, t)
     rows = claims.known(table3_claims(ivs, summ, t3, t))

@@ -135,7 +135,7 @@ def robustness(ivs: pd.DataFrame, n_bootstrap: int, seed: int = 0) -> tuple[pd.D
 
     Returns (one row per model: dataset, replicate, robustness, n images, cells; the pairs' Estimates).
     """
-    arrays = {key: _robustness_arrays(g) for key, g in ivs.groupby(["dataset", "replicate"])}
+    arrays = {key: _robustness_arrays(g) for key, g in ivs.groupby(["dataset", "replicate"], sort=False)}
     per = pd.DataFrame([dict(dataset=d, replicate=r, robustness=_robustness(*a), n=a[0].shape[1],
                              cells=a[0].shape[0])
                         for (d, r), a in arrays.items()])
