@@ -165,7 +165,8 @@ def table3_claims(ivs: pd.DataFrame, summ: pd.DataFrame, t3: pd.DataFrame, t: in
 
 def families(summ: pd.DataFrame) -> pd.DataFrame:
     """Each family's median impact over its interventions, per model, dataset and t; mean over models."""
-    med = summ.groupby([*MODEL, "family", "t"], as_index=False).agg(impact=("impact", "median"), n=("n", "min"))
+    med = summ.groupby([*MODEL, "family", "t"], as_index=False, sort=False).agg(impact=("impact", "median"),
+                                                                                n=("n", "min"))
     return over_models(med, ["dataset", "family", "t"], "impact").rename(columns={"mean": "impact"})
 
 

@@ -20,21 +20,22 @@ from circuitnb.chapters import replicates
 from circuitnb.measures.verdicts import Estimate
 
 EQ = 0.90       # level of the interval an equivalence test reads: 1 - 2 alpha at alpha = 0.05
+BATCH = 100     # bootstrap resamples evaluated at once: bounds memory ([cells, BATCH, images] per array)
 
 
-def image_bootstrap(stat: Callable, arrays, n_bootstrap: int, seed: int = 0, level: float = 0.95,
-                    vectorized: bool = True) -> Estimate:
+def image_bootstrap(stat: Callable, arrays, n_bootstrap: int, seed: int = 0, level: float = 0.95) -> Estimate:
     """One model's ``stat(*arrays)`` with percentile-bootstrap CIs at ``level`` and 2 level - 1 over its images.
 
         image_bootstrap(lambda b, i, axis=-1: i.mean(axis) / b.mean(axis) - 1, (mse_base, mse_int), 2000)
 
     Paired: every array's last axis is the same images, resampled together (scipy.stats.bootstrap).
+    ``stat`` is vectorized: it reduces ``axis`` (the images), and scipy hands it BATCH resamples at a time.
     """
     arrays = tuple(np.asarray(a, float) for a in arrays)
     n, value = arrays[0].shape[-1], float(stat(*arrays))
     if n < 2:
         return Estimate(value, np.nan, np.nan, n, level)
-    dist = sps.bootstrap(arrays, stat, paired=True, vectorized=vectorized, n_resamples=n_bootstrap,
+    dist = sps.bootstrap(arrays, stat, paired=True, vectorized=True, n_resamples=n_bootstrap, batch=BATCH,
                          method="percentile", rng=np.random.default_rng(seed)).bootstrap_distribution
     (lo, hi), (elo, ehi) = (np.percentile(dist, [50 * (1 - lv), 50 * (1 + lv)]) for lv in (level, 2 * level - 1))
     return Estimate(value, float(lo), float(hi), n, level, more=((2 * level - 1, float(elo), float(ehi)),))
@@ -45,7 +46,8 @@ def over_models(per_model: pd.DataFrame, by: list[str], value: str) -> pd.DataFr
     from the models' ``n``; ``per_model`` lists each model's value. Rows in the order ``per_model`` has them."""
     out = replicates.across_replicates(per_model, by, value).drop(columns="n_images")
     extra = per_model.groupby(by, sort=False).agg(n_images=("n", "min"), per_model=(value, listed))
-    return extra.reset_index().merge(out, on=by)
+    out = extra.reset_index()[by].merge(out, on=by).merge(extra.reset_index(), on=by)
+    return out[[c for c in out.columns if c not in ("n_images", "per_model")] + ["n_images", "per_model"]]
 
 
 def listed(values) -> str:

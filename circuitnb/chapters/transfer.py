@@ -48,6 +48,8 @@ def cross_accuracy(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
 def accuracy_table(acc: pd.DataFrame) -> pd.DataFrame:
     """Mean over models of each model's accuracy on each dataset (in-domain and cross-dataset), t-interval."""
     out = replicates.across_replicates(acc, ["dataset", "data"])
+    order = {name: i for i, name in enumerate(acc.dataset.unique())}          # synthetic first, as trained
+    out = out.sort_values(["dataset", "data"], key=lambda c: c.map(order), ignore_index=True)
     out["cross"] = out.dataset != out.data
     return out.rename(columns={"dataset": "trained_on", "data": "evaluated_on", "mean": "accuracy"})
 
@@ -121,11 +123,15 @@ def _robustness_arrays(ivs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return wide["mse_base"].to_numpy(), wide["mse_int"].to_numpy()
 
 
-def _robustness(*arrays, axis=-1) -> float:
+def _robustness(*arrays, axis=-1):
     """Circuit robustness (:func:`circuitnb.measures.quantities.circuit_robustness`) of Eq. 5 on mean MSEs,
-    averaged over the models given as (base, intervened) array pairs."""
-    return float(np.mean([quantities.circuit_robustness(impact_score(i.mean(axis), b.mean(axis)))
-                          for b, i in zip(arrays[::2], arrays[1::2])]))
+    averaged over the models given as (base, intervened) pairs of [cells, images] arrays; with a leading
+    resample axis ([cells, resamples, images], as a vectorized bootstrap passes them) one value per resample."""
+    shares = []
+    for b, i in zip(arrays[::2], arrays[1::2]):
+        imp = impact_score(i.mean(axis), b.mean(axis))                    # [cells] or [cells, resamples]
+        shares.append(np.apply_along_axis(quantities.circuit_robustness, 0, imp))
+    return np.mean(shares, axis=0)
 
 
 def robustness(ivs: pd.DataFrame, n_bootstrap: int, seed: int = 0) -> tuple[pd.DataFrame, list]:
@@ -136,11 +142,10 @@ def robustness(ivs: pd.DataFrame, n_bootstrap: int, seed: int = 0) -> tuple[pd.D
     Returns (one row per model: dataset, replicate, robustness, n images, cells; the pairs' Estimates).
     """
     arrays = {key: _robustness_arrays(g) for key, g in ivs.groupby(["dataset", "replicate"], sort=False)}
-    per = pd.DataFrame([dict(dataset=d, replicate=r, robustness=_robustness(*a), n=a[0].shape[1],
+    per = pd.DataFrame([dict(dataset=d, replicate=r, robustness=float(_robustness(*a)), n=a[0].shape[1],
                              cells=a[0].shape[0])
                         for (d, r), a in arrays.items()])
-    pairs = [model_stats.image_bootstrap(_robustness, (*arrays[(A, r)], *arrays[(B, r)]), n_bootstrap, seed,
-                                    vectorized=False)
+    pairs = [model_stats.image_bootstrap(_robustness, (*arrays[(A, r)], *arrays[(B, r)]), n_bootstrap, seed)
              for r in sorted(per.replicate.unique()) if (A, r) in arrays and (B, r) in arrays]
     return per, pairs
 
