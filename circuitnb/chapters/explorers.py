@@ -193,3 +193,27 @@ def denoising_scrubber(cfg, models: dict, steps: int = 25) -> Explorer:
         data["entropy"][name] = [[round(v, 4) for v in e] for e in tr["entropy"]]
         data["stats"][name] = [[[round(v, 4) for v in s] for s in st] for st in tr["stats"]]
     return Explorer(data)
+
+
+QUERY_STRIDE = 2      # attention explorer: every 2nd query row and column (page weight); not a config field
+SCRUB_STEPS = 25      # denoising scrubber: DDIM steps per model; not a config field
+
+
+def run(cfg, query_stride: int = QUERY_STRIDE, scrub_steps: int = SCRUB_STEPS) -> "ChapterResult":  # noqa: F821
+    """Chapter 11: ``res = explorers.run(cfg)``; ``res.data`` holds the three explorers (attention,
+    intervention, scrub), built for the first replicate model of each dataset (one model each keeps the
+    page light; the other chapters use every replicate)."""
+    from circuitnb.chapters import common                      # imported here: this block is all chapter 11 adds
+    from circuitnb.chapters.report import ChapterResult
+    models, sweeps = common.models_and_sweeps(cfg)
+    first = {name: ms[0] for name, ms in models.items()}
+    res = ChapterResult("11_explorers")
+    res.data.update(attention=attention_explorer(cfg, {n: s[0] for n, s in sweeps.items()}, query_stride),
+                    intervention=intervention_explorer(cfg, first),
+                    scrub=denoising_scrubber(cfg, first, steps=scrub_steps))
+    att, ivx, scrub = res.data["attention"], res.data["intervention"], res.data["scrub"]
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n=cfg.analysis.n_samples,
+                      n_models=cfg.run.replicates, timesteps=", ".join(map(str, cfg.analysis.timesteps)),
+                      kb_att=att.nbytes / 1024, n_queries=len(att.data["queries"]), kb_iv=ivx.nbytes / 1024,
+                      n_iv=len(ivx.data["entries"]), kb_scrub=scrub.nbytes / 1024, n_steps=len(scrub.data["steps"]))
+    return res

@@ -1,77 +1,214 @@
-"""Chapter 9 (§4.9): cross-dataset accuracy, feature transferability and circuit robustness."""
+"""Chapter 9 (§4.9): cross-dataset accuracy, feature transferability and circuit robustness, per replicate model.
+
+    res = transfer.run(cfg)     # tables: accuracy, transfer_gap, cka, robustness, claims
+
+§4.9 reports three percentages for "both" datasets. Ours are estimated per replicate pair r (the synthetic
+and the CelebA model r) and averaged over pairs with a t-interval over pairs: one estimate over models,
+never a union of the models' intervals. Model-to-model similarity (CKA) is set beside the same-data null:
+the similarity of two models trained on the same data with different seeds.
+"""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
-from circuitnb.interventions import circuits
-from circuitnb.measures import claims, quantities
+from circuitnb.chapters import causal, common, model_stats, replicates
+from circuitnb.chapters.common import analysis_images
+from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.hooking.hooks import record
 from circuitnb.hooking.sites import site_names
-from circuitnb.chapters.common import analysis_images, mean_ci
+from circuitnb.interventions import circuits
+from circuitnb.interventions.kinds import paired_inputs
+from circuitnb.measures import claims, quantities, stats, verdicts
+from circuitnb.measures.metrics import impact_score
+
+CHAPTER = "09_robustness"
+A, B = replicates.A, replicates.B           # synthetic, celeba
 
 
-def cross_accuracy(cfg: Config, models: dict) -> pd.DataFrame:
-    """:func:`circuitnb.circuits.cross_dataset_accuracy` of both models on both datasets (cached)."""
+def cross_accuracy(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
+    """Prediction accuracy (§4.1, %) of every replicate model on both datasets' held-out images (cached).
+
+    Columns: dataset (trained on), replicate, data (evaluated on), image, value (mean over the analysed t).
+    """
     images = {n: analysis_images(cfg, n) for n in models}
-    return results.cached(cfg, "cross_accuracy", list(models.values()), lambda: circuits.cross_dataset_accuracy(
-        models, images, cfg.analysis.timesteps, seed=cfg.run.seed), timesteps=cfg.analysis.timesteps)
+    frames = []
+    for name, ms in models.items():
+        for r, m in enumerate(ms):
+            acc = results.cached(cfg, "accuracy_on_both", m, lambda: circuits.cross_dataset_accuracy(
+                {name: m}, images, cfg.analysis.timesteps, seed=cfg.run.seed), timesteps=cfg.analysis.timesteps)
+            per_image = acc.groupby(["data", "image"], as_index=False).accuracy.mean()
+            frames.append(per_image.rename(columns={"accuracy": "value"}).assign(dataset=name, replicate=r))
+    return pd.concat(frames, ignore_index=True)
+
+
+def accuracy_table(acc: pd.DataFrame) -> pd.DataFrame:
+    """Mean over models of each model's accuracy on each dataset (in-domain and cross-dataset), t-interval."""
+    out = replicates.across_replicates(acc, ["dataset", "data"])
+    order = {name: i for i, name in enumerate(acc.dataset.unique())}          # synthetic first, as trained
+    out = out.sort_values(["dataset", "data"], key=lambda c: c.map(order), ignore_index=True)
+    out["cross"] = out.dataset != out.data
+    return out.rename(columns={"dataset": "trained_on", "data": "evaluated_on", "mean": "accuracy"})
+
+
+def transfer_gap(acc: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """On each dataset's images: the CelebA-trained minus the synthetic-trained models' accuracy (points),
+    per replicate pair, beside two same-data models' difference (the null); Welch p over models, Holm over
+    the two image sets."""
+    out = replicates.dataset_contrast(acc, ["data"], "difference").drop(columns="pair_estimates")
+    out["p_holm"] = stats.correct(out.p_models.fillna(1.0).to_numpy(), alpha).p_holm.to_numpy()
+    return out.rename(columns={"data": "evaluated_on", "effect": "difference"})
+
+
+def _factor(x: torch.Tensor) -> np.ndarray:
+    """[n, k] with F F^T = Xc Xc^T (Xc: the flattened activations centred over images): linear CKA needs only
+    this Gram matrix, so :func:`circuitnb.measures.quantities.linear_cka` of two factors equals that of the
+    activations, and a model's factors are kept instead of its activations."""
+    xc = x.double().flatten(1)
+    xc = xc - xc.mean(0)
+    u, s, _ = torch.linalg.svd(xc, full_matrices=False)
+    return (u * s).float().cpu().numpy()
 
 
 @torch.no_grad()
-def _cka_rows(cfg: Config, models: dict) -> list[dict]:
-    a, b = models.values()
-    blocks = site_names(a.unet, "block")
-    rows = []
-    for data_name in models:
-        x0 = torch.as_tensor(analysis_images(cfg, data_name))
-        eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(cfg.run.seed))
+def _factors(cfg: Config, model, images: dict) -> dict:
+    """{(data, t, block): factor} of one model's block outputs on each dataset's noisy held-out images."""
+    blocks = site_names(model.unet, "block")
+    out = {}
+    for data_name, x0 in images.items():
         for t in cfg.analysis.timesteps:
-            tt = torch.full((len(x0),), int(t), dtype=torch.long)
-            x_t = a.scheduler.add_noise(x0, eps, tt)
-            acts = []
-            for m in (a, b):
-                with record(m.unet, blocks) as rec:
-                    m.unet(x_t.to(next(m.unet.parameters()).device), tt)
-                acts.append({k: rec[k].cpu() for k in blocks})
-            for blk in blocks:
-                rows.append(dict(data=data_name, t=int(t), block=blk,
-                                 cka=quantities.linear_cka(acts[0][blk], acts[1][blk])))
-    return rows
+            _, _, tt, x_t, _ = paired_inputs(model.unet, model.scheduler, x0, t, cfg.run.seed)   # shared draw
+            with record(model.unet, blocks) as rec:
+                model.unet(x_t, tt)
+            out.update({(data_name, int(t), b): _factor(rec[b]) for b in blocks})
+    return out
 
 
-def block_similarity(cfg: Config, models: dict) -> pd.DataFrame:
-    """Linear CKA between the two models at each block, on the same noisy inputs of each dataset (cached)."""
-    return pd.DataFrame(results.cached(cfg, "cka", list(models.values()), lambda: _cka_rows(cfg, models),
-                                       timesteps=cfg.analysis.timesteps))
+def block_similarity(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
+    """Linear CKA between model pairs at every block, t and input dataset (same noisy inputs for both).
+
+    Pairs (:func:`circuitnb.chapters.model_stats.sources`): each synthetic model with the CelebA model of the next
+    replicate ("other data"), and of its own replicate ("other data, same init"); every two models of one
+    dataset ("same data", the null). Columns: dataset, replicate (the pair), source, data, t, block, cka, n.
+    """
+    images = {n: analysis_images(cfg, n) for n in models}
+    fac = {(n, r): results.cached(cfg, "cka_factors", m, lambda: _factors(cfg, m, images),
+                                  timesteps=cfg.analysis.timesteps)
+           for n, ms in models.items() for r, m in enumerate(ms)}
+    pairs = [(n, r, kind, sd, sr) for n, ms in models.items() for r in range(len(ms))
+             for kind, sd, sr in model_stats.sources(models, n, r)
+             if (kind != "same data" and n == A) or (kind == "same data" and sr > r)]
+    n_img = min(len(x) for x in images.values())
+    return pd.DataFrame([dict(dataset=n, replicate=r, source=kind, data=d, t=t, block=b, n=n_img,
+                              cka=quantities.linear_cka(f, fac[(sd, sr)][(d, t, b)]))
+                         for n, r, kind, sd, sr in pairs for (d, t, b), f in fac[(n, r)].items()])
 
 
-def transferability(cka: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> dict:
-    """Feature transferability (%): :func:`circuitnb.quantities.feature_transferability`'s mean CKA,
-    over blocks, timesteps and both input datasets, with a bootstrap CI over those cells."""
-    _, lo, hi = mean_ci(100 * cka.cka, n_bootstrap, seed)
-    return dict(transferability=quantities.feature_transferability(cka.cka), ci_low=lo, ci_high=hi, n=len(cka))
+def cka_table(cka: pd.DataFrame) -> pd.DataFrame:
+    """Per block and over all blocks ("all": feature transferability, %): each pair's mean CKA x 100 over t
+    and both image sets, over pairs, beside the same-init pair and the same-data null."""
+    per = cka.assign(cka=100 * cka.cka).groupby(["dataset", "replicate", "source", "block"], as_index=False,
+                                                sort=False).agg(cka=("cka", "mean"), n=("n", "min"))
+    every = per.groupby(["dataset", "replicate", "source"], as_index=False).agg(cka=("cka", "mean"), n=("n", "min"))
+    per = pd.concat([per, every.assign(block="all")], ignore_index=True)
+    return model_stats.beside_null(per, ["block"], "cka")
 
 
-def cross_summary(acc: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Mean accuracy per (model, data): in-domain on the diagonal, cross-dataset off it."""
-    rows = []
-    for (m, d), g in acc.groupby(["model", "data"]):
-        mean, lo, hi = mean_ci(g.accuracy, n_bootstrap, seed)
-        rows.append(dict(model=m, data=d, accuracy=mean, ci_low=lo, ci_high=hi, n=len(g)))
-    return pd.DataFrame(rows)
+def _robustness_arrays(ivs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One model's [interventions x t, images] baseline and intervened MSEs."""
+    wide = {c: ivs.pivot_table(index=["t", "name"], columns="image", values=c) for c in ("mse_base", "mse_int")}
+    return wide["mse_base"].to_numpy(), wide["mse_int"].to_numpy()
 
 
-def claim_rows(acc: pd.DataFrame, xfer: dict, robust: pd.DataFrame, n_bootstrap: int = 2000,
-               seed: int = 0) -> list[dict]:
-    cross = acc[acc.model != acc.data]
-    m, lo, hi = mean_ci(cross.accuracy, n_bootstrap, seed)
-    r_mean = robust.robustness.mean()
-    return [claims.row("xfer_accuracy", m, lo, hi, complement=100,
-                       definition="circuits.cross_dataset_accuracy (off-diagonal mean; compared as error rate)"),
-            claims.row("xfer_features", xfer["transferability"], xfer["ci_low"], xfer["ci_high"],
-                       definition="quantities.feature_transferability (linear CKA)"),
-            claims.row("xfer_robustness", r_mean, robust.ci_low.min(), robust.ci_high.max(),
-                       definition="quantities.circuit_robustness (mean of the two models; CI spans both)")]
+def _robustness(*arrays, axis=-1):
+    """Circuit robustness (:func:`circuitnb.measures.quantities.circuit_robustness`) of Eq. 5 on mean MSEs,
+    averaged over the models given as (base, intervened) pairs of [cells, images] arrays; with a leading
+    resample axis ([cells, resamples, images], as a vectorized bootstrap passes them) one value per resample."""
+    shares = []
+    for b, i in zip(arrays[::2], arrays[1::2]):
+        imp = impact_score(i.mean(axis), b.mean(axis))                    # [cells] or [cells, resamples]
+        shares.append(np.apply_along_axis(quantities.circuit_robustness, 0, imp))
+    return np.mean(shares, axis=0)
+
+
+def robustness(ivs: pd.DataFrame, n_bootstrap: int, seed: int = 0) -> tuple[pd.DataFrame, list]:
+    """Circuit robustness (%) of every model over chapter 6's interventions x timesteps, and per replicate
+    pair the mean of its two models with a paired image-bootstrap interval (the images of the two datasets
+    resampled together, one draw per image index).
+
+    Returns (one row per model: dataset, replicate, robustness, n images, cells; the pairs' Estimates).
+    """
+    arrays = {key: _robustness_arrays(g) for key, g in ivs.groupby(["dataset", "replicate"], sort=False)}
+    per = pd.DataFrame([dict(dataset=d, replicate=r, robustness=float(_robustness(*a)), n=a[0].shape[1],
+                             cells=a[0].shape[0])
+                        for (d, r), a in arrays.items()])
+    pairs = [model_stats.image_bootstrap(_robustness, (*arrays[(A, r)], *arrays[(B, r)]), n_bootstrap, seed)
+             for r in sorted(per.replicate.unique()) if (A, r) in arrays and (B, r) in arrays]
+    return per, pairs
+
+
+def transfer_claims(acc: pd.DataFrame, cka: pd.DataFrame, cka_all: pd.Series, rob_pairs: list) -> list[dict]:
+    """Scorecard rows xfer_accuracy, xfer_features, xfer_robustness: each one estimate over replicate pairs
+    (mean, t-interval over pairs), with each pair's own image-level interval where one exists."""
+    cross = acc[acc.dataset != acc.data]                   # both directions, the same n images each
+    acc_pairs = [verdicts.replicate_ci(g.value) for _, g in cross.groupby("replicate")]
+    feat = cka[cka.source == "other data"].groupby("replicate").cka.mean() * 100
+    return [common.claim_row("xfer_accuracy", verdicts.replicate_ci([e.mean for e in acc_pairs]), acc_pairs,
+                             unit="%", reason="each model on the other dataset's held-out images, both "
+                             "directions per replicate pair; t-interval over pairs"),
+            common.claim_row("xfer_features", verdicts.replicate_ci(feat), unit="%",
+                             reason="linear CKA x 100 between models of different data and seeds; "
+                             + ("beyond" if cka_all.beyond_null else "within") + " the same-data null; no "
+                             "per-pair interval (CKA is one number per image set)"),
+            common.claim_row("xfer_robustness", verdicts.replicate_ci([e.mean for e in rob_pairs]), rob_pairs,
+                             unit="%", reason=f"share of chapter 6's interventions x t with Eq. 5 <= "
+                             f"{quantities.ROBUSTNESS_THRESHOLD:g}, mean of the pair's two models; one "
+                             "t-interval over pairs")]
+
+
+def robustness_table(per: pd.DataFrame, pairs: list) -> pd.DataFrame:
+    """Circuit robustness per dataset (mean over models, t-interval) and of both ("both": over pairs)."""
+    out = model_stats.over_models(per, ["dataset"], "robustness").rename(columns={"mean": "robustness"})
+    both = verdicts.replicate_ci([e.mean for e in pairs])
+    lo, hi = both.ci(model_stats.EQ)
+    return pd.concat([out, pd.DataFrame([dict(dataset="both", robustness=both.mean, ci_low=both.low,
+                                              ci_high=both.high, eq_low=lo, eq_high=hi, n_models=both.n,
+                                              n_images=int(per.n.min()),
+                                              per_model=model_stats.listed([e.mean for e in pairs]))])],
+                     ignore_index=True)[["dataset", "robustness", "ci_low", "ci_high", "per_model", "n_models",
+                                         "n_images"]]
+
+
+def run(cfg: Config) -> ChapterResult:
+    """Chapter 9: the three §4.9 quantities on every replicate model, with the same-data null for CKA."""
+    models, _ = common.models_and_sweeps(cfg)
+    acc = cross_accuracy(cfg, models)
+    sim = block_similarity(cfg, models)
+    cka = cka_table(sim)
+    per_rob, rob_pairs = robustness(causal.replicate_sweeps(cfg, models), cfg.analysis.n_bootstrap, cfg.run.seed)
+    cka_all = cka.set_index("block").loc["all"]
+    rows = claims.known(transfer_claims(acc, sim, cka_all, rob_pairs))
+    res = ChapterResult(CHAPTER)
+    res.tables.update(accuracy=accuracy_table(acc), transfer_gap=transfer_gap(acc, cfg.analysis.alpha), cka=cka,
+                      robustness=robustness_table(per_rob, rob_pairs),
+                      claims=pd.DataFrame(rows, columns=list(verdicts.measured_row("").keys())))
+    other = sim[sim.source == "other data"]
+    res.data.update(accuracy=res.tables["accuracy"].pivot(index="trained_on", columns="evaluated_on",
+                                                          values="accuracy"),
+                    cka=other.pivot_table(index="block", columns="t", values="cka", sort=False))
+    r = {row["id"]: row for row in rows}
+    rob = res.tables["robustness"].set_index("dataset").robustness
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n=int(acc.groupby(["dataset", "replicate", "data"])
+                      .image.nunique().min()), n_models=cfg.run.replicates,
+                      timesteps=", ".join(map(str, cfg.analysis.timesteps)),
+                      **{f"{k}{s}": r[f"xfer_{name}"][c] for k, name in (("xacc", "accuracy"), ("xfeat", "features"),
+                                                                        ("xrob", "robustness"))
+                         for s, c in (("", "ours"), ("_lo", "ci_low"), ("_hi", "ci_high"))},
+                      feat_same_init=cka_all.same_init, feat_null_lo=cka_all.null_low,
+                      feat_null_hi=cka_all.null_high, rob_syn=rob[A], rob_cel=rob[B],
+                      n_cells=int(per_rob.cells.min()), threshold=quantities.ROBUSTNESS_THRESHOLD,
+                      threshold_pct=100 * quantities.ROBUSTNESS_THRESHOLD)
+    return res
