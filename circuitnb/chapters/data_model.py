@@ -95,8 +95,8 @@ def replicate_table(cfg: Config, models: dict) -> pd.DataFrame:
     for name, ms in models.items():
         for r, m in enumerate(ms):
             own = name == "synthetic"          # synthetic replicates draw their own faces; CelebA's share them
-            rows.append(dict(dataset=name, replicate=r, seed=data.replicate_seed(cfg, r),
-                             training_data=f"own draw (seed {data.replicate_seed(cfg, r)})" if own else "shared",
+            rows.append(dict(dataset=name, replicate=r, seed=data.replicate_seed(cfg, r, name),
+                             training_data=f"own draw (seed {data.replicate_seed(cfg, r, name)})" if own else "shared",
                              n_train=int(m.meta["n_images"]), steps=int(m.meta["steps"]),
                              train_seconds=float(m.meta["train_seconds"]),
                              final_loss=float(np.mean(m.meta["losses"][-LOSS_WINDOW:])), key=m.meta["key"]))
@@ -136,7 +136,7 @@ def run(cfg: Config) -> ChapterResult:
                     natural=nat.images[:N_GRID], mse=mse.rename(columns={"mean": "value"}),
                     losses=[{name: ms[r].meta["losses"] for name, ms in models.items()}
                             for r in range(cfg.run.replicates)],
-                    seeds=[data.replicate_seed(cfg, r) for r in range(cfg.run.replicates)],
+                    seeds=[data.replicate_seed(cfg, r, name) for name in data.DATASETS for r in range(cfg.run.replicates)],
                     samples=generated(cfg, models))
     natural = natural_summary(nat)
     by_ds = sp.set_index("dataset")

@@ -27,6 +27,9 @@ from circuitnb.data.synthetic import CORRELATIONS, PARTS, SyntheticFaces, genera
 DATASETS = ("synthetic", "celeba")   # "celeba" means the natural dataset in force (maybe LFW)
 SPLITS = ("train", "analysis")
 REPLICATE_STRIDE = 1000              # replicate r's training seed: seed + 1000 r (never another run's seed)
+# Models of different datasets never share a seed, so no CelebA model starts from the initial weights of a
+# synthetic one: a shared init would make the pair more alike than two models of the same data.
+DATASET_SEED_OFFSET = {"synthetic": 0, "celeba": 500}
 
 __all__ = ["DATASETS", "synthetic_faces", "natural_faces", "images", "fingerprint", "check_dataset",
            "SyntheticFaces", "NaturalFaces", "DataError", "generate_faces", "sample_attributes",
@@ -61,9 +64,10 @@ def natural_faces(cfg: Config) -> NaturalFaces:
                     cfg.data.match_attributes)
 
 
-def replicate_seed(cfg: Config, replicate: int) -> int:
-    """The training seed of replicate ``replicate`` (0 is ``cfg.run.seed`` itself)."""
-    return cfg.run.seed + REPLICATE_STRIDE * replicate
+def replicate_seed(cfg: Config, replicate: int, dataset: str = "synthetic") -> int:
+    """The training seed (initial weights, batches; synthetic: also the face draw) of one replicate model:
+    ``seed + 1000 r + DATASET_SEED_OFFSET[dataset]``."""
+    return cfg.run.seed + REPLICATE_STRIDE * replicate + DATASET_SEED_OFFSET[check_dataset(dataset)]
 
 
 def images(cfg: Config, dataset: str, split: str = "train", replicate: int = 0) -> np.ndarray:
@@ -73,7 +77,7 @@ def images(cfg: Config, dataset: str, split: str = "train", replicate: int = 0) 
         raise DataError(f"parameter 'split' = {split!r}; choose one of {SPLITS}")
     n_train = cfg.data.n_images - cfg.data.n_analysis
     if dataset == "synthetic":
-        seed = replicate_seed(cfg, replicate) if split == "train" else cfg.run.seed
+        seed = replicate_seed(cfg, replicate, dataset) if split == "train" else cfg.run.seed
         x = _synthetic(cfg.data.n_images, cfg.data.image_size, seed).images
     else:
         x = natural_faces(cfg).images

@@ -129,10 +129,10 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
                   callback: Callable[[int, float], None] | None = None, replicate: int = 0) -> TrainedModel:
     """Replicate ``replicate`` of the model for ``dataset`` ('synthetic' or 'celeba'): from cache, else trained.
 
-    Replicate r trains from seed ``data.replicate_seed(cfg, r)`` on ``data.images(cfg, dataset, "train", r)``.
+    Replicate r trains from seed ``data.replicate_seed(cfg, r, dataset)`` on ``data.images(cfg, dataset, "train", r)``.
     """
     data.check_dataset(dataset)
-    seed = data.replicate_seed(cfg, replicate)
+    seed = data.replicate_seed(cfg, replicate, dataset)
     x0 = data.images(cfg, dataset, "train", replicate)
     fp = data.fingerprint(x0)
     key = cache_key(cfg, dataset, fp, seed)
