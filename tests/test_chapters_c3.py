@@ -56,8 +56,9 @@ def test_chapter6_tables_claims_and_csvs(ch6, cfg):
     assert set(fam.family) == {"layer ablation", "mean ablation", "feature scaling", "attention perturbation",
                                "circuit interruption"} and set(fam.t) == {100, 300}
     patch = ch6.tables["patching"]
-    assert {"impact", "same_init", "null_low", "null_high", "beyond_null"} <= set(patch.columns) and len(patch) == 14
-    assert patch.null_low.notna().all() and (patch.null_low <= patch.null_high).all()
+    assert {"impact", "null_low", "null_high", "beyond_null"} <= set(patch.columns) and len(patch) == 14
+    assert "same_init" not in patch and patch.null_low.notna().all() and (patch.null_low <= patch.null_high).all()
+    assert (patch.n_models == 2).all()                          # each target model's other-data source once
     size = ch6.tables["circuit_size"]
     assert set(zip(size.dataset, size.components)) == {(d, k) for d in ("synthetic", "celeba")
                                                       for k in ("heads", "groups")}
@@ -81,7 +82,8 @@ def test_chapter9_tables_claims_and_csvs(ch9, cfg):
     assert len(ch9.tables["transfer_gap"]) == 2
     cka = ch9.tables["cka"]
     assert "all" in set(cka.block) and cka.cka.between(0, 100 + 1e-9).all()
-    assert cka.null_low.notna().all()                                # the same-data null is there
+    assert cka.null_low.notna().all() and "same_init" not in cka     # the same-data null is there
+    assert "feat_same_init" not in ch9.values
     rob = ch9.tables["robustness"].set_index("dataset")
     assert list(rob.index) == ["synthetic", "celeba", "both"]
     claims_frame = ch9.tables["claims"].set_index("id")
@@ -95,6 +97,9 @@ def test_chapter9_tables_claims_and_csvs(ch9, cfg):
     assert (row.ours, row.ci_low, row.ci_high) == pytest.approx((est.mean, est.low, est.high))
     assert rob.loc["both", "robustness"] == pytest.approx(est.mean)
     assert len(row.replicates) == 2 and claims_frame.loc["xfer_features", "replicates"] == ()
+    feat = claims_frame.loc["xfer_features"]                         # the claim is the table's "all" row
+    assert (feat.ours, feat.ci_low, feat.ci_high) == pytest.approx(tuple(cka.set_index("block").loc["all", [
+        "cka", "ci_low", "ci_high"]]))
     _written(ch9)
 
 
@@ -128,21 +133,28 @@ def test_over_models_and_beside_null():
     lo, hi = sps.t.interval(0.95, 2, loc=7 / 3, scale=sps.sem([1.0, 2.0, 4.0]))
     assert (row["mean"], row.ci_low, row.ci_high) == pytest.approx((7 / 3, lo, hi))
     assert row.n_models == 3 and row.n_images == 9 and row.per_model == "1, 2, 4"
-    rows = [("other data", 0, 10.0), ("other data", 1, 10.4), ("other data, same init", 0, 20.0),
-            ("same data", 0, 1.0), ("same data", 1, 2.0)]
+    rows = [("other data", 0, 10.0), ("other data", 1, 10.4), ("same data", 0, 1.0), ("same data", 1, 2.0)]
     frame = pd.DataFrame([dict(dataset="synthetic", replicate=r, source=s, block="b", x=x, n=5) for s, r, x in rows])
     out = model_stats.beside_null(frame, ["block"], "x").iloc[0]
-    assert out.x == pytest.approx(10.2) and out.same_init == 20 and (out.null_low, out.null_high) == (1, 2)
-    assert out.beyond_null
+    lo, hi = sps.t.interval(0.95, 1, loc=10.2, scale=sps.sem([10.0, 10.4]))
+    assert (out.x, out.ci_low, out.ci_high) == pytest.approx((10.2, lo, hi))
+    assert (out.null_low, out.null_high) == (1, 2) and out.beyond_null and out.n_models == 2
     frame.loc[frame.source == "same data", "x"] = [9.0, 11.0]           # seeds differ as much as the data
     assert not model_stats.beside_null(frame, ["block"], "x").iloc[0].beyond_null
+    frame.loc[frame.source == "same data", "x"] = [1.0, 8.0]            # the mean is outside, its interval not
+    assert hi > lo > 1 and lo < 8 < 10.2 and not model_stats.beside_null(frame, ["block"], "x").iloc[0].beyond_null
+    one = model_stats.beside_null(frame[frame.source == "other data"], ["block"], "x").iloc[0]
+    assert np.isnan(one.null_low) and not one.beyond_null               # no null (one model per dataset)
 
 
-def test_sources_pair_other_data_with_another_seed():
+def test_sources_pair_replicate_r_as_dataset_contrast_does():
+    # Replicate r with the other dataset's replicate r (no two models share a seed, so no same-init pair to
+    # avoid), and every other replicate of its own dataset as the null.
     models = {"synthetic": [0, 1, 2], "celeba": [0, 1, 2]}
     assert model_stats.sources(models, "synthetic", 2) == [
-        ("other data", "celeba", 0), ("other data, same init", "celeba", 2), ("same data", "synthetic", 0),
-        ("same data", "synthetic", 1)]
+        ("other data", "celeba", 2), ("same data", "synthetic", 0), ("same data", "synthetic", 1)]
+    assert model_stats.sources(models, "celeba", 0) == [
+        ("other data", "synthetic", 0), ("same data", "celeba", 1), ("same data", "celeba", 2)]
     assert model_stats.sources({"synthetic": [0], "celeba": [0]}, "celeba", 0) == [("other data", "synthetic", 0)]
 
 

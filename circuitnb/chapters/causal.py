@@ -26,7 +26,6 @@ from circuitnb.interventions.circuits import RETAIN, effective_circuit_size, hea
 from circuitnb.interventions.kinds import Intervention, impacts, paired_inputs, patch_from
 from circuitnb.measures import claims, stats, verdicts
 from circuitnb.measures.metrics import impact_score
-from circuitnb.measures.verdicts import Estimate
 
 CHAPTER = "06_interventions"
 SCALES = (0.5, 1.5)
@@ -35,8 +34,6 @@ TABLE3 = {"enc_early": "abl_enc_early", "enc_middle": "abl_enc_middle", "enc_lat
           "middle": "abl_middle", "dec_early": "abl_dec_early", "dec_middle": "abl_dec_middle",
           "dec_late": "abl_dec_late"}
 MODEL = ["dataset", "replicate"]
-_SOURCE_LABELS = {"other data": "other data\nother seed", "other data, same init": "other data\nsame init",
-                  "same data": "same data\nother seed"}           # patching sources, as the figure names them
 
 
 def family(unet) -> dict:
@@ -101,7 +98,8 @@ def summary(ivs: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.Dat
     """Eq. 5 on each model's mean MSEs per t and intervention, with its image-bootstrap CIs (95% and 90%).
 
     One row per (dataset[, replicate], t, name); columns as :func:`intervention_sweep` without image, plus
-    impact, ci_low, ci_high, eq_low, eq_high, n (images).
+    impact, ci_low, ci_high, eq_low, eq_high, n (images) and est (that
+    :class:`circuitnb.measures.verdicts.Estimate`, the model's own verdict in the scorecard).
     """
     keys = [k for k in ("dataset", "replicate", "t", "name") if k in ivs]
     rows = []
@@ -110,7 +108,7 @@ def summary(ivs: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.Dat
         rows.append({**dict(zip(keys, key)), **g.iloc[0][["family", "target", "kind", "strength"]].to_dict(),
                      "mse_base": g.mse_base.mean(), "mse_int": g.mse_int.mean(), "impact": est.mean,
                      "ci_low": est.low, "ci_high": est.high, "eq_low": est.ci(EQ)[0], "eq_high": est.ci(EQ)[1],
-                     "n": est.n})
+                     "n": est.n, "est": est})
     return pd.DataFrame(rows)
 
 
@@ -138,12 +136,6 @@ def table3(summ: pd.DataFrame, t: int, alpha: float = 0.05) -> pd.DataFrame:
          "per_model", "rank", "model_ranks", "p_models", "p_holm", "n_models", "n_images"]]
 
 
-def _estimate(row, value: str = "impact", n: str = "n") -> Estimate:
-    """A verdict-ready Estimate from a row with its 95% (ci_*) and 90% (eq_*) bounds."""
-    return Estimate(getattr(row, value), row.ci_low, row.ci_high, getattr(row, n),
-                    more=((EQ, row.eq_low, row.eq_high),))
-
-
 def table3_claims(ivs: pd.DataFrame, summ: pd.DataFrame, t3: pd.DataFrame, t: int) -> list[dict]:
     """Scorecard rows of Table 3 (synthetic models): the baseline MSE and each group's impact, judged as
     levels, each model's own verdict beside; none when t is not the paper's Table 3 timestep."""
@@ -155,11 +147,11 @@ def table3_claims(ivs: pd.DataFrame, summ: pd.DataFrame, t3: pd.DataFrame, t: in
                              replicates.image_estimates(base, ["dataset"], "mse_base")[("synthetic",)], unit="MSE",
                              reason="noise-prediction MSE of the intact model, mean over models")]
     own = summ[(summ.t == t) & (summ.kind == "zero") & (summ.dataset == "synthetic")]     # by replicate
-    for r in t3[(t3.dataset == "synthetic") & t3.group.isin(list(TABLE3))].itertuples():
+    for _, r in t3[(t3.dataset == "synthetic") & t3.group.isin(list(TABLE3))].iterrows():
         rows.append(common.claim_row(
-            TABLE3[r.group], _estimate(r, n="n_models"),
-            [_estimate(m) for m in own[own.target == r.group].itertuples()], unit="Eq. 5",
-            reason=f"zero ablation, rank {r.rank} of {len(TABLE3)} (per model: {r.model_ranks})"))
+            TABLE3[r["group"]], replicates.estimate(r.rename({"impact": "mean"})),
+            list(own[own.target == r["group"]].est), unit="Eq. 5",
+            reason=f"zero ablation, rank {r['rank']} of {len(TABLE3)} (per model: {r['model_ranks']})"))
     return rows
 
 
@@ -205,8 +197,8 @@ def patching(cfg: Config, models: dict[str, list], t: int) -> pd.DataFrame:
 
 
 def patch_table(patch: pd.DataFrame) -> pd.DataFrame:
-    """Per target dataset and block: the patching impact from another seed's model of the other dataset, over
-    models, beside the same-init source and the same-data null (each same-data source its own value)."""
+    """Per target dataset and block: the patching impact from the other dataset's model, over models, beside
+    the same-data null (each same-data source its own value)."""
     return beside_null(patch, ["dataset", "block"], "impact")
 
 
@@ -250,7 +242,7 @@ def _impact_matrices(summ: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def _patch_matrix(raw: pd.DataFrame) -> pd.DataFrame:
     """log10(1 + impact) of patching per target block (rows) and source kind (columns), mean over models;
     negative impacts drawn as 0."""
-    rows = raw.assign(row=raw.dataset + ": " + raw.block, source=raw.source.map(_SOURCE_LABELS))
+    rows = raw.assign(row=raw.dataset + ": " + raw.block)
     return np.log10(1 + rows.pivot_table(index="row", columns="source", values="impact", sort=False).clip(lower=0))
 
 

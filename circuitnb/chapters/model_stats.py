@@ -1,12 +1,17 @@
-"""Model-level statistics for quantities that are not an image mean: one value per model (or model pair),
-its image-bootstrap interval, the mean over models, and model pairs beside the same-data null.
+"""Model-level statistics for quantities that are not an image mean: a model's value with its image-bootstrap
+interval, and values measured on a model *pair* (patching, CKA) set beside the same-data null.
 
     est = image_bootstrap(eq5, (mse_base, mse_int), 2000)        # one model's value, 95% and 90% CIs
     table = over_models(per_model, ["dataset", "group"], "impact")  # mean over models, t-interval
     table = beside_null(per_pair, ["block"], "cka")                  # other-data pairs vs same-data pairs
 
-:func:`circuitnb.chapters.replicates.across_replicates` averages each model's images first; here the model's
-value is already computed (Eq. 5 on mean MSEs, a share of interventions, a CKA), so the rows are models.
+A thin layer over :mod:`circuitnb.chapters.replicates`, which does the statistics: the mean over models and
+its t-interval are :func:`~circuitnb.chapters.replicates.across_replicates` of rows that are already one value
+per model (Eq. 5 on mean MSEs, a share of interventions, a CKA), and the pairing is that of
+:func:`~circuitnb.chapters.replicates.dataset_contrast`: model r with the other dataset's model r, beside
+every pair of models of the same dataset. What ``dataset_contrast`` cannot take is an effect that is not a
+function of the two models' image values (patching one model from another, the CKA of their features);
+:func:`beside_null` takes such values measured on each pair.
 """
 from __future__ import annotations
 
@@ -42,44 +47,35 @@ def image_bootstrap(stat: Callable, arrays, n_bootstrap: int, seed: int = 0, lev
 
 
 def over_models(per_model: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
-    """:func:`replicates.across_replicates` of one value per model (e.g. Eq. 5 on its mean MSEs); n_images
-    from the models' ``n``; ``per_model`` lists each model's value. Rows in the order ``per_model`` has them."""
+    """:func:`replicates.across_replicates` of rows that are one value per model, in ``per_model``'s order;
+    ``n_images`` from the models' ``n`` (the fewest), ``per_model`` lists each model's value."""
     out = replicates.across_replicates(per_model, by, value).drop(columns="n_images")
-    extra = per_model.groupby(by, sort=False).agg(n_images=("n", "min"), per_model=(value, listed))
-    out = extra.reset_index()[by].merge(out, on=by).merge(extra.reset_index(), on=by)
-    return out[[c for c in out.columns if c not in ("n_images", "per_model")] + ["n_images", "per_model"]]
+    extra = per_model.groupby(by, sort=False).agg(n_images=("n", "min"), per_model=(value, listed)).reset_index()
+    return extra[by].merge(out, on=by).merge(extra, on=by)
 
 
 def listed(values) -> str:
+    """Each model's value, as the tables list them: ``listed([1.0, 2.5])`` -> "1, 2.5"."""
     return ", ".join(f"{v:.3g}" for v in values)
 
 
 def sources(models: dict[str, list], name: str, r: int) -> list[tuple[str, str, int]]:
-    """The models compared with replicate r of ``name``: (kind, dataset, replicate).
-
-    Replicate r of both datasets starts from the same initial weights (seed + 1000 r), so the other dataset's
-    model r shares its init ("other data, same init"). The contrast uses "other data" from the next replicate
-    (another init, as in the same-data null: "same data", every other replicate of ``name``), so that it
-    differs from the null by the data alone. With one replicate per dataset "other data" is the same-init
-    model and there is no null.
-    """
+    """The models compared with replicate r of ``name``, as (kind, dataset, replicate), paired as
+    :func:`replicates.dataset_contrast` pairs them: the other dataset's model r ("other data") and every other
+    model of ``name`` ("same data", the null). No two models share a seed (:func:`circuitnb.data.replicate_seed`),
+    so "other data" differs from "same data" by the training data alone."""
     other = next(n for n in models if n != name)
-    if len(models[other]) == 1:
-        return [("other data", other, 0)]
-    return ([("other data", other, (r + 1) % len(models[other]))]
-            + [("other data, same init", other, r)] * (r < len(models[other]))
-            + [("same data", name, s) for s in range(len(models[name])) if s != r])
+    return [("other data", other, r)] + [("same data", name, s) for s in range(len(models[name])) if s != r]
 
 
 def beside_null(per: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
-    """``per`` (one row per model/pair and ``source``): the "other data" values over models (mean, t-interval),
-    the "other data, same init" mean, and the range of the "same data" values (the null); ``beyond_null``
-    when the whole interval lies outside that range."""
+    """``per``: one row per model pair (``source`` from :func:`sources`). The "other data" values over pairs
+    (mean, t-interval, :func:`over_models`) beside the range of the "same data" values (the null);
+    ``beyond_null`` when the whole interval lies outside that range, the rule of
+    :func:`replicates.dataset_contrast` (false where either is undefined)."""
     out = over_models(per[per.source == "other data"], by, value).rename(columns={"mean": value})
-    key = pd.MultiIndex.from_frame(out[by]) if len(by) > 1 else pd.Index(out[by[0]])
-    out["same_init"] = per[per.source == "other data, same init"].groupby(by)[value].mean().reindex(key).to_numpy()
-    null = per[per.source == "same data"].groupby(by)[value].agg(["min", "max"]).reindex(key)
-    out["null_low"], out["null_high"] = null["min"].to_numpy(), null["max"].to_numpy()
+    null = per[per.source == "same data"].groupby(by)[value].agg(null_low="min", null_high="max").reset_index()
+    out = out.merge(null, on=by, how="left")
     out["beyond_null"] = (out.ci_low > out.null_high) | (out.ci_high < out.null_low)
-    return out[[*by, value, "ci_low", "ci_high", "eq_low", "eq_high", "per_model", "same_init", "null_low",
-                "null_high", "beyond_null", "n_models", "n_images"]]
+    return out[[*by, value, "ci_low", "ci_high", "eq_low", "eq_high", "per_model", "null_low", "null_high",
+                "beyond_null", "n_models", "n_images"]]

@@ -90,9 +90,9 @@ def _factors(cfg: Config, model, images: dict) -> dict:
 def block_similarity(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
     """Linear CKA between model pairs at every block, t and input dataset (same noisy inputs for both).
 
-    Pairs (:func:`circuitnb.chapters.model_stats.sources`): each synthetic model with the CelebA model of the next
-    replicate ("other data"), and of its own replicate ("other data, same init"); every two models of one
-    dataset ("same data", the null). Columns: dataset, replicate (the pair), source, data, t, block, cka, n.
+    Pairs (:func:`circuitnb.chapters.model_stats.sources`; CKA is symmetric, so each pair once): synthetic
+    model r with CelebA model r ("other data"), and every two models of one dataset ("same data", the null).
+    Columns: dataset, replicate (the pair's first model), source, data, t, block, cka, n.
     """
     images = {n: analysis_images(cfg, n) for n in models}
     fac = {(n, r): results.cached(cfg, "cka_factors", m, lambda: _factors(cfg, m, images),
@@ -109,7 +109,7 @@ def block_similarity(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
 
 def cka_table(cka: pd.DataFrame) -> pd.DataFrame:
     """Per block and over all blocks ("all": feature transferability, %): each pair's mean CKA x 100 over t
-    and both image sets, over pairs, beside the same-init pair and the same-data null."""
+    and both image sets, over pairs, beside the same-data null."""
     per = cka.assign(cka=100 * cka.cka).groupby(["dataset", "replicate", "source", "block"], as_index=False,
                                                 sort=False).agg(cka=("cka", "mean"), n=("n", "min"))
     every = per.groupby(["dataset", "replicate", "source"], as_index=False).agg(cka=("cka", "mean"), n=("n", "min"))
@@ -150,16 +150,15 @@ def robustness(ivs: pd.DataFrame, n_bootstrap: int, seed: int = 0) -> tuple[pd.D
     return per, pairs
 
 
-def transfer_claims(acc: pd.DataFrame, cka: pd.DataFrame, cka_all: pd.Series, rob_pairs: list) -> list[dict]:
+def transfer_claims(acc: pd.DataFrame, cka_all: pd.Series, rob_pairs: list) -> list[dict]:
     """Scorecard rows xfer_accuracy, xfer_features, xfer_robustness: each one estimate over replicate pairs
     (mean, t-interval over pairs), with each pair's own image-level interval where one exists."""
     cross = acc[acc.dataset != acc.data]                   # both directions, the same n images each
     acc_pairs = [verdicts.replicate_ci(g.value) for _, g in cross.groupby("replicate")]
-    feat = cka[cka.source == "other data"].groupby("replicate").cka.mean() * 100
     return [common.claim_row("xfer_accuracy", verdicts.replicate_ci([e.mean for e in acc_pairs]), acc_pairs,
                              unit="%", reason="each model on the other dataset's held-out images, both "
                              "directions per replicate pair; t-interval over pairs"),
-            common.claim_row("xfer_features", verdicts.replicate_ci(feat), unit="%",
+            common.claim_row("xfer_features", replicates.estimate(cka_all.rename({"cka": "mean"})), unit="%",
                              reason="linear CKA x 100 between models of different data and seeds; "
                              + ("beyond" if cka_all.beyond_null else "within") + " the same-data null; no "
                              "per-pair interval (CKA is one number per image set)"),
@@ -170,16 +169,13 @@ def transfer_claims(acc: pd.DataFrame, cka: pd.DataFrame, cka_all: pd.Series, ro
 
 
 def robustness_table(per: pd.DataFrame, pairs: list) -> pd.DataFrame:
-    """Circuit robustness per dataset (mean over models, t-interval) and of both ("both": over pairs)."""
-    out = model_stats.over_models(per, ["dataset"], "robustness").rename(columns={"mean": "robustness"})
-    both = verdicts.replicate_ci([e.mean for e in pairs])
-    lo, hi = both.ci(model_stats.EQ)
-    return pd.concat([out, pd.DataFrame([dict(dataset="both", robustness=both.mean, ci_low=both.low,
-                                              ci_high=both.high, eq_low=lo, eq_high=hi, n_models=both.n,
-                                              n_images=int(per.n.min()),
-                                              per_model=model_stats.listed([e.mean for e in pairs]))])],
-                     ignore_index=True)[["dataset", "robustness", "ci_low", "ci_high", "per_model", "n_models",
-                                         "n_images"]]
+    """Circuit robustness per dataset (mean over models, t-interval) and of both ("both": over pairs, each
+    pair's value the mean of its two models)."""
+    both = pd.DataFrame(dict(dataset="both", replicate=range(len(pairs)), robustness=[e.mean for e in pairs],
+                             n=int(per.n.min())))
+    out = model_stats.over_models(pd.concat([per, both], ignore_index=True), ["dataset"], "robustness")
+    return out.rename(columns={"mean": "robustness"})[["dataset", "robustness", "ci_low", "ci_high", "per_model",
+                                                       "n_models", "n_images"]]
 
 
 def run(cfg: Config) -> ChapterResult:
@@ -190,7 +186,7 @@ def run(cfg: Config) -> ChapterResult:
     cka = cka_table(sim)
     per_rob, rob_pairs = robustness(causal.replicate_sweeps(cfg, models), cfg.analysis.n_bootstrap, cfg.run.seed)
     cka_all = cka.set_index("block").loc["all"]
-    rows = claims.known(transfer_claims(acc, sim, cka_all, rob_pairs))
+    rows = claims.known(transfer_claims(acc, cka_all, rob_pairs))
     res = ChapterResult(CHAPTER)
     res.tables.update(accuracy=accuracy_table(acc), transfer_gap=transfer_gap(acc, cfg.analysis.alpha), cka=cka,
                       robustness=robustness_table(per_rob, rob_pairs),
@@ -207,7 +203,7 @@ def run(cfg: Config) -> ChapterResult:
                       **{f"{k}{s}": r[f"xfer_{name}"][c] for k, name in (("xacc", "accuracy"), ("xfeat", "features"),
                                                                         ("xrob", "robustness"))
                          for s, c in (("", "ours"), ("_lo", "ci_low"), ("_hi", "ci_high"))},
-                      feat_same_init=cka_all.same_init, feat_null_lo=cka_all.null_low,
+                      feat_null_lo=cka_all.null_low,
                       feat_null_hi=cka_all.null_high, rob_syn=rob[A], rob_cel=rob[B],
                       n_cells=int(per_rob.cells.min()), threshold=quantities.ROBUSTNESS_THRESHOLD,
                       threshold_pct=100 * quantities.ROBUSTNESS_THRESHOLD)
