@@ -68,10 +68,10 @@ def _attention_edits(iv: Intervention, unet) -> dict:
         raise ValueError(f"parameter 'head' = {iv.head}; {iv.site} has heads 0..{heads - 1}")
     if iv.kind == "head_ablate":
         targets = range(heads) if iv.head is None else [iv.head]
-        return {f"{iv.site}.h{k}": (lambda x, **kw: torch.zeros_like(x)) for k in targets}
+        return {f"{iv.site}.h{k}": (lambda x, ctx: torch.zeros_like(x)) for k in targets}
     sel = slice(None) if iv.head is None else slice(iv.head, iv.head + 1)
 
-    def perturb(p, **kw):
+    def perturb(p, ctx):
         p = p.clone()
         q = p[:, sel]
         if iv.kind == "uniform":
@@ -92,11 +92,11 @@ def _attention_edits(iv: Intervention, unet) -> dict:
 
 
 def _edits(iv: Intervention, unet, reference: dict | None) -> dict:
-    """The edit functions (site -> fn) that carry out one intervention."""
+    """The edit hooks (site -> fn(x, ctx)) that carry out one intervention."""
     if iv.kind in _ATTENTION_KINDS:
         return _attention_edits(iv, unet)
     if iv.kind == "cut_mid":
-        return {"mid": lambda x, **kw: torch.zeros_like(x)}
+        return {"mid": lambda x, ctx: torch.zeros_like(x)}
     if iv.kind == "cut_skip":
         table = site_table(unet)
         if iv.site.startswith("up") and iv.site in table:
@@ -105,12 +105,12 @@ def _edits(iv: Intervention, unet, reference: dict | None) -> dict:
             skips = list(resolve(unet, iv.site))
             if any(table[s].kind != "skip" for s in skips):
                 raise SiteError(f"'cut_skip' needs a skip site (skipK) or a decoder block (upI), got {iv.site!r}")
-        return {s: (lambda x, **kw: torch.zeros_like(x)) for s in skips}
+        return {s: (lambda x, ctx: torch.zeros_like(x)) for s in skips}
     members = resolve(unet, iv.site)
     if iv.kind == "zero":
-        return {s: (lambda x, **kw: torch.zeros_like(x)) for s in members}
+        return {s: (lambda x, ctx: torch.zeros_like(x)) for s in members}
     if iv.kind == "scale":
-        def scale(x, **kw):
+        def scale(x, ctx):
             if iv.channels is None:
                 return x * iv.strength
             x = x.clone()
@@ -118,21 +118,21 @@ def _edits(iv: Intervention, unet, reference: dict | None) -> dict:
             return x
         return {s: scale for s in members}
     if iv.kind == "identity":
-        def identity(x, *, site, inp, **kw):
-            if inp is None or inp.shape != x.shape:
-                raise ValueError(f"identity ablation of {site!r} needs equal input and output shapes, "
-                                 f"got {None if inp is None else tuple(inp.shape)} -> {tuple(x.shape)}")
-            return inp
+        def identity(x, ctx):
+            if ctx.inp is None or ctx.inp.shape != x.shape:
+                raise ValueError(f"identity ablation of {ctx.site!r} needs equal input and output shapes, "
+                                 f"got {None if ctx.inp is None else tuple(ctx.inp.shape)} -> {tuple(x.shape)}")
+            return ctx.inp
         return {s: identity for s in members}
     if iv.kind == "mean":
         if reference is None:
             raise ValueError("'mean' ablation needs reference activations (impact() records them)")
-        return {s: (lambda x, site, **kw: reference[site].mean(0, keepdim=True).expand_as(x)) for s in members}
+        return {s: (lambda x, ctx: reference[ctx.site].mean(0, keepdim=True).expand_as(x)) for s in members}
     if iv.kind == "patch":
         missing = [s for s in members if s not in iv.source]
         if missing:
             raise ValueError(f"'patch' has no source activation for {missing}; build it with patch_from()")
-        return {s: (lambda x, site, **kw: iv.source[site].to(x.device, x.dtype).expand_as(x)) for s in members}
+        return {s: (lambda x, ctx: iv.source[ctx.site].to(x.device, x.dtype).expand_as(x)) for s in members}
     raise AssertionError(iv.kind)  # pragma: no cover
 
 
@@ -144,7 +144,7 @@ def apply(unet, interventions, x_t: torch.Tensor, t: torch.Tensor, reference: di
         for site, fn in _edits(iv, unet, reference).items():
             if site in edits:                          # two interventions on one site compose in order
                 first = edits[site]
-                edits[site] = (lambda f, g: lambda x, **kw: g(f(x, **kw), **kw))(first, fn)
+                edits[site] = (lambda f, g: lambda x, ctx: g(f(x, ctx), ctx))(first, fn)
             else:
                 edits[site] = fn
     with edit(unet, edits):
