@@ -100,3 +100,10 @@ def test_explorer_html_is_self_contained(tiny_cfg, celeba_root, monkeypatch):
     assert len(iv.data["pred"]) == 2 * 2 * len(iv.data["entries"])
     scrub = explorers.denoising_scrubber(cfg, models, steps=5)
     assert len(scrub.data["steps"]) == 5 and len(scrub.data["x"]["celeba"]) == 5
+
+
+def test_one_uint8_conversion():
+    from circuitnb.viz.plotting import to_uint8
+    x = np.stack([np.full((2, 3), v) for v in (-1.5, 0.0, 1.0)])           # [3, H, W], one value per channel
+    assert to_uint8(x).shape == (2, 3, 3) and to_uint8(x)[0, 0].tolist() == [0, 128, 255]
+    assert to_uint8(np.stack([x, -x])).shape == (2, 2, 3, 3)              # [N, 3, H, W] -> [N, H, W, 3]

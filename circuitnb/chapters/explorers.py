@@ -32,16 +32,11 @@ from circuitnb.hooking.hooks import activation_stats, record
 from circuitnb.interventions.kinds import apply, paired_inputs, predicted_x0, reference_activations
 from circuitnb.hooking.sites import site_names
 from circuitnb.chapters.sweep import _attention_summary
+from circuitnb.viz.plotting import to_uint8
 
 
 def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode()
-
-
-def to_uint8_rgb(x) -> np.ndarray:
-    """[3, H, W] in [-1, 1] -> [H, W, 3] uint8."""
-    x = np.asarray(x, float)
-    return np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
 
 
 def _scaled_rows(a: np.ndarray) -> np.ndarray:
@@ -86,7 +81,7 @@ def attention_explorer(cfg, sweeps: dict, query_stride: int = 2, image: int = 0)
                 heads=first.n_heads, grid=g, queries=queries, size=cfg.data.image_size, hmax=metrics.max_entropy(g * g),
                 n_images=cfg.analysis.n_samples, images={}, maps={}, entropy={}, head_entropy={})
     for name, sw in sweeps.items():
-        data["images"][name] = _b64(to_uint8_rgb(analysis_images(cfg, name)[image]))
+        data["images"][name] = _b64(to_uint8(analysis_images(cfg, name)[image]))
         for t in sw.timesteps:
             for layer in sw.layers:
                 key = f"{name}|{t}|{layer}"
@@ -112,12 +107,12 @@ def _intervention_grid(cfg, model, name: str, image: int) -> dict:
         reference = reference_activations(unet, sched, specs, x_all, t, g)
         e, tt, x_t = eps[image:image + 1], tt[:1], x_t_all[image:image + 1]
         base = unet(x_t, tt).sample
-        out[(t, None)] = dict(x_t=to_uint8_rgb(x_t[0].cpu()),
-                              x0_hat=to_uint8_rgb(predicted_x0(sched, x_t, base, t)[0].cpu()),
+        out[(t, None)] = dict(x_t=to_uint8(x_t[0].cpu()),
+                              x0_hat=to_uint8(predicted_x0(sched, x_t, base, t)[0].cpu()),
                               mse=float((base - e).pow(2).mean()))
         for iv_name, spec in fam.items():
             eps_hat = apply(unet, spec[4], x_t, tt, reference)
-            out[(t, iv_name)] = dict(x0_hat=to_uint8_rgb(predicted_x0(sched, x_t, eps_hat, t)[0].cpu()),
+            out[(t, iv_name)] = dict(x0_hat=to_uint8(predicted_x0(sched, x_t, eps_hat, t)[0].cpu()),
                                      mse=float((eps_hat - e).pow(2).mean()))
     return out
 
@@ -170,8 +165,8 @@ def _trajectory(model, n_steps: int, seed: int) -> dict:
         step = ddim.step(eps_hat, t, x)
         summaries = [rec[p][0].cpu().numpy() for p in probs]                       # [heads, 1 + K] each
         out["steps"].append(int(t))
-        out["x"].append(to_uint8_rgb(x[0].cpu()))
-        out["x0"].append(to_uint8_rgb(step.pred_original_sample[0].clamp(-1, 1).cpu()))
+        out["x"].append(to_uint8(x[0].cpu()))
+        out["x0"].append(to_uint8(step.pred_original_sample[0].clamp(-1, 1).cpu()))
         out["attn"].append(_scaled_rows(np.stack([s[:, 1:].mean(0) for s in summaries])))   # [layers, K]
         out["entropy"].append([float(s[:, 0].mean()) for s in summaries])
         out["stats"].append([[float(v) for v in rec[b][0, :2]] for b in blocks])           # mean, std

@@ -26,6 +26,7 @@ from circuitnb import data
 from circuitnb.interventions.kinds import KINDS, Intervention, apply, paired_inputs, predicted_x0, reference_activations
 from circuitnb.measures.metrics import impact_score
 from circuitnb.hooking.sites import groups, site_names
+from circuitnb.viz.plotting import to_uint8
 
 PLAYGROUND_KINDS = tuple(k for k in KINDS if k not in ("patch", "identity"))
 _NEEDS_STRENGTH = {"temperature": 0.5, "noise": 1.0, "scale": 0.5}
@@ -34,7 +35,7 @@ _ATTENTION = ("uniform", "temperature", "noise", "shuffle", "head_ablate")
 
 def png(x, scale: int = 4) -> bytes:
     """[3, H, W] in [-1, 1] -> PNG bytes, enlarged ``scale`` times (nearest neighbour)."""
-    a = np.round((np.clip(np.asarray(x, float), -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+    a = to_uint8(x)
     img = Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
