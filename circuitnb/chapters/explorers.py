@@ -29,6 +29,7 @@ from circuitnb.core import results
 from circuitnb.chapters import causal
 from circuitnb.chapters.common import analysis_images
 from circuitnb.hooking.hooks import activation_stats, record
+from circuitnb.interventions import registry
 from circuitnb.interventions.kinds import apply, paired_inputs, predicted_x0, reference_activations
 from circuitnb.hooking.sites import site_names
 from circuitnb.chapters.sweep import _attention_summary
@@ -37,6 +38,11 @@ from circuitnb.viz.plotting import to_uint8
 
 def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode()
+
+
+def kind_legend() -> dict[str, str]:
+    """Every registered intervention kind -> "family: one-line description" (the explorer's legend)."""
+    return {k: f"{registry.get(k).family}: {registry.get(k).doc}" for k in registry.kinds()}
 
 
 def _scaled_rows(a: np.ndarray) -> np.ndarray:
@@ -130,7 +136,7 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
     entries = [dict(name=n, target=v[1], kind=v[2], strength=v[3]) for n, v in fam.items()]
     data = dict(kind="intervention", datasets=list(models), timesteps=list(cfg.analysis.timesteps), entries=entries,
                 size=cfg.data.image_size, n_images=cfg.analysis.n_samples, image=image, xt={}, base={}, pred={},
-                impact={}, mse={})
+                impact={}, mse={}, kinds=kind_legend())
     for name, m in models.items():
         grid = results.cached(cfg, "explorer_interventions", m, lambda: _intervention_grid(cfg, m, name, image),
                               image=image)
