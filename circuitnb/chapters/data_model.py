@@ -9,7 +9,8 @@ import pandas as pd
 
 from circuitnb import data
 from circuitnb.core.config import Config
-from circuitnb.modeling.train import TrainedModel, noise_mse_by_timestep
+from circuitnb.modeling.sampling import noise_mse_by_timestep
+from circuitnb.modeling.train import TrainedModel
 
 
 def attribute_shares(faces: data.SyntheticFaces) -> pd.DataFrame:

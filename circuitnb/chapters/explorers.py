@@ -22,7 +22,6 @@ from importlib import resources
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler
 
 from circuitnb.measures import metrics
 from circuitnb.core import results
@@ -31,6 +30,7 @@ from circuitnb.chapters.common import analysis_images
 from circuitnb.hooking.hooks import activation_stats, record
 from circuitnb.interventions import registry
 from circuitnb.interventions.kinds import apply, paired_inputs, predicted_x0, reference_activations
+from circuitnb.modeling.sampling import ddim_trajectory
 from circuitnb.hooking.sites import site_names
 from circuitnb.chapters.sweep import _attention_summary
 from circuitnb.viz.plotting import to_uint8
@@ -156,27 +156,23 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
 @torch.no_grad()
 def _trajectory(model, n_steps: int, seed: int) -> dict:
     unet = model.unet
-    device = next(unet.parameters()).device
-    ddim = DDIMScheduler.from_config(model.scheduler.config)
-    ddim.set_timesteps(n_steps)
-    size = unet.config.sample_size
-    x = torch.randn((1, unet.config.in_channels, size, size), generator=torch.Generator().manual_seed(seed)).to(device)
     layers, blocks = site_names(unet, "attn"), site_names(unet, "block")
     probs = [f"{layer}.probs" for layer in layers]
     out = dict(x=[], x0=[], attn=[], entropy=[], stats=[], steps=[], layers=layers, blocks=blocks)
-    for t in ddim.timesteps:
-        with record(unet, probs + blocks, reduce={**{p: _attention_summary for p in probs},
-                                                  **{b: activation_stats for b in blocks}}) as rec:
-            eps_hat = unet(x, t.to(device).expand(1)).sample
-        step = ddim.step(eps_hat, t, x)
-        summaries = [rec[p][0].cpu().numpy() for p in probs]                       # [heads, 1 + K] each
-        out["steps"].append(int(t))
+
+    def step(t, x, x0_hat):
+        out["steps"].append(t)
         out["x"].append(to_uint8(x[0].cpu()))
-        out["x0"].append(to_uint8(step.pred_original_sample[0].clamp(-1, 1).cpu()))
+        out["x0"].append(to_uint8(x0_hat[0].clamp(-1, 1).cpu()))
+    # One recording over the whole loop: entry i of each reduced site is DDIM step i (batch of one).
+    with record(unet, probs + blocks, reduce={**{p: _attention_summary for p in probs},
+                                              **{b: activation_stats for b in blocks}}) as rec:
+        ddim_trajectory(unet, model.scheduler, 1, n_steps, seed, callback=step)
+    for i in range(len(out["steps"])):
+        summaries = [rec[p][i].cpu().numpy() for p in probs]                       # [heads, 1 + K] each
         out["attn"].append(_scaled_rows(np.stack([s[:, 1:].mean(0) for s in summaries])))   # [layers, K]
         out["entropy"].append([float(s[:, 0].mean()) for s in summaries])
-        out["stats"].append([[float(v) for v in rec[b][0, :2]] for b in blocks])           # mean, std
-        x = step.prev_sample
+        out["stats"].append([[float(v) for v in rec[b][i, :2]] for b in blocks])           # mean, std
     return out
 
 
