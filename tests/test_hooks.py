@@ -199,6 +199,9 @@ def test_interventions_compose_and_validate(unet, batch):
         twice = apply(unet, [Intervention("scale", "mid", 2.0), Intervention("scale", "mid", 1.5)], x, t)
         once = apply(unet, [Intervention("scale", "mid", 3.0)], x, t)
     assert torch.allclose(twice, once, atol=1e-5)
+    zero_mid = apply(unet, [Intervention("zero", "mid")], x, t)
+    for site in ("", "mid", "enc_early"):                         # cut_mid acts on mid whatever the site says
+        assert torch.equal(apply(unet, [Intervention("cut_mid", site)], x, t), zero_mid)
     with pytest.raises(ValueError, match="'kind'"):
         Intervention("explode", "mid")
     with pytest.raises(sites.SiteError, match="unknown site 'mdi'"):

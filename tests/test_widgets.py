@@ -46,6 +46,7 @@ def _direct(pg, iv):
      Intervention("temperature", "up0.attn1", 0.25, head=3)),
     (dict(kind="head_ablate", site="down2.attn0", head=5), Intervention("head_ablate", "down2.attn0", head=5)),
     (dict(kind="cut_skip", site="up2"), Intervention("cut_skip", "up2")),
+    (dict(kind="cut_mid", site="enc_early"), Intervention("cut_mid", "mid")),      # its registered fixed site
 ])
 def test_controls_drive_the_model_and_match_a_direct_call(playground, controls, expected):
     pg = playground

@@ -15,8 +15,8 @@ channels, seed, source), and returns the replacement for ``x``. Where it is
 attached follows from ``target``:
 
 ==============  ==========================================================================
-``sites``       every member of ``iv.site`` (a site, or a Table-3 group); ``site=`` gives a
-                default for an empty ``iv.site`` (``cut_mid`` -> ``mid``)
+``sites``       every member of ``iv.site`` (a site, or a Table-3 group), or of the kind's
+                fixed ``site=`` where it has one (``cut_mid`` always acts on ``mid``)
 ``attention``   ``iv.site`` is an attention layer; x is its probabilities ``[B, h, Q, K]``
                 of head ``iv.head`` (h = 1) or of all heads (``ctx.head`` is None)
 ``heads``       each head output ``[B, Q, head_dim]`` of layer ``iv.site``: head ``iv.head``,
@@ -72,7 +72,7 @@ class Kind:
     doc: str                     # one line, e.g. "softmax(logits / T)"
     target: str = "sites"        # one of TARGETS
     needs: str | None = None     # None | "reference" | "source"
-    site: str = ""               # default site when an intervention names none
+    site: str = ""               # a site the kind always acts on (cut_mid: "mid"), whatever iv.site says
 
 
 _REGISTRY: dict[str, Kind] = {}
@@ -220,7 +220,7 @@ def hooks_for(iv: Intervention, unet) -> dict[str, HookFn]:
     elif kind.target == "skips":
         names = _skips(unet, iv.site)
     else:
-        names = list(resolve(unet, iv.site or kind.site))
+        names = list(resolve(unet, kind.site or iv.site))
     if kind.needs:
         missing = [s for s in names if s not in iv.source]
         if missing:

@@ -96,6 +96,7 @@ class Playground:
             site = self._attention_layers[0]
         if spec.target == "skips" and not (site.startswith("up") and "." not in site):
             site = "up0"
+        site = spec.site or site                  # a kind with a fixed site (cut_mid) says so in the status
         strength = self.strength.value if _STRENGTH in spec.params else None
         head = self.head.value if _takes_head(kind) and self.head.value >= 0 else None
         return Intervention(kind, site, strength=strength, head=head, seed=self.seed)
