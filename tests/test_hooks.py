@@ -9,7 +9,7 @@ import circuitnb.core.config as C
 from circuitnb.measures import metrics
 from circuitnb.hooking import hooks, sites
 from circuitnb.hooking.attention import HookedAttnProcessor, attention_modules
-from circuitnb.hooking.hooks import HookContext, attach, edit, entropy_bits, record
+from circuitnb.hooking.hooks import HookContext, activation_stats, attach, edit, entropy_bits, record
 from circuitnb.interventions.kinds import Intervention, apply, impact, patch_from
 from circuitnb.modeling.unet import build_scheduler, build_unet
 from conftest import random_unet
@@ -127,6 +127,17 @@ def test_edits_can_depend_on_the_timestep(unet, batch):
     assert torch.equal(early, unet(x, torch.full((3,), 100)).sample)
     with edit(unet, {"mid": lambda x, ctx: torch.zeros_like(x)}):
         assert torch.equal(late_out, unet(x, torch.full((3,), 900)).sample)
+
+
+def test_activation_stats_by_hand():
+    x = torch.tensor([[0.0, 0.0005, 2.0, -2.0], [1.0, 1.0, 1.0, 1.0]]).view(2, 1, 2, 2)
+    s = activation_stats(x)
+    f = x.flatten(1)
+    assert torch.allclose(s[:, 0], f.mean(1)) and torch.allclose(s[:, 1], f.std(1))
+    assert s[:, 2].tolist() == [-2.0, 1.0] and s[:, 3].tolist() == [2.0, 1.0] and s[:, 4].tolist() == [0.5, 0.0]
+    big = torch.randn(4, 64, 32, 32) * 3 + 1
+    std, mean = torch.std_mean(big.flatten(1), 1)
+    assert torch.allclose(activation_stats(big)[:, :2], torch.stack([mean, std], 1), rtol=1e-5)
 
 
 @pytest.mark.parametrize("site", ["conv_in", "down0", "down1", "down2", "mid", "up0", "up1", "up2",

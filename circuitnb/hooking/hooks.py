@@ -58,11 +58,19 @@ entropy_bits = attention_entropy
 
 
 def activation_stats(x: torch.Tensor) -> torch.Tensor:
-    """Per-example summary ``[B, 5]``: mean, std, min, max, fraction of |x| < 1e-3."""
-    f = x.float().flatten(1)
-    std, mean = torch.std_mean(f, 1)            # fused kernels: this runs once per site per call
-    lo, hi = torch.aminmax(f, dim=1)
-    return torch.stack([mean, std, lo, hi, (f.abs() < 1e-3).sum(1) / f.shape[1]], 1)
+    """Per-example summary ``[B, 5]``: mean, std (n - 1), min, max, fraction of |x| < 1e-3.
+
+        activation_stats(torch.zeros(2, 4, 8, 8))[:, 4]    # tensor([1., 1.])
+    """
+    f = x.detach().float().flatten(1)
+    n = f.shape[1]
+    # Plain sum/amax/amin/vector_norm reductions are vectorised; std_mean and aminmax over dim 1
+    # measured 10-25x slower on CPU (2M floats: 25 ms vs 1.6 ms), which made block recording the
+    # largest part of the hook overhead. Two-pass variance keeps the precision of std_mean.
+    mean = f.sum(1) / n
+    std = torch.linalg.vector_norm(f - mean[:, None], 2, dim=1) / max(n - 1, 1) ** 0.5
+    near_zero = f.abs().lt_(1e-3).sum(1) / n      # lt_ in float avoids a slow bool -> int64 sum
+    return torch.stack([mean, std, f.amin(1), f.amax(1), near_zero], 1)
 
 
 class RunningMean:
