@@ -6,7 +6,7 @@ import torch
 
 import circuitnb.core.config as C
 from circuitnb import data
-from circuitnb.modeling import train
+from circuitnb.modeling import sampling, train
 from circuitnb.modeling.checkpoints import WEIGHTS, CacheEntry
 from circuitnb.modeling.train import TrainingError, load_or_train
 
@@ -96,9 +96,14 @@ def test_celeba_model_and_key_uses_data(tiny_cfg, celeba_root):
 def test_mse_by_timestep_and_sampling(tiny_cfg):
     model = load_or_train(tiny_cfg, "synthetic", progress=False)
     x0 = data.images(tiny_cfg, "synthetic")[:5]
-    frame = train.noise_mse_by_timestep(model.unet, model.scheduler, x0, [10, 900], seed=0)
+    frame = sampling.noise_mse_by_timestep(model.unet, model.scheduler, x0, [10, 900], seed=0)
     assert list(frame.columns) == ["t", "image", "mse"] and len(frame) == 10 and (frame.mse > 0).all()
-    again = train.noise_mse_by_timestep(model.unet, model.scheduler, x0, [10, 900], seed=0)
+    again = sampling.noise_mse_by_timestep(model.unet, model.scheduler, x0, [10, 900], seed=0)
     np.testing.assert_array_equal(frame.mse, again.mse)
-    samples = train.sample_images(model.unet, model.scheduler, 3, num_inference_steps=5)
+    samples = sampling.sample_images(model.unet, model.scheduler, 3, num_inference_steps=5)
     assert samples.shape == (3, 3, 16, 16) and np.abs(samples).max() <= 1
+    seen = []
+    last = sampling.ddim_trajectory(model.unet, model.scheduler, 3, steps=5,
+                                    callback=lambda t, x_t, x0_hat: seen.append((t, x0_hat.shape)))
+    assert [s for _, s in seen] == [(3, 3, 16, 16)] * 5 and seen[0][0] > seen[-1][0]     # t counts down
+    np.testing.assert_array_equal(last.clamp(-1, 1).numpy(), samples)       # one loop behind both

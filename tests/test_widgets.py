@@ -3,13 +3,16 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import circuitnb.core.config as C
 from circuitnb.core import config
 from circuitnb.chapters import explorers
+from circuitnb.hooking import hooks
 from circuitnb.viz import widgets
 from circuitnb.chapters import causal, common
-from circuitnb.interventions.kinds import Intervention, impact
+from circuitnb.interventions import registry
+from circuitnb.interventions.kinds import KINDS, Intervention, apply, impact
 from circuitnb.modeling.unet import build_scheduler
 from conftest import random_unet
 from circuitnb.modeling.train import TrainedModel
@@ -43,6 +46,7 @@ def _direct(pg, iv):
      Intervention("temperature", "up0.attn1", 0.25, head=3)),
     (dict(kind="head_ablate", site="down2.attn0", head=5), Intervention("head_ablate", "down2.attn0", head=5)),
     (dict(kind="cut_skip", site="up2"), Intervention("cut_skip", "up2")),
+    (dict(kind="cut_mid", site="enc_early"), Intervention("cut_mid", "mid")),      # its registered fixed site
 ])
 def test_controls_drive_the_model_and_match_a_direct_call(playground, controls, expected):
     pg = playground
@@ -98,5 +102,48 @@ def test_explorer_html_is_self_contained(tiny_cfg, celeba_root, monkeypatch):
         row = ivs[(ivs.dataset == "synthetic") & (ivs.t == 600) & (ivs.name == name) & (ivs.image == 0)]
         assert grid[(600, name)]["mse"] == pytest.approx(float(row.mse_int.iloc[0]), rel=1e-4), name
     assert len(iv.data["pred"]) == 2 * 2 * len(iv.data["entries"])
+    assert list(iv.data["kinds"]) == list(KINDS) and {e["kind"] for e in iv.data["entries"]} <= set(KINDS)
     scrub = explorers.denoising_scrubber(cfg, models, steps=5)
     assert len(scrub.data["steps"]) == 5 and len(scrub.data["x"]["celeba"]) == 5
+
+
+def test_one_uint8_conversion():
+    from circuitnb.viz.plotting import to_uint8
+    x = np.stack([np.full((2, 3), v) for v in (-1.5, 0.0, 1.0)])           # [3, H, W], one value per channel
+    assert to_uint8(x).shape == (2, 3, 3) and to_uint8(x)[0, 0].tolist() == [0, 128, 255]
+    assert to_uint8(np.stack([x, -x])).shape == (2, 2, 3, 3)              # [N, 3, H, W] -> [N, H, W, 3]
+
+
+def test_a_registered_toy_kind_shows_up_everywhere(playground):
+    @registry.register("negate", family="scaling", params={"strength": (0.5, 2.0, 1.0)},
+                       doc="x -> -strength * x")
+    def negate(x, ctx, iv):
+        return -iv.strength * x
+    try:
+        # validation
+        assert "negate" in KINDS and "negate" in registry.kinds("scaling")
+        with pytest.raises(ValueError, match="'negate' needs a 'strength'"):
+            Intervention("negate", "mid")
+        with pytest.raises(ValueError, match=r"'strength' of 'negate' = 3.0; allowed: \[0.5, 2\]"):
+            Intervention("negate", "mid", 3.0)
+        # apply: the same as the hand-written edit
+        unet = playground.models["synthetic"].unet
+        x, t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([50, 700])
+        with torch.no_grad(), hooks.edit(unet, {"mid": lambda x, ctx: -1.5 * x}):
+            by_hand = unet(x, t).sample
+        assert torch.equal(apply(unet, [Intervention("negate", "mid", 1.5)], x, t), by_hand)
+        # the playground: offered, its slider takes the registered range, and it runs
+        pg = widgets.Playground(playground.cfg, playground.models, playground.images, reference_size=4)
+        assert "negate" in pg.kind.options
+        pg.site.value, pg.strength.value = "mid", 3.5
+        pg.kind.value = "negate"
+        assert (pg.strength.min, pg.strength.max, pg.strength.value) == (0.5, 2.0, 2.0)
+        assert pg.intervention() == Intervention("negate", "mid", 2.0, seed=pg.seed)
+        assert pg.result["intervention"].kind == "negate" and "x -> -strength * x" in pg.about.value
+        # the explorers' legend and the table of kinds
+        assert explorers.kind_legend()["negate"] == "scaling: x -> -strength * x"
+        row = registry.kinds_table().set_index("name").loc["negate"]
+        assert row.family == "scaling" and row.params == "strength in [0.5, 2]"
+    finally:
+        registry.unregister("negate")
+    assert "negate" not in KINDS and "negate" not in widgets.playground_kinds()

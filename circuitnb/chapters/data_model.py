@@ -18,7 +18,7 @@ from circuitnb.chapters import common, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
-from circuitnb.modeling import train
+from circuitnb.modeling import sampling
 from circuitnb.modeling.unet import describe
 
 CHAPTER = "01_data_and_model"
@@ -111,7 +111,7 @@ def noise_mse_per_image(sw) -> pd.DataFrame:
 def generated(cfg: Config, models: dict, n: int = N_GENERATED) -> dict[str, np.ndarray]:
     """``n`` DDIM samples of every replicate model, stacked per dataset [R n, 3, H, W] (cached per model);
     every model starts from the same noise (seed ``cfg.run.seed``), so rows differ only by the model."""
-    return {name: np.concatenate([results.cached(cfg, "samples", m, lambda m=m: train.sample_images(
+    return {name: np.concatenate([results.cached(cfg, "samples", m, lambda m=m: sampling.sample_images(
         m.unet, m.scheduler, n, seed=cfg.run.seed), n=n) for m in ms]) for name, ms in models.items()}
 
 

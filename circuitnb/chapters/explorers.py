@@ -22,26 +22,27 @@ from importlib import resources
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler
 
 from circuitnb.measures import metrics
 from circuitnb.core import results
 from circuitnb.chapters import causal
 from circuitnb.chapters.common import analysis_images
 from circuitnb.hooking.hooks import activation_stats, record
+from circuitnb.interventions import registry
 from circuitnb.interventions.kinds import apply, paired_inputs, predicted_x0, reference_activations
+from circuitnb.modeling.sampling import ddim_trajectory
 from circuitnb.hooking.sites import site_names
 from circuitnb.chapters.sweep import _attention_summary
+from circuitnb.viz.plotting import to_uint8
 
 
 def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode()
 
 
-def to_uint8_rgb(x) -> np.ndarray:
-    """[3, H, W] in [-1, 1] -> [H, W, 3] uint8."""
-    x = np.asarray(x, float)
-    return np.round((np.clip(x, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+def kind_legend() -> dict[str, str]:
+    """Every registered intervention kind -> "family: one-line description" (the explorer's legend)."""
+    return {k: f"{registry.get(k).family}: {registry.get(k).doc}" for k in registry.kinds()}
 
 
 def _scaled_rows(a: np.ndarray) -> np.ndarray:
@@ -86,7 +87,7 @@ def attention_explorer(cfg, sweeps: dict, query_stride: int = 2, image: int = 0)
                 heads=first.n_heads, grid=g, queries=queries, size=cfg.data.image_size, hmax=metrics.max_entropy(g * g),
                 n_images=cfg.analysis.n_samples, images={}, maps={}, entropy={}, head_entropy={})
     for name, sw in sweeps.items():
-        data["images"][name] = _b64(to_uint8_rgb(analysis_images(cfg, name)[image]))
+        data["images"][name] = _b64(to_uint8(analysis_images(cfg, name)[image]))
         for t in sw.timesteps:
             for layer in sw.layers:
                 key = f"{name}|{t}|{layer}"
@@ -112,12 +113,12 @@ def _intervention_grid(cfg, model, name: str, image: int) -> dict:
         reference = reference_activations(unet, sched, specs, x_all, t, g)
         e, tt, x_t = eps[image:image + 1], tt[:1], x_t_all[image:image + 1]
         base = unet(x_t, tt).sample
-        out[(t, None)] = dict(x_t=to_uint8_rgb(x_t[0].cpu()),
-                              x0_hat=to_uint8_rgb(predicted_x0(sched, x_t, base, t)[0].cpu()),
+        out[(t, None)] = dict(x_t=to_uint8(x_t[0].cpu()),
+                              x0_hat=to_uint8(predicted_x0(sched, x_t, base, t)[0].cpu()),
                               mse=float((base - e).pow(2).mean()))
         for iv_name, spec in fam.items():
             eps_hat = apply(unet, spec[4], x_t, tt, reference)
-            out[(t, iv_name)] = dict(x0_hat=to_uint8_rgb(predicted_x0(sched, x_t, eps_hat, t)[0].cpu()),
+            out[(t, iv_name)] = dict(x0_hat=to_uint8(predicted_x0(sched, x_t, eps_hat, t)[0].cpu()),
                                      mse=float((eps_hat - e).pow(2).mean()))
     return out
 
@@ -135,7 +136,7 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
     entries = [dict(name=n, target=v[1], kind=v[2], strength=v[3]) for n, v in fam.items()]
     data = dict(kind="intervention", datasets=list(models), timesteps=list(cfg.analysis.timesteps), entries=entries,
                 size=cfg.data.image_size, n_images=cfg.analysis.n_samples, image=image, xt={}, base={}, pred={},
-                impact={}, mse={})
+                impact={}, mse={}, kinds=kind_legend())
     for name, m in models.items():
         grid = results.cached(cfg, "explorer_interventions", m, lambda: _intervention_grid(cfg, m, name, image),
                               image=image)
@@ -155,27 +156,23 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
 @torch.no_grad()
 def _trajectory(model, n_steps: int, seed: int) -> dict:
     unet = model.unet
-    device = next(unet.parameters()).device
-    ddim = DDIMScheduler.from_config(model.scheduler.config)
-    ddim.set_timesteps(n_steps)
-    size = unet.config.sample_size
-    x = torch.randn((1, unet.config.in_channels, size, size), generator=torch.Generator().manual_seed(seed)).to(device)
     layers, blocks = site_names(unet, "attn"), site_names(unet, "block")
     probs = [f"{layer}.probs" for layer in layers]
     out = dict(x=[], x0=[], attn=[], entropy=[], stats=[], steps=[], layers=layers, blocks=blocks)
-    for t in ddim.timesteps:
-        with record(unet, probs + blocks, reduce={**{p: _attention_summary for p in probs},
-                                                  **{b: activation_stats for b in blocks}}) as rec:
-            eps_hat = unet(x, t.to(device).expand(1)).sample
-        step = ddim.step(eps_hat, t, x)
-        summaries = [rec[p][0].cpu().numpy() for p in probs]                       # [heads, 1 + K] each
-        out["steps"].append(int(t))
-        out["x"].append(to_uint8_rgb(x[0].cpu()))
-        out["x0"].append(to_uint8_rgb(step.pred_original_sample[0].clamp(-1, 1).cpu()))
+
+    def step(t, x, x0_hat):
+        out["steps"].append(t)
+        out["x"].append(to_uint8(x[0].cpu()))
+        out["x0"].append(to_uint8(x0_hat[0].clamp(-1, 1).cpu()))
+    # One recording over the whole loop: entry i of each reduced site is DDIM step i (batch of one).
+    with record(unet, probs + blocks, reduce={**{p: _attention_summary for p in probs},
+                                              **{b: activation_stats for b in blocks}}) as rec:
+        ddim_trajectory(unet, model.scheduler, 1, n_steps, seed, callback=step)
+    for i in range(len(out["steps"])):
+        summaries = [rec[p][i].cpu().numpy() for p in probs]                       # [heads, 1 + K] each
         out["attn"].append(_scaled_rows(np.stack([s[:, 1:].mean(0) for s in summaries])))   # [layers, K]
         out["entropy"].append([float(s[:, 0].mean()) for s in summaries])
-        out["stats"].append([[float(v) for v in rec[b][0, :2]] for b in blocks])           # mean, std
-        x = step.prev_sample
+        out["stats"].append([[float(v) for v in rec[b][i, :2]] for b in blocks])           # mean, std
     return out
 
 

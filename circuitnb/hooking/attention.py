@@ -1,40 +1,49 @@
 """An attention processor that exposes per-head probabilities and head outputs (§3.2.1).
 
-    proc = HookedAttnProcessor()
-    proc.probs_hooks.append(lambda probs: None)     # probs: [batch, head, query, key]
-    attn.set_processor(proc)                         # circuitnb.hooks does this for you, and undoes it
+    with attention_hook(attn, probs=lambda p: None):      # p: [batch, head, query, key]
+        unet(x_t, t)                                       # circuitnb.hooking.hooks does this for you
 
 diffusers' default ``AttnProcessor2_0`` calls fused scaled-dot-product
 attention and never materialises the probabilities, and ``UNet2DModel`` has no
-``set_attn_processor``. :mod:`circuitnb.hooks` therefore walks
-``named_modules()``, gives each hooked ``Attention`` a :class:`HookedAttnProcessor`
-(a line-by-line copy of diffusers' classic ``AttnProcessor``, with two hook
-points), shared by reference count, and puts the original back when its last
-user leaves, also after an exception.
+``set_attn_processor``. :func:`attention_hook` therefore gives a hooked
+``Attention`` a :class:`HookedAttnProcessor` (a line-by-line copy of diffusers'
+classic ``AttnProcessor``, with two hook points), shared by reference count, and
+puts the original back when its last user leaves, also after an exception.
 
-Hook points, each a list of callables that may return a replacement or None:
+The processor's two hook lists are plumbing for :mod:`circuitnb.hooking.hooks`,
+which wraps the user's ``fn(x, ctx)`` hooks into them; each entry is called with
+one tensor and returns a replacement or None:
 
-* ``probs_hooks``: ``fn(probs) -> probs | None`` with probs ``[B, heads, Q, K]``
-  (after the softmax, before the weighted sum of values);
-* ``head_hooks``: ``fn(heads_out) -> heads_out | None`` with ``[B, heads, Q, head_dim]``
-  (each head's output before the output projection mixes the heads).
+* ``probs_hooks``: probs ``[B, heads, Q, K]`` (after the softmax, before the weighted sum of values);
+* ``head_hooks``: ``[B, heads, Q, head_dim]`` (each head's output before the output projection mixes the heads).
 """
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import torch
 from diffusers.models.attention_processor import Attention
 
-Hook = Callable[[torch.Tensor], torch.Tensor | None]
+Hook = Callable[[torch.Tensor], "torch.Tensor | None"]
 
 
 class HookedAttnProcessor:
-    """diffusers' classic ``AttnProcessor`` with probability and head-output hooks."""
+    """diffusers' classic ``AttnProcessor`` with probability and head-output hooks.
+
+    It stays bit for bit equal to the classic processor (tests/test_hooks.py); the
+    fused default differs from it by ~2e-7. Materialising the probabilities costs
+    a softmax, two batched matmuls and four head-reshuffling copies per layer
+    where the fused kernel needs none: at the quick profile (3 layers, 64 tokens,
+    batch 32) a few milliseconds of a ~600 ms CPU forward pass, measured by the
+    "hooks" line of benchmarks/hook_overhead.py.
+    """
 
     def __init__(self) -> None:
         self.probs_hooks: list[Hook] = []
         self.head_hooks: list[Hook] = []
+        self.original = None               # the processor to restore when the last user leaves
+        self.users = 0
 
     @staticmethod
     def _run(hooks: list[Hook], x: torch.Tensor) -> torch.Tensor:
@@ -71,9 +80,10 @@ class HookedAttnProcessor:
         attention_probs = attn.get_attention_scores(query, key, attention_mask)
         heads = attn.heads
         if self.probs_hooks:
-            # [B*heads, Q, K] -> [B, heads, Q, K]: head_to_batch_dim puts the head index second.
+            # [B*heads, Q, K] -> [B, heads, Q, K] is a view: head_to_batch_dim puts the head index second.
             probs = attention_probs.view(batch_size, heads, *attention_probs.shape[1:])
             attention_probs = self._run(self.probs_hooks, probs).reshape(attention_probs.shape)
+        # One batched matmul gives every head's output at once; head hooks see a view of it, no copy.
         hidden_states = torch.bmm(attention_probs, value)
         if self.head_hooks:
             per_head = hidden_states.view(batch_size, heads, *hidden_states.shape[1:])
@@ -88,5 +98,38 @@ class HookedAttnProcessor:
         return hidden_states / attn.rescale_output_factor
 
 
+@contextlib.contextmanager
+def attention_hook(module: Attention, probs: Hook | None = None, heads: Hook | None = None,
+                   observe: bool = False) -> Iterator[None]:
+    """Attach one-tensor hooks to an ``Attention`` module, installing a :class:`HookedAttnProcessor` if needed.
+
+        with attention_hook(unet.mid_block.attentions[0], heads=lambda h: torch.zeros_like(h)):
+            unet(x_t, t)
+
+    Editing hooks go first and observing hooks last, so a recording always sees
+    what the model actually uses, whichever context was entered first.
+    """
+    proc = module.get_processor()
+    if not isinstance(proc, HookedAttnProcessor):
+        original, proc = proc, HookedAttnProcessor()
+        proc.original = original
+        module.set_processor(proc)
+    proc.users += 1
+    added = [(proc.probs_hooks, probs), (proc.head_hooks, heads)]
+    try:
+        for hooks, fn in added:
+            if fn is not None:
+                hooks.insert(len(hooks) if observe else 0, fn)
+        yield
+    finally:
+        for hooks, fn in added:
+            if fn is not None:
+                hooks.remove(fn)
+        proc.users -= 1
+        if proc.users == 0:
+            module.set_processor(proc.original)
+
+
 def attention_modules(unet: torch.nn.Module) -> dict[str, Attention]:
+    """Every diffusers ``Attention`` module by path: ``attention_modules(unet)["mid_block.attentions.0"]``."""
     return {name: m for name, m in unet.named_modules() if isinstance(m, Attention)}

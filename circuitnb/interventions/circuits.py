@@ -16,7 +16,7 @@ import pandas as pd
 from circuitnb.interventions.kinds import Intervention, impacts
 from circuitnb.measures.quantities import prediction_accuracy
 from circuitnb.hooking.sites import site_names
-from circuitnb.modeling.train import noise_mse_by_timestep
+from circuitnb.modeling.sampling import noise_mse_by_timestep
 
 RETAIN = 0.9
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -147,46 +146,3 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
         unet = train(cfg, dataset, entry, x0, meta, progress=progress, callback=callback, seed=seed)
     unet = unet.to(cfg.device).eval()
     return TrainedModel(unet=unet, scheduler=build_scheduler(cfg), meta=entry.read_meta(), from_cache=from_cache)
-
-
-@torch.no_grad()
-def noise_mse_by_timestep(unet: UNet2DModel, scheduler: DDPMScheduler, x0: np.ndarray,
-                          timesteps, seed: int = 0, batch_size: int = 64) -> pd.DataFrame:
-    """Noise-prediction MSE per image at each timestep, on paired noise.
-
-    Returns a tidy frame with columns ``t, image, mse`` (one row per image and t);
-    the same eps is used at every t, so timesteps are compared on paired noise.
-    """
-    device = next(unet.parameters()).device
-    g = torch.Generator().manual_seed(seed)
-    x0 = torch.from_numpy(np.asarray(x0))
-    eps = torch.randn(x0.shape, generator=g)
-    rows = []
-    for t in timesteps:
-        for s in range(0, len(x0), batch_size):
-            xb, eb = x0[s:s + batch_size].to(device), eps[s:s + batch_size].to(device)
-            tt = torch.full((len(xb),), int(t), device=device, dtype=torch.long)
-            eps_hat = unet(scheduler.add_noise(xb, eb, tt), tt).sample
-            mse = (eps_hat - eb).pow(2).mean(dim=(1, 2, 3)).cpu().numpy()
-            rows += [dict(t=int(t), image=s + i, mse=float(m)) for i, m in enumerate(mse)]
-    return pd.DataFrame(rows)
-
-
-@torch.no_grad()
-def sample_images(unet: UNet2DModel, scheduler: DDPMScheduler, n: int, seed: int = 0,
-                  num_inference_steps: int = 100) -> np.ndarray:
-    """Generate ``n`` images with DDIM (eta = 0) on the model's own schedule; [n, 3, H, W] in [-1, 1].
-
-    DDIM with 100 steps rather than 1,000 ancestral DDPM steps keeps sampling to
-    seconds on a CPU; it uses the same trained eps-predictor and noise schedule.
-    """
-    device = next(unet.parameters()).device
-    ddim = DDIMScheduler.from_config(scheduler.config)
-    ddim.set_timesteps(num_inference_steps)
-    size = unet.config.sample_size
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((n, unet.config.in_channels, size, size), generator=g).to(device)
-    for t in ddim.timesteps:
-        eps_hat = unet(x, t.to(device).expand(n)).sample
-        x = ddim.step(eps_hat, t, x).prev_sample
-    return x.clamp(-1, 1).cpu().numpy()

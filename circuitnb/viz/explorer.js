@@ -126,7 +126,8 @@
       const [imp, impMean] = D.impact[`${key}|${name}`];
       info.textContent = `${ds}, t = ${t}, ${name}: impact score (Eq. 5) on this image ${fmt(imp, 4)}, ` +
         `over the ${D.n_images} analysed images ${fmt(impMean, 4)}; mean |difference| of the predicted clean image ` +
-        `${fmt(total / n / 127.5, 4)} (images in [-1, 1]).`;
+        `${fmt(total / n / 127.5, 4)} (images in [-1, 1]).` +
+        (D.kinds && D.kinds[state.kind.value] ? ` ${state.kind.value}: ${D.kinds[state.kind.value]}.` : "");
       root.dataset.state = `${key}|${name}`;
     };
     [["dataset", "ds", D.datasets.map(d => [d, d]), redraw], ["timestep", "t", D.timesteps.map(t => [t, `t = ${t}`]), redraw],

@@ -19,9 +19,20 @@ def setup_style() -> None:
 
 
 def to_rgb(x: np.ndarray) -> np.ndarray:
-    """[3, H, W] or [N, 3, H, W] in [-1, 1] -> channels-last in [0, 1]."""
+    """[3, H, W] or [N, 3, H, W] in [-1, 1] -> channels-last in [0, 1] (what ``imshow`` takes)."""
     x = np.clip((np.asarray(x) + 1) / 2, 0, 1)
     return np.moveaxis(x, -3, -1)
+
+
+def to_uint8(x) -> np.ndarray:
+    """[3, H, W] or [N, 3, H, W] in [-1, 1] -> channels-last uint8 in [0, 255], rounded.
+
+        to_uint8(np.zeros((3, 2, 2)))[0, 0]      # array([128, 128, 128], dtype=uint8)
+
+    The one conversion behind PNGs (playground) and the explorers' byte arrays;
+    float64 so that float32 inputs round the same way everywhere.
+    """
+    return np.round(to_rgb(np.asarray(x, float)) * 255).astype(np.uint8)
 
 
 def image_grid(x: np.ndarray, ncols: int = 8, title: str = "", scale: float = 1.1):

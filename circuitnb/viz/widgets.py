@@ -11,7 +11,9 @@ Each change of a control reruns the model on one image (two forward passes):
 the intact and the intervened pass share the noise draw, drawn exactly as
 :func:`circuitnb.interventions.impact` draws it (the tests check they agree),
 and ``mean`` ablations use the site means over ``reference_size`` images of the
-same dataset at the same t.
+same dataset at the same t. The kinds on offer, their strength ranges and
+whether they take a head are read from the intervention registry
+(:mod:`circuitnb.interventions.registry`): a newly registered kind shows up here.
 """
 from __future__ import annotations
 
@@ -23,18 +25,27 @@ import torch
 from PIL import Image
 
 from circuitnb import data
-from circuitnb.interventions.kinds import KINDS, Intervention, apply, paired_inputs, predicted_x0, reference_activations
-from circuitnb.measures.metrics import impact_score
 from circuitnb.hooking.sites import groups, site_names
+from circuitnb.interventions import registry
+from circuitnb.interventions.kinds import Intervention, apply, paired_inputs, predicted_x0, reference_activations
+from circuitnb.measures.metrics import impact_score
+from circuitnb.viz.plotting import to_uint8
 
-PLAYGROUND_KINDS = tuple(k for k in KINDS if k not in ("patch", "identity"))
-_NEEDS_STRENGTH = {"temperature": 0.5, "noise": 1.0, "scale": 0.5}
-_ATTENTION = ("uniform", "temperature", "noise", "shuffle", "head_ablate")
+_STRENGTH = "strength"                # the one numeric Intervention field the playground has a slider for
+
+
+def playground_kinds() -> tuple[str, ...]:
+    """Registered kinds the playground offers: all but those that need activations from another input."""
+    return tuple(k for k in registry.kinds() if registry.get(k).needs != "source")
+
+
+def _takes_head(kind: str) -> bool:
+    return registry.get(kind).target in ("attention", "heads")
 
 
 def png(x, scale: int = 4) -> bytes:
     """[3, H, W] in [-1, 1] -> PNG bytes, enlarged ``scale`` times (nearest neighbour)."""
-    a = np.round((np.clip(np.asarray(x, float), -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+    a = to_uint8(x)
     img = Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
@@ -58,33 +69,61 @@ class Playground:
         self.image = W.IntSlider(0, 0, n - 1, description="image", style=style, continuous_update=False)
         self.t = W.IntSlider(300, 0, cfg.model.num_train_timesteps - 1, description="t", style=style,
                              continuous_update=False)
-        self.kind = W.Dropdown(options=PLAYGROUND_KINDS, value="zero", description="intervention", style=style)
+        self.kind = W.Dropdown(options=playground_kinds(), value="zero", description="intervention", style=style)
         self.site = W.Dropdown(options=sites, value=sites[0], description="site / group", style=style)
         self.head = W.Dropdown(options=[("all", -1)] + [(str(h), h) for h in range(cfg.model.n_heads)], value=-1,
                                description="head", style=style)
-        self.strength = W.FloatSlider(0.5, min=0.0, max=4.0, step=0.05, description="strength", style=style,
+        self.strength = W.FloatSlider(0.5, min=0.0, max=4.0, step=0.01, description="strength", style=style,
                                       continuous_update=False)
+        self._quiet = False                       # True while the strength range follows a new kind
         self.views = {k: W.Image(format="png", layout=W.Layout(width="128px")) for k in ("x_t", "eps_hat", "x0_hat")}
         self.status = W.HTML()
         self.result: dict | None = None           # mse_base, mse_int, impact (Eq. 5), intervention
         self.x0_hat: np.ndarray | None = None
         self.eps_hat: np.ndarray | None = None
+        self.about = W.HTML()                     # the kind's one-line description, from the registry
         for c in (self.model, self.image, self.t, self.kind, self.site, self.head, self.strength):
             c.observe(self._changed, names="value")
+        self._follow_kind()
         self.update()
 
     # --- what the controls mean --------------------------------------------------------------
     def intervention(self) -> Intervention:
         kind, site = self.kind.value, self.site.value
-        if kind in _ATTENTION and site not in self._attention_layers:
+        spec = registry.get(kind)
+        # Fit the chosen site to what the kind attaches to (its registered target).
+        if spec.target in ("attention", "heads") and site not in self._attention_layers:
             site = self._attention_layers[0]
-        if kind == "cut_skip" and not (site.startswith("up") and "." not in site):
+        if spec.target == "skips" and not (site.startswith("up") and "." not in site):
             site = "up0"
-        strength = self.strength.value if kind in _NEEDS_STRENGTH else None
-        head = self.head.value if kind in _ATTENTION and self.head.value >= 0 else None
+        site = spec.site or site                  # a kind with a fixed site (cut_mid) says so in the status
+        strength = self.strength.value if _STRENGTH in spec.params else None
+        head = self.head.value if _takes_head(kind) and self.head.value >= 0 else None
         return Intervention(kind, site, strength=strength, head=head, seed=self.seed)
 
+    def _follow_kind(self) -> None:
+        """Strength slider range and description from the registry; the value is kept where it fits."""
+        spec = registry.get(self.kind.value)
+        param = spec.params.get(_STRENGTH)
+        self._quiet = True
+        try:
+            if param is not None:
+                value = min(max(self.strength.value, param.lo), param.hi)
+                # Widen first so that min <= max holds at every step, then narrow to the range.
+                self.strength.min, self.strength.max = min(self.strength.min, param.lo), max(self.strength.max, param.hi)
+                self.strength.value = value
+                self.strength.min, self.strength.max = param.lo, param.hi
+            self.strength.disabled = param is None
+            self.head.disabled = not _takes_head(self.kind.value)
+        finally:
+            self._quiet = False
+        self.about.value = f"<i>{spec.name}</i> ({spec.family}): {spec.doc}"
+
     def _changed(self, change) -> None:
+        if self._quiet:
+            return
+        if change["owner"] is self.kind:
+            self._follow_kind()
         self.update()
 
     @torch.no_grad()
@@ -121,7 +160,7 @@ class Playground:
     def widget(self) -> W.Widget:
         labelled = [W.VBox([W.Label(k), v]) for k, v in self.views.items()]
         controls = W.VBox([self.model, self.image, self.t, self.kind, self.site, self.head, self.strength])
-        return W.VBox([W.HBox([controls, *labelled]), self.status])
+        return W.VBox([W.HBox([controls, *labelled]), self.about, self.status])
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
