@@ -26,7 +26,9 @@ import torch
 from circuitnb.measures import metrics
 from circuitnb.core import results
 from circuitnb.chapters import causal
+from circuitnb.chapters import common
 from circuitnb.chapters.common import analysis_images
+from circuitnb.chapters.report import ChapterResult
 from circuitnb.hooking.hooks import activation_stats, record
 from circuitnb.interventions import registry
 from circuitnb.interventions.kinds import apply, paired_inputs, predicted_x0, reference_activations
@@ -196,12 +198,10 @@ QUERY_STRIDE = 2      # attention explorer: every 2nd query row and column (page
 SCRUB_STEPS = 25      # denoising scrubber: DDIM steps per model; not a config field
 
 
-def run(cfg, query_stride: int = QUERY_STRIDE, scrub_steps: int = SCRUB_STEPS) -> "ChapterResult":  # noqa: F821
+def run(cfg, query_stride: int = QUERY_STRIDE, scrub_steps: int = SCRUB_STEPS) -> ChapterResult:
     """Chapter 11: ``res = explorers.run(cfg)``; ``res.data`` holds the three explorers (attention,
     intervention, scrub), built for the first replicate model of each dataset (one model each keeps the
     page light; the other chapters use every replicate)."""
-    from circuitnb.chapters import common                      # imported here: this block is all chapter 11 adds
-    from circuitnb.chapters.report import ChapterResult
     models, sweeps = common.models_and_sweeps(cfg)
     first = {name: ms[0] for name, ms in models.items()}
     res = ChapterResult("11_explorers")
