@@ -14,6 +14,7 @@ import argparse
 import statistics
 import time
 
+import circuitnb
 from circuitnb import data
 from circuitnb.viz import widgets
 from circuitnb.chapters import common
@@ -25,9 +26,9 @@ def main() -> None:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args()
-    cfg = common.setup(args.profile)[0]
-    models = common.load_models(cfg)
-    images = {n: data.images(cfg, n)[:64] for n in models}
+    cfg = circuitnb.load(args.profile)
+    models = {name: ms[0] for name, ms in common.models_and_sweeps(cfg)[0].items()}
+    images = {n: data.images(cfg, n, split="analysis")[:64] for n in models}
     pg = widgets.Playground(cfg, models, images)
     moves = [(pg.t, lambda i: 100 + 37 * i), (pg.kind, lambda i: ["zero", "temperature", "scale", "mean"][i % 4]),
              (pg.strength, lambda i: 0.25 + 0.1 * (i % 10))]

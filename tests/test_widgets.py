@@ -87,8 +87,9 @@ def test_one_live_update_is_fast(playground):
 def test_explorer_html_is_self_contained(tiny_cfg, celeba_root, monkeypatch):
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
     cfg = config.with_overrides(tiny_cfg, n_samples=6, n_bootstrap=100, timesteps=[100, 600])
-    models = common.load_models(cfg)
-    sweeps = common.load_sweeps(cfg, models)
+    every_model, every_sweep = common.models_and_sweeps(cfg)
+    models = {name: ms[0] for name, ms in every_model.items()}          # the explorers show replicate 0
+    sweeps = {name: sw[0] for name, sw in every_sweep.items()}
     att = explorers.attention_explorer(cfg, sweeps, query_stride=1)
     assert att.data["maps"] and len(att.data["queries"]) == att.data["grid"] ** 2
     html = att.to_html()

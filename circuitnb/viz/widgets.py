@@ -1,9 +1,9 @@
 """A live intervention playground for Jupyter (needs a kernel; the built book has static explorers instead).
 
     from circuitnb.viz import widgets
-    from circuitnb.chapters import common
-    cfg, models, _ = common.setup("quick")
-    pg = widgets.Playground(cfg, models)
+    from circuitnb.modeling.train import load_or_train
+    cfg = circuitnb.load("quick")
+    pg = widgets.Playground(cfg, {name: load_or_train(cfg, name) for name in ("synthetic", "celeba")})
     pg                        # controls: model, image, t, site/head, intervention, strength
     pg.result["impact"]       # what the panel shows, also as data
 
