@@ -33,9 +33,9 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
-__all__ = ["MANIFEST", "MISSING", "CacheWarning", "sha256_file", "write_manifest", "read_manifest",
-           "verify", "publish", "locked", "lock_path", "remove_leftovers", "leftovers", "read_verified",
-           "get_or_make", "size_of"]
+__all__ = ["MANIFEST", "MISSING", "CacheWarning", "sha256_file", "write_manifest", "read_manifest", "verify",
+           "publish", "locked", "is_locked", "lock_path", "discard", "remove_leftovers", "leftovers",
+           "read_verified", "get_or_make", "size_of"]
 
 MANIFEST = "manifest.json"
 FORMAT = 1                       # manifest layout version; an entry with another one is not trusted
@@ -119,7 +119,8 @@ def verify(folder: Path) -> str | None:
     return None
 
 
-def _discard(path: Path) -> None:
+def discard(path: Path) -> None:
+    """Remove a file or folder (an entry that failed verification, a leftover)."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -135,7 +136,7 @@ def publish(target: Path, write: Callable[[Path], Any], kind: str, settings: dic
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    _discard(tmp)
+    discard(tmp)
     tmp.mkdir()
     try:
         value = write(tmp)
@@ -145,8 +146,8 @@ def publish(target: Path, write: Callable[[Path], Any], kind: str, settings: dic
             os.replace(target, old)
         os.replace(tmp, target)
     finally:
-        _discard(tmp)
-        _discard(old)
+        discard(tmp)
+        discard(old)
     return value
 
 
@@ -199,7 +200,7 @@ def leftovers(target: Path) -> list[Path]:
 def remove_leftovers(target: Path) -> None:
     """Remove a killed writer's leftovers. Call with the entry's lock held, so none is in use."""
     for path in leftovers(target):
-        _discard(path)
+        discard(path)
 
 
 def read_verified(target: Path, load: Callable[[Path], Any], what: str, redo: str) -> Any:
@@ -218,7 +219,7 @@ def read_verified(target: Path, load: Callable[[Path], Any], what: str, redo: st
         except Exception as err:  # noqa: BLE001 - any failure to load a verified entry means it is unusable
             problem = f"{target} does not load ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
     warnings.warn(f"damaged {what}: {problem}; treated as missing, {redo}", CacheWarning, stacklevel=3)
-    _discard(target)
+    discard(target)
     return MISSING
 
 
