@@ -1,4 +1,4 @@
-"""What this machine can do: devices torch sees, memory, a writable cache folder.
+"""What this machine can do: devices torch sees, memory, a writable cache folder and output files.
 
     problem = device_problem("cuda")      # None, or one line naming 'device' and what is accepted
 
@@ -14,7 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["device_problem", "memory_estimate", "memory_problem", "cache_dir_problem", "machine_memory"]
+from circuitnb.core.errors import UserError
+
+__all__ = ["device_problem", "memory_estimate", "memory_problem", "cache_dir_problem", "machine_memory",
+           "check_writable_file"]
 
 _GIB = 2 ** 30
 
@@ -115,3 +118,23 @@ def cache_dir_problem(path: Path, origin: str) -> str | None:
         except OSError as err:
             return f"{where}: cannot write in {str(folder)!r} ({err.strerror or err}); give a writable folder"
     return None
+
+
+def check_writable_file(path: Path, param: str) -> None:
+    """A :class:`UserError` naming ``param`` unless a file can be written at ``path`` (before any compute).
+
+        check_writable_file(Path("out/preview.png"), "--preview")
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{param} {str(path)!r} is a folder; give a file path")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):                       # a real open: os.access says yes to root on a read-only mount
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as err:
+        raise UserError(f"{param} {str(path)!r} cannot be written ({err.strerror or err}); "
+                        "give a path in a writable folder") from None
