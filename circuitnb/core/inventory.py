@@ -95,6 +95,8 @@ def summary(settings: dict, width: int = 110) -> str:
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
         else:
             flat.append(f"{prefix}={value}")
-    walk("", settings)
+    # Plain values first (dataset, steps, name...), nested ones (the full config) after them.
+    walk("", {k: v for k, v in settings.items() if not isinstance(v, dict)})
+    walk("", {k: v for k, v in settings.items() if isinstance(v, dict)})
     text = " ".join(flat)
     return text if len(text) <= width else text[: width - 3] + "..."

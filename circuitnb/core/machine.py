@@ -128,6 +128,11 @@ def check_writable_file(path: Path, param: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{param} {str(path)!r} is a folder; give a file path")
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise UserError(f"{param} {str(path)!r} lies under the file {str(above)!r}; give a path in a writable folder")
     existed = path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -51,25 +51,25 @@ def _module_file(name: str) -> Path | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _tree(path: Path, stamp: tuple) -> tuple[str, tuple[str, ...]]:
-    """(digest of the module's syntax tree without docstrings, circuitnb modules it imports).
+def _tree(source: bytes) -> tuple[str, tuple[str, ...]]:
+    """(digest of a module's syntax tree without docstrings, every module name it imports).
 
-    ``stamp`` (mtime, size) makes an edited file parse again. Comments and docstrings do not
-    count: editing prose keeps results, editing code discards them.
+    Cached by the source bytes themselves (file times can repeat within a clock tick).
+    Comments and docstrings do not count: editing prose keeps results, editing code discards them.
     """
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = ast.parse(source)
     imports = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body \
                 and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant) \
                 and isinstance(node.body[0].value.value, str):
-            node.body[0] = ast.Pass()
+            node.body = node.body[1:] or [ast.Pass()]
         if isinstance(node, ast.Import):
             imports += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:   # the package has no relative imports
             imports += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
     digest = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
-    return digest, tuple(sorted({m for m in imports if _module_file(m) is not None}))
+    return digest, tuple(sorted(set(imports)))
 
 
 def _closure(start: Path) -> dict[str, str]:
@@ -81,8 +81,7 @@ def _closure(start: Path) -> dict[str, str]:
         key = str(path)
         if key in seen:
             continue
-        stat = path.stat()
-        digest, imports = _tree(path, (stat.st_mtime_ns, stat.st_size))
+        digest, imports = _tree(path.read_bytes())
         seen[key] = digest
         todo += [p for p in map(_module_file, imports) if p is not None]
     return {str(Path(k).relative_to(_PACKAGE)) if Path(k).is_relative_to(_PACKAGE) else Path(k).name: v
