@@ -157,12 +157,19 @@ WORKER = textwrap.dedent('''
     cfg = C.load("smoke", n_images=16, device="cpu", cache_dir=sys.argv[1])
     log = Path(sys.argv[2])
 
+    started, ready = Path(sys.argv[3]), Path(sys.argv[3] + ".ready")
+
     def compute():
         with open(log, "a") as f:
             f.write("computed\\n")
-        Path(sys.argv[3]).write_text("started")
-        time.sleep(3)                                   # long enough for the second process to arrive
+        started.write_text("started")
+        deadline = time.time() + 240
+        while not ready.exists() and time.time() < deadline:   # hold the lock until the second one is at it
+            time.sleep(0.05)
+        time.sleep(2.5)                                 # > the 1 s after which the waiter says so
         return {"pid": __import__("os").getpid()}
+    if started.exists():
+        ready.write_text("second")
     value = results.cached(cfg, "shared", SimpleNamespace(meta={"key": "m"}), compute)
     print(json.dumps(value))
 ''')

@@ -294,7 +294,8 @@ def with_overrides(cfg: Config, **overrides: Any) -> Config:
 def _check_machine(cfg: Config) -> None:
     """Reject a device torch cannot see and sizes this machine cannot hold, at load."""
     from circuitnb.core import machine
-    for problem in (machine.device_problem(cfg.run.device), machine.memory_problem(cfg)):
+    for check in (lambda: machine.device_problem(cfg.run.device), lambda: machine.memory_problem(cfg)):
+        problem = check()                        # in order: the memory check needs a device torch sees
         if problem:
             raise ConfigError(problem)
 
