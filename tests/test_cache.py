@@ -210,3 +210,11 @@ def test_scan_lists_entries_and_finds_damage(tmp_path):
     with cache.locked(root / "results" / "sweep-2"):
         busy = [e for e in inventory.scan(root) if e.path.name == "sweep-2"]
     assert busy[0].status == "in use"
+
+
+def test_nested_request_for_one_entry_does_not_deadlock(tmp_path):
+    target = tmp_path / "results" / "nested-1"
+    with cache.locked(target):
+        with cache.locked(target):                  # the same process re-enters its own lock
+            assert cache.is_locked(target)
+    assert not cache.is_locked(target)

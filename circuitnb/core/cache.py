@@ -162,7 +162,9 @@ def locked(target: Path, poll: float = 1.0) -> Iterator[None]:
     """Hold ``target``'s lock; says once on stderr when it has to wait for another process."""
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path))
+    # One lock object per path in this process, so a nested request for the same entry re-enters
+    # instead of deadlocking on its own lock; other processes (and threads) still wait.
+    lock = FileLock(str(path), is_singleton=True)
     try:
         lock.acquire(timeout=poll)
     except Timeout:
@@ -180,7 +182,7 @@ def is_locked(target: Path) -> bool:
     path = lock_path(target)
     if not path.exists():
         return False
-    lock = FileLock(str(path))
+    lock = FileLock(str(path))            # not the singleton: a lock held by this very process counts too
     try:
         lock.acquire(timeout=0)
     except Timeout:
