@@ -98,18 +98,17 @@ def test_result_pickle_damage_is_recomputed_never_unpickled(tiny_cfg):
 
 
 def test_result_key_follows_settings_read_and_models(tiny_cfg):
-    def f():
-        return 1
-    base = results.result_settings(tiny_cfg, "r", ["m1"], f, reads=["timesteps"])
-    path = results.result_path(tiny_cfg, "r", base)
-    same = results.result_settings(C.with_overrides(tiny_cfg, n_bootstrap=999), "r", ["m1"], f, reads=["timesteps"])
-    assert results.result_path(tiny_cfg, "r", same) == path          # a setting it does not read
-    for changed in (results.result_settings(C.with_overrides(tiny_cfg, timesteps=[5]), "r", ["m1"], f, reads=["timesteps"]),
-                    results.result_settings(tiny_cfg, "r", ["m2"], f, reads=["timesteps"]),
-                    results.result_settings(tiny_cfg, "r", ["m1"], f)):     # default: every analysis setting
-        assert results.result_path(tiny_cfg, "r", changed) != path
+    path = results.result_path(tiny_cfg, "r", ["m1"], reads=["timesteps"])
+    assert path.name == results.VALUE and path.parent.parent == tiny_cfg.cache_path / "results"
+    same = results.result_path(C.with_overrides(tiny_cfg, n_bootstrap=999), "r", ["m1"], reads=["timesteps"])
+    assert same == path                                               # a setting it does not read
+    for changed in (results.result_path(C.with_overrides(tiny_cfg, timesteps=[5]), "r", ["m1"], reads=["timesteps"]),
+                    results.result_path(tiny_cfg, "r", ["m2"], reads=["timesteps"]),
+                    results.result_path(tiny_cfg, "r", ["m1"], reads=["timesteps"], t=3),
+                    results.result_path(tiny_cfg, "r", ["m1"])):      # default: every analysis setting
+        assert changed != path
     with pytest.raises(ValueError, match="'bogus'"):
-        results.result_settings(tiny_cfg, "r", [], f, reads=["bogus"])
+        results.result_path(tiny_cfg, "r", [], reads=["bogus"])
 
 
 def _load_module(path: Path, name: str):
@@ -145,6 +144,9 @@ def test_code_change_recomputes_prose_change_does_not(tiny_cfg, tmp_path, monkey
     (pkg / "measures" / "helper.py").write_text("def k():\n    return 3\n")
     assert results.code_fingerprint(fn) != before                    # a module it imports changed ...
     assert results.cached(tiny_cfg, "demo", fake_model(), compute, code=[fn]) == 2     # ... so it is recomputed
+    entries = [p for p in (tiny_cfg.cache_path / "results").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1 and cache.read_manifest(entries[0])["settings"]["code"] == results.code_fingerprint(
+        compute, fn)                                                   # the outdated result was replaced
 
 
 # --- one writer per entry, with real processes -------------------------------------------------------

@@ -205,16 +205,22 @@ def remove_leftovers(target: Path) -> None:
         discard(path)
 
 
-def read_verified(target: Path, load: Callable[[Path], Any], what: str, redo: str) -> Any:
+def read_verified(target: Path, load: Callable[[Path], Any], what: str, redo: str,
+                  accept: Callable[[dict], bool] | None = None) -> Any:
     """``load(target)`` when the entry verifies; else :data:`MISSING` (a damaged one is warned about and removed).
 
     ``what`` names the entry in the warning ("model cache entry"), ``redo`` says what happens
-    next ("retraining"). An entry that verifies but does not load counts as damaged too.
+    next ("retraining"). An entry that verifies but does not load counts as damaged too. An
+    intact entry whose manifest ``accept`` rejects (written by other code) is outdated, not
+    damaged: it is removed without a warning.
     """
     target = Path(target)
     if not target.exists():
         return MISSING
     problem = verify(target)
+    if problem is None and accept is not None and not accept(read_manifest(target)):
+        discard(target)
+        return MISSING
     if problem is None:
         try:
             return load(target)
@@ -226,13 +232,14 @@ def read_verified(target: Path, load: Callable[[Path], Any], what: str, redo: st
 
 
 def get_or_make(target: Path, load: Callable[[Path], Any], make: Callable[[Path], Any], kind: str,
-                settings: dict, what: str = "cache entry", redo: str = "recomputing") -> Any:
-    """The entry's value: read back when intact, else ``make(tmp)`` (which writes the files and
-    returns the value) published atomically. One writer at a time per entry."""
+                settings: dict, what: str = "cache entry", redo: str = "recomputing",
+                accept: Callable[[dict], bool] | None = None) -> Any:
+    """The entry's value: read back when intact (and ``accept``-ed), else ``make(tmp)`` (which writes
+    the files and returns the value) published atomically. One writer at a time per entry."""
     target = Path(target)
     with locked(target):
         remove_leftovers(target)
-        value = read_verified(target, load, what, redo)
+        value = read_verified(target, load, what, redo, accept)
         if value is MISSING:
             value = publish(target, make, kind, settings)
     return value

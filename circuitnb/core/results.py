@@ -8,8 +8,8 @@ default every analysis setting and the seed), any extra arguments, and a
 fingerprint of the code that computed it (:func:`code_fingerprint`): the
 syntax trees of the compute function's module and of every ``circuitnb``
 module it imports, directly or not, plus the versions of the numerical
-libraries. Changing that code changes the key, so a stale result is never
-served; there is no version number to bump by hand.
+libraries. A result computed by other code is never served: it is replaced.
+There is no version number to bump by hand.
 
 Each result is a :mod:`circuitnb.core.cache` entry: a folder with ``value.pkl``
 and a manifest holding its sha256 and the settings above. A pickle that does
@@ -133,18 +133,23 @@ def _read_settings(cfg: Config, reads: Iterable[str] | None) -> dict:
     return out
 
 
-def result_settings(cfg: Config, name: str, model_keys: Iterable[str], compute: Callable,
-                    reads: Iterable[str] | None = None, code: Iterable[Callable] = (), **extra: Any) -> dict:
-    """Everything that keys a result (also what ``circuitnb cache ls`` shows)."""
+def result_settings(cfg: Config, name: str, model_keys: Iterable[str], reads: Iterable[str] | None = None,
+                    **extra: Any) -> dict:
+    """The settings that locate a result: name, models, the config fields it reads, extras."""
     return dict(name=name, models=list(model_keys), settings=_read_settings(cfg, reads),
-                extra=json.loads(json.dumps(extra, sort_keys=True, default=str)),
-                code=code_fingerprint(compute, *code))
+                extra=json.loads(json.dumps(extra, sort_keys=True, default=str)))
 
 
-def result_path(cfg: Config, name: str, settings: dict) -> Path:
-    """The entry folder of a result: ``<cache>/results/<name>-<hash of its settings>``."""
+def result_path(cfg: Config, name: str, model_keys: Iterable[str], reads: Iterable[str] | None = None,
+                **extra: Any) -> Path:
+    """The pickle of a result: ``<cache>/results/<name>-<hash of its settings>/value.pkl``.
+
+    The code fingerprint is not in the folder name but in the manifest, and checked on every
+    read: an entry computed by other code is replaced, so the cache holds one result per setting.
+    """
+    settings = result_settings(cfg, name, model_keys, reads, **extra)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return cfg.cache_path / "results" / f"{name}-{key}"
+    return cfg.cache_path / "results" / f"{name}-{key}" / VALUE
 
 
 def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads: Iterable[str] | None = None,
@@ -152,12 +157,15 @@ def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads:
     """``compute()``'s result, from the cache when the same name, models, settings and code were seen before.
 
     ``models`` is one :class:`circuitnb.modeling.train.TrainedModel` or a list of them. ``reads``
-    narrows the key to the config fields the result depends on; ``code`` adds functions whose
-    modules' code should key it besides ``compute``'s own module.
+    narrows the key to the config fields the result depends on (default: every analysis
+    setting and the seed); ``code`` adds functions whose modules' code keys it besides
+    ``compute``'s own module.
     """
     check_cache_dir(cfg)
     models = models if isinstance(models, (list, tuple)) else [models]
-    settings = result_settings(cfg, name, [m.meta["key"] for m in models], compute, reads, code, **extra)
+    keys = [m.meta["key"] for m in models]
+    fingerprint = code_fingerprint(compute, *code)
+    settings = {**result_settings(cfg, name, keys, reads, **extra), "code": fingerprint}
 
     def make(tmp: Path) -> Any:
         value = compute()
@@ -167,5 +175,6 @@ def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads:
     def load(folder: Path) -> Any:
         return pickle.loads((folder / VALUE).read_bytes())   # only after its sha256 matched
 
-    return cache.get_or_make(result_path(cfg, name, settings), load, make, kind="result", settings=settings,
-                             what="result cache entry", redo="recomputing")
+    return cache.get_or_make(result_path(cfg, name, keys, reads, **extra).parent, load, make, kind="result",
+                             settings=settings, what="result cache entry", redo="recomputing",
+                             accept=lambda manifest: manifest["settings"].get("code") == fingerprint)
