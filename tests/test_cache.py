@@ -47,7 +47,9 @@ def test_manifest_covers_every_file_and_names_the_bad_one(tmp_path):
     (entry / "extra.bin").write_bytes(b"")                 # a file nobody checksummed could still be read
     assert "extra.bin is not in the manifest" in cache.verify(entry)
     (entry / cache.MANIFEST).write_text("{broken")
-    assert "manifest.json is missing or unreadable" in cache.verify(entry)
+    assert "manifest.json is unreadable or not a manifest" in cache.verify(entry)
+    (entry / cache.MANIFEST).unlink()                       # e.g. an entry written before manifests existed
+    assert "manifest.json is missing" in cache.verify(entry)
 
 
 def test_damaged_entry_is_never_loaded_warned_once_and_removed(tmp_path):

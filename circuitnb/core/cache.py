@@ -102,8 +102,10 @@ def verify(folder: Path) -> str | None:
     if not folder.is_dir():
         return f"{folder} is not a folder"
     manifest = read_manifest(folder)
+    if manifest is None and not (folder / MANIFEST).exists():
+        return f"{folder / MANIFEST} is missing (an entry written before manifests, or cut short)"
     if manifest is None:
-        return f"{folder / MANIFEST} is missing or unreadable"
+        return f"{folder / MANIFEST} is unreadable or not a manifest"
     present = _files(folder)
     for rel, digest in sorted(manifest["files"].items()):
         if rel not in present:
