@@ -1,18 +1,21 @@
-"""``circuitnb`` command line: train, data, run, book.
+"""``circuitnb`` command line: train, data, run, book, cache.
 
     circuitnb train --profile quick --dataset both
     circuitnb data --profile quick --dataset celeba -p celeba_root /data/celeba
     circuitnb run book/01_data_and_model.ipynb -p timesteps "[50, 500]"
     circuitnb book --profile quick
+    circuitnb cache ls            # entries, sizes, settings, status;  `cache verify [--fix]`
 
-User mistakes (bad parameters, missing data) end with one line on stderr and
-exit status 2, never a traceback.
+User mistakes (bad parameters, files or folders) end with one line on stderr
+and exit status 2, never a traceback (``--debug`` shows one). Warnings are one
+line each.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import sys
+import warnings
 from pathlib import Path
 
 from circuitnb.core import config as config_mod
@@ -27,8 +30,12 @@ def _parse_value(text: str):
         return text
 
 
-def _overrides(pairs) -> dict:
-    return {name: _parse_value(value) for name, value in (pairs or [])}
+def _overrides(pairs, profile_allowed: bool = False) -> dict:
+    params = {name: _parse_value(value) for name, value in (pairs or [])}
+    if "profile" in params and not profile_allowed:
+        raise UserError(f"'-p profile {params['profile']}': the profile is chosen with --profile "
+                        f"(one of {sorted(config_mod.PROFILES)}), not with -p")
+    return params
 
 
 def _load(args) -> config_mod.Config:
@@ -36,9 +43,14 @@ def _load(args) -> config_mod.Config:
 
 
 def cmd_train(args) -> None:
+    from circuitnb import data
     from circuitnb.modeling.train import load_or_train
     cfg = _load(args)
-    for ds in (("synthetic", "celeba") if args.dataset == "both" else (args.dataset,)):
+    datasets = ("synthetic", "celeba") if args.dataset == "both" else (args.dataset,)
+    config_mod.check_cache_dir(cfg)
+    for ds in datasets:                 # every dataset is read (and checked) before the first training
+        data.images(cfg, ds)
+    for ds in datasets:
         model = load_or_train(cfg, ds)
         m = model.meta
         print(f"{ds}: source={m['source']} parameters={m['n_parameters']:,} steps={m['steps']} "
@@ -50,6 +62,8 @@ def cmd_train(args) -> None:
 def cmd_data(args) -> None:
     from circuitnb import data
     cfg = _load(args)
+    if args.preview:
+        _check_preview(args.preview)
     if args.dataset == "synthetic":
         faces = data.synthetic_faces(cfg)
         print(f"synthetic: {len(faces)} images of {cfg.data.image_size}px, seed {cfg.run.seed}")
@@ -72,13 +86,21 @@ def cmd_data(args) -> None:
         print(f"  preview written to {args.preview}")
 
 
+def _check_preview(path: str) -> None:
+    import matplotlib.pyplot as plt
+    from circuitnb.core.machine import check_writable_file
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise UserError(f"--preview {path!r}: unknown image format {suffix!r}; use one of {sorted(formats)}")
+    check_writable_file(Path(path), "--preview")
+
+
 def cmd_run(args) -> None:
     from circuitnb.publish.book import run_notebook
-    path = Path(args.notebook)
-    if not path.exists():
-        raise UserError(f"notebook {str(path)!r} does not exist")
-    out = run_notebook(path, _overrides(args.param), output=args.output)
-    print(f"executed {path} -> {out}")
+    out = run_notebook(Path(args.notebook), _overrides(args.param, profile_allowed=True), output=args.output)
+    print(f"executed {args.notebook} -> {out}")
 
 
 def cmd_book(args) -> None:
@@ -87,8 +109,32 @@ def cmd_book(args) -> None:
     print(f"book built: {html}")
 
 
+def cmd_cache(args) -> int:
+    from circuitnb.core import inventory
+    root = _load(args).cache_path
+    entries = inventory.scan(root)
+    if args.action == "ls":
+        for e in entries:
+            print(f"{e.status:8} {e.kind:10} {e.size / 2**20:9.2f} MiB  {e.path.relative_to(root)}  "
+                  f"{inventory.summary(e.settings)}")
+        print(f"{len(entries)} entries in {root}, {sum(e.size for e in entries) / 2**20:.1f} MiB")
+        return 0
+    damaged = [e for e in entries if e.status == "damaged"]
+    for e in damaged:
+        if args.fix:
+            inventory.remove(e)
+        print(f"{'removed' if args.fix else 'damaged'}: {e.path}: {e.problem}")
+    busy = sum(e.in_use for e in entries)
+    print(f"{len(entries) - len(damaged) - busy} intact, {len(damaged)} damaged"
+          + (" (removed)" if args.fix and damaged else "") + (f", {busy} in use (not checked)" if busy else "")
+          + f" in {root}")
+    return 1 if damaged and not args.fix else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="circuitnb", description=__doc__.split("\n\n")[0])
+    debug_help = "show the traceback of a user error instead of one line"
+    p.add_argument("--debug", action="store_true", help=debug_help)
     sub = p.add_subparsers(dest="command", required=True)
     param_help = ("override a config field, e.g. -p timesteps '[50, 500]' -p celeba_root /data/celeba; "
                   "names: " + ", ".join(sorted(config_mod.override_names())))
@@ -115,25 +161,41 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, with_profile=False)
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("book", help="execute every notebook, then build the HTML book")
+    sp = sub.add_parser("book", help="train or load the models, execute every notebook, build the HTML book")
     common(sp)
     sp.add_argument("--root", default=".", help="project root holding _config.yml and _toc.yml")
     sp.set_defaults(func=cmd_book)
+
+    sp = sub.add_parser("cache", help="list the cache's entries, or verify every file against its manifest")
+    sp.add_argument("action", choices=["ls", "verify"], help="ls: entries, size, settings, status; "
+                    "verify: exit 0 when all are intact, 1 naming each damaged entry")
+    sp.add_argument("--fix", action="store_true", help="with verify: remove the damaged entries")
+    common(sp)
+    sp.set_defaults(func=cmd_cache)
+    for sp in sub.choices.values():     # --debug after the command too (default SUPPRESS keeps the top one)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return p
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"circuitnb: warning: {message}", file=sys.stderr if file is None else file, flush=True)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with warnings.catch_warnings():             # restores the caller's warning display afterwards
+            warnings.showwarning = _one_line_warning
+            return args.func(args) or 0
     except UserError as err:
+        if args.debug:
+            raise
         print(f"circuitnb {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"circuitnb {args.command}: interrupted (training resumes from its last checkpoint)",
               file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

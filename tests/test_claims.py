@@ -7,7 +7,7 @@ import pytest
 
 from circuitnb.measures import audit, claims, verdicts
 from circuitnb.core import results
-from circuitnb.chapters import common, scorecard, temporal
+from circuitnb.chapters import scorecard, temporal
 
 SHARED_CLAIMS = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.csv"
 

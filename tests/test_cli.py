@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_help_lists_commands():
     out = subprocess.run([Path(sys.executable).parent / "circuitnb", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for cmd in ("train", "data", "run", "book"):
+    for cmd in ("train", "data", "run", "book", "cache"):
         assert cmd in out.stdout
 
 
@@ -52,3 +52,28 @@ def test_run_rejects_unknown_notebook_parameter(capsys):
     assert "bogus" in capsys.readouterr().err
     assert main(["run", str(nb), "-p", "timesteps", "[5000]"]) == 2
     assert "'timesteps'" in capsys.readouterr().err
+
+
+def test_cache_ls_and_verify(capsys, cache):
+    args = ["train", "--profile", "smoke", "--dataset", "synthetic", "-p", "train_steps", "2",
+            "-p", "n_images", "8", "-p", "batch_size", "2"]
+    assert main(args) == 0
+    assert main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert "ok       model" in out and "dataset=synthetic" in out and "steps=2" in out and "1 entries" in out
+    assert main(["cache", "verify"]) == 0 and "1 intact, 0 damaged" in capsys.readouterr().out
+    (config_json,) = cache.glob("models/*/final/unet/config.json")
+    config_json.write_text(config_json.read_text().replace('"norm_eps": 1e-05', '"norm_eps": 0.01'))
+    assert main(["cache", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"damaged: {config_json.parents[1]}: {config_json} does not match its sha256" in out
+    assert config_json.exists()                                   # verify alone removes nothing
+    assert main(["cache", "verify", "--fix"]) == 0 and "removed:" in capsys.readouterr().out
+    assert not config_json.parents[1].exists() and main(["cache", "verify"]) == 0
+
+
+def test_warnings_are_one_line(capsys, cache, small_celeba):
+    assert main(["data", "--profile", "smoke", "--dataset", "celeba", "-p", "celeba_root", str(small_celeba),
+                 "-p", "n_images", "11", "-p", "match_attributes", "False"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("circuitnb: warning: CelebA: skipped 1") and "999999.jpg" in err[0]

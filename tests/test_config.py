@@ -1,6 +1,9 @@
+import dataclasses
+
 import pytest
 
 import circuitnb.core.config as C
+from circuitnb.core import machine
 from circuitnb.core.config import ConfigError
 
 
@@ -28,7 +31,7 @@ def test_overrides_apply_and_lists_parse():
 
 def test_config_is_frozen_and_hash_is_stable():
     a, b = C.load("quick"), C.load("quick")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="image_size"):
         a.data.image_size = 64
     assert C.config_hash(a.model, a.train) == C.config_hash(b.model, b.train)
     assert C.config_hash(a.model) != C.config_hash(C.load("quick", n_heads=4).model)
@@ -96,3 +99,50 @@ def test_none_keeps_the_profile_value():
     assert cfg.analysis.n_samples == C.load("smoke").analysis.n_samples and cfg.run.seed == 3
     with pytest.raises(C.ConfigError, match="n_sample"):
         C.load("smoke", n_sample=None)
+
+
+def test_devices_are_checked_against_what_torch_sees(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(ConfigError, match=f"'device' = '{device}'.*sees no CUDA device.*'cpu' or 'auto'"):
+            C.load("smoke", device=device)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(machine, "machine_memory", lambda device="cpu": 2 ** 34)
+    assert C.load("smoke", device="cuda:1").run.device == "cuda:1"
+    with pytest.raises(ConfigError, match="'cuda:2'.*'cuda:0' to 'cuda:1'"):
+        C.load("smoke", device="cuda:2")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="'mps'.*no Apple MPS"):
+        C.load("smoke", device="mps")
+
+
+def test_sizes_over_the_machine_memory_are_rejected(monkeypatch):
+    monkeypatch.setattr(machine, "machine_memory", lambda device="cpu": 4 * 2 ** 30)   # a 4 GiB machine
+    for profile in C.PROFILES:                                   # every preset fits it
+        C.load(profile)
+    with pytest.raises(ConfigError, match=r"'n_images' = 100000 and 'image_size' = 128 need at least 18\.3 GiB"):
+        C.load("smoke", n_images=100_000, image_size=128)
+    with pytest.raises(ConfigError, match="'batch_size' = 2048"):
+        C.load("smoke", batch_size=2048, image_size=64)
+    need = machine.memory_estimate(C.load("quick"))
+    assert need["images"] == 2000 * 3 * 32 * 32 * 4 and 0 < need["activations"] < 2 ** 30
+
+
+def test_cache_dir_must_be_a_writable_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("CIRCUITNB_CACHE", raising=False)
+    assert C.check_cache_dir(C.load("smoke", cache_dir=str(tmp_path / "new" / "cache"))) == tmp_path / "new" / "cache"
+    assert not (tmp_path / "new").exists()                       # checking creates nothing
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="parameter 'cache_dir' = .* is a file"):
+        C.check_cache_dir(C.load("smoke", cache_dir=str(tmp_path / "file")))
+    with pytest.raises(ConfigError, match="lies under the file"):
+        C.check_cache_dir(C.load("smoke", cache_dir=str(tmp_path / "file" / "cache")))
+    (tmp_path / "c" / "models").parent.mkdir()
+    (tmp_path / "c" / "models").write_text("")
+    with pytest.raises(ConfigError, match="models' is a file where the cache keeps a folder"):
+        C.check_cache_dir(C.load("smoke", cache_dir=str(tmp_path / "c")))
+    monkeypatch.setenv("CIRCUITNB_CACHE", str(tmp_path / "file"))
+    with pytest.raises(ConfigError, match=r"\$CIRCUITNB_CACHE"):
+        C.check_cache_dir(C.load("smoke"))

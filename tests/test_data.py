@@ -76,12 +76,36 @@ def test_corrupt_file_skipped_and_reported(small_celeba):
     assert "999999.jpg" not in nat.names
 
 
-def test_partial_attribute_file(small_celeba):
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_partial_attribute_file(small_celeba, seed):
+    # Asking for more images than the folder holds makes every file a candidate, whatever the seed, so the
+    # corrupt one is always met and named; the partial attribute file gives rows for exactly the kept
+    # images it lists.
     attrs = read_attributes(small_celeba / "list_attr_celeba.txt")
     assert len(attrs) == 4 and attrs.shape[1] == 40 and set(np.unique(attrs.to_numpy())) <= {-1, 1}
-    with pytest.warns(UserWarning):
-        nat = load_celeba(small_celeba, n=8, image_size=16, match_attributes=True)
-    assert len(nat) == 8 and set(nat.attributes.index) <= set(attrs.index)
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable.*999999\.jpg \("):
+        nat = load_celeba(small_celeba, n=11, image_size=16, seed=seed, match_attributes=True)
+    assert len(nat) == 10 and nat.skipped == [s for s in nat.skipped if s.startswith("999999.jpg (")]
+    assert list(nat.attributes.index) == [nm for nm in nat.names if nm in attrs.index] and len(nat.attributes) == 4
+
+
+@pytest.mark.parametrize("line,message", [
+    ("000001.jpg" + " 1" * 39 + " 0", "'000001.jpg' is '0'; allowed: 1 or -1"),
+    ("000001.jpg" + " 1" * 39 + " yes", "is 'yes'; allowed: 1 or -1"),
+    ("000001.jpg" + " 1" * 39, "39 values for 40 attributes"),
+])
+def test_malformed_attribute_rows_are_named(tmp_path, celeba_root, line, message):
+    header = (celeba_root / "list_attr_celeba.txt").read_text().splitlines()[1]
+    path = tmp_path / "list_attr_celeba.txt"
+    path.write_text(f"1\n{header}\n{line}\n")
+    with pytest.raises(DataError, match=f"{path}:3: .*{message}"):
+        read_attributes(path)
+    path.write_text(f"2\n{header}\n000001.jpg{' 1' * 40}\n000001.jpg{' -1' * 40}\n")
+    with pytest.raises(DataError, match=f"{path}:4: a second row for '000001.jpg' \\(the first is on line 3\\)"):
+        read_attributes(path)
+    path.write_bytes(b"1\n" + header.encode() + b"\n000001.jpg \xe9 1\n")
+    with pytest.raises(DataError, match=f"{path}:3: byte 0xe9 .* not UTF-8"):
+        read_attributes(path)
 
 
 def test_attribute_matching_moves_marginals(celeba_root):
@@ -114,3 +138,18 @@ def test_fingerprint_tracks_content():
     y = x.copy()
     y[0, 0, 0, 0] += 0.5
     assert data.fingerprint(y) != data.fingerprint(x)
+
+
+def test_celeba_fingerprint_and_model_key_change_when_an_image_changes(small_celeba, cache):
+    from circuitnb.modeling.train import cache_key
+    cfg = C.load("smoke", n_images=8, celeba_root=str(small_celeba), match_attributes=False, device="cpu")
+    data._natural.cache_clear()                         # loads are memoised per process
+    before = data.fingerprint(data.images(cfg, "celeba"))   # the first 8 files by name: all readable
+    victim = small_celeba / "img_align_celeba" / sorted(p.name for p in (small_celeba / "img_align_celeba").iterdir())[0]
+    from PIL import Image
+    with Image.open(victim) as im:
+        im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(victim, quality=95)   # same name, same size, new pixels
+    data._natural.cache_clear()
+    after = data.fingerprint(data.images(cfg, "celeba"))
+    assert after != before and cache_key(cfg, "celeba", after) != cache_key(cfg, "celeba", before)
+    data._natural.cache_clear()

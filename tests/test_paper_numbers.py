@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "circuitnb" / "measures" / "paper"      # the paper's numbers: package data

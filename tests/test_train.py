@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -70,13 +71,13 @@ def test_damaged_cache_is_detected_and_retrained(tiny_cfg):
     blob = bytearray(path.read_bytes())
     blob[-100] ^= 0xFF                                 # flip bits inside a tensor
     path.write_bytes(bytes(blob))
-    assert "sha256" in entry.verify()
-    with pytest.warns(UserWarning, match="damaged model cache entry"):
+    assert entry.verify() == f"{path} does not match its sha256 in the manifest"
+    with pytest.warns(UserWarning, match=f"damaged model cache entry: {re.escape(str(path))} "):
         again = load_or_train(tiny_cfg, "synthetic", progress=False)
     assert not again.from_cache and entry.verify() is None
     assert torch.equal(weights(first.unet), weights(again.unet))
     (entry.final_dir / "meta.json").write_text("{not json")
-    with pytest.warns(UserWarning, match="meta.json"):
+    with pytest.warns(UserWarning, match=re.escape(str(entry.final_dir / "meta.json"))):
         assert not load_or_train(tiny_cfg, "synthetic", progress=False).from_cache
 
 

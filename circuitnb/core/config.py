@@ -266,6 +266,7 @@ def load(profile: str = "quick", **overrides: Any) -> Config:
         parts[section][name] = value
     cfg = Config(profile=profile, **{s: cls(**parts[s]) for s, cls in _SECTIONS.items()})
     _check_consistency(cfg)
+    _check_machine(cfg)
     return cfg
 
 
@@ -307,3 +308,27 @@ def with_overrides(cfg: Config, **overrides: Any) -> Config:
     """A validated copy of ``cfg`` with some fields changed (same rules as :func:`load`)."""
     current = {name: getattr(getattr(cfg, section), name) for name, (section, _) in _FIELDS.items()}
     return load(cfg.profile, **{**current, **overrides})
+
+
+# --- what this machine can do: checked before any compute (the checks live in core.machine) ------
+def _check_machine(cfg: Config) -> None:
+    """Reject a device torch cannot see and sizes this machine cannot hold, at load."""
+    from circuitnb.core import machine
+    for check in (lambda: machine.device_problem(cfg.run.device), lambda: machine.memory_problem(cfg)):
+        problem = check()                        # in order: the memory check needs a device torch sees
+        if problem:
+            raise ConfigError(problem)
+
+
+def check_cache_dir(cfg: Config) -> Path:
+    """The cache folder, after checking that this process can write there (call before any compute).
+
+        check_cache_dir(cfg)      # ConfigError naming 'cache_dir' or $CIRCUITNB_CACHE otherwise
+    """
+    from circuitnb.core import machine
+    origin = ("parameter 'cache_dir'" if cfg.run.cache_dir else
+              "$CIRCUITNB_CACHE" if os.environ.get("CIRCUITNB_CACHE") else "the default cache folder")
+    problem = machine.cache_dir_problem(cfg.cache_path, origin)
+    if problem:
+        raise ConfigError(problem)
+    return cfg.cache_path

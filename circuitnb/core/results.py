@@ -1,53 +1,179 @@
-"""A disk cache for expensive analysis results, so the whole book runs each sweep once.
+"""A verified disk cache for expensive analysis results, so the whole book runs each sweep once.
 
     sweep = cached(cfg, "sweep", models["synthetic"], lambda: record_sweep(...), t=timesteps)
 
-The key hashes the result's name, the trained model's cache key (which already
-hashes its config and data), the analysis settings, any extra arguments and
-:data:`VERSION`; bump VERSION when a definition changes so stale results are
-never reused. Files are pickles written beside their target and renamed into
-place, so an interrupted run leaves no half-written result.
+A result is keyed by its name, the trained models' cache keys (which hash their
+config and data), the settings it reads (``reads``: config field names; by
+default every analysis setting and the seed), any extra arguments, and a
+fingerprint of the code that computed it (:func:`code_fingerprint`): the
+syntax trees of the compute function's module and of every ``circuitnb``
+module it imports, directly or not, plus the versions of the numerical
+libraries. A result computed by other code is never served: it is replaced.
+There is no version number to bump by hand.
+
+Each result is a :mod:`circuitnb.core.cache` entry: a folder with ``value.pkl``
+and a manifest holding its sha256 and the settings above. A pickle that does
+not match is never unpickled: it is reported, removed and recomputed. One
+process computes a given result at a time; a second one waits for it.
 """
 from __future__ import annotations
 
-import os
+import ast
+import functools
+import hashlib
+import json
 import pickle
-import tempfile
+import sys
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from circuitnb.core.config import Config, config_hash
+from circuitnb.core import cache
+from circuitnb.core.config import Config, check_cache_dir
 
-VERSION = 1
+__all__ = ["cached", "result_path", "result_settings", "code_fingerprint"]
+
+VALUE = "value.pkl"
+_PACKAGE = Path(__file__).resolve().parents[1]        # the circuitnb folder
+_LIBRARIES = ("torch", "diffusers", "numpy", "scipy", "pandas", "pingouin", "scikit-learn")
 
 
-def result_path(cfg: Config, name: str, model_keys, **extra: Any) -> Path:
-    key = config_hash(cfg.analysis, extra=dict(name=name, models=list(model_keys), seed=cfg.run.seed,
-                                               version=VERSION, **extra))
-    return cfg.cache_path / "results" / f"{name}-{key}.pkl"
+def _module_file(name: str) -> Path | None:
+    """The source file of a ``circuitnb`` module, found on disk (no import: core stays below the rest)."""
+    if name != "circuitnb" and not name.startswith("circuitnb."):
+        return None
+    base = _PACKAGE.joinpath(*name.split(".")[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
 
 
-def cached(cfg: Config, name: str, models, compute: Callable[[], Any], **extra: Any) -> Any:
-    """``compute()``'s result, from the cache when the same name, models and settings were seen before.
+@functools.lru_cache(maxsize=256)
+def _tree(source: bytes) -> tuple[str, tuple[str, ...]]:
+    """(digest of a module's syntax tree without docstrings, every module name it imports).
 
-    ``models`` is one :class:`circuitnb.train.TrainedModel` or a list of them.
+    Cached by the source bytes themselves (file times can repeat within a clock tick).
+    Comments and docstrings do not count: editing prose keeps results, editing code discards them.
     """
-    models = models if isinstance(models, (list, tuple)) else [models]
-    path = result_path(cfg, name, [m.meta["key"] for m in models], **extra)
-    if path.exists():
+    tree = ast.parse(source)
+    imports = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body \
+                and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant) \
+                and isinstance(node.body[0].value.value, str):
+            node.body = node.body[1:] or [ast.Pass()]
+        if isinstance(node, ast.Import):
+            imports += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:   # the package has no relative imports
+            imports += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    digest = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    return digest, tuple(sorted(set(imports)))
+
+
+def _closure(start: Path) -> dict[str, str]:
+    """Digest of ``start`` and of every circuitnb module reachable through its imports."""
+    seen: dict[str, str] = {}
+    todo = [start]
+    while todo:
+        path = todo.pop()
+        key = str(path)
+        if key in seen:
+            continue
+        digest, imports = _tree(path.read_bytes())
+        seen[key] = digest
+        todo += [p for p in map(_module_file, imports) if p is not None]
+    return {str(Path(k).relative_to(_PACKAGE)) if Path(k).is_relative_to(_PACKAGE) else Path(k).name: v
+            for k, v in sorted(seen.items())}
+
+
+def _unwrap(fn: Any) -> Any:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__func__", fn)
+
+
+def code_fingerprint(*functions: Callable) -> str:
+    """16 hex digits that change when the code behind ``functions`` changes.
+
+        code_fingerprint(lambda: record_sweep(...))   # the lambda's module and everything it imports
+
+    A function whose module has no source file (defined interactively) contributes its bytecode.
+    """
+    parts: dict[str, Any] = {}
+    for fn in map(_unwrap, functions):
+        module = sys.modules.get(getattr(fn, "__module__", "") or "")
+        path = Path(getattr(module, "__file__", "") or "")
+        if path.suffix == ".py" and path.is_file():
+            parts.update(_closure(path.resolve()))
+        else:
+            code = getattr(fn, "__code__", None)
+            parts[repr(fn)] = hashlib.sha256(code.co_code if code else repr(fn).encode()).hexdigest()
+    versions = {}
+    for lib in _LIBRARIES:
         try:
-            with open(path, "rb") as f:
-                return pickle.load(f)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            path.unlink()                       # damaged or from an older code layout: recompute
-    value = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return value
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = None
+    text = json.dumps([parts, versions], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_settings(cfg: Config, reads: Iterable[str] | None) -> dict:
+    if reads is None:                           # not declared: everything an analysis could read
+        return {**cfg.to_dict()["analysis"], "seed": cfg.run.seed}
+    sections = cfg.to_dict()
+    out = {}
+    for name in reads:
+        found = [s[name] for s in sections.values() if isinstance(s, dict) and name in s]
+        if not found:
+            raise ValueError(f"cached(): 'reads' names {name!r}, which is not a config field")
+        out[name] = found[0]
+    return out
+
+
+def result_settings(cfg: Config, name: str, model_keys: Iterable[str], reads: Iterable[str] | None = None,
+                    **extra: Any) -> dict:
+    """The settings that locate a result: name, models, the config fields it reads, extras."""
+    return dict(name=name, models=list(model_keys), settings=_read_settings(cfg, reads),
+                extra=json.loads(json.dumps(extra, sort_keys=True, default=str)))
+
+
+def result_path(cfg: Config, name: str, model_keys: Iterable[str], reads: Iterable[str] | None = None,
+                **extra: Any) -> Path:
+    """The pickle of a result: ``<cache>/results/<name>-<hash of its settings>/value.pkl``.
+
+    The code fingerprint is not in the folder name but in the manifest, and checked on every
+    read: an entry computed by other code is replaced, so the cache holds one result per setting.
+    """
+    settings = result_settings(cfg, name, model_keys, reads, **extra)
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return cfg.cache_path / "results" / f"{name}-{key}" / VALUE
+
+
+def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads: Iterable[str] | None = None,
+           code: Iterable[Callable] = (), **extra: Any) -> Any:
+    """``compute()``'s result, from the cache when the same name, models, settings and code were seen before.
+
+    ``models`` is one :class:`circuitnb.modeling.train.TrainedModel` or a list of them. ``reads``
+    narrows the key to the config fields the result depends on (default: every analysis
+    setting and the seed); ``code`` adds functions whose modules' code keys it besides
+    ``compute``'s own module.
+    """
+    check_cache_dir(cfg)
+    models = models if isinstance(models, (list, tuple)) else [models]
+    keys = [m.meta["key"] for m in models]
+    fingerprint = code_fingerprint(compute, *code)
+    settings = {**result_settings(cfg, name, keys, reads, **extra), "code": fingerprint}
+
+    def make(tmp: Path) -> Any:
+        value = compute()
+        (tmp / VALUE).write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        return value
+
+    def load(folder: Path) -> Any:
+        return pickle.loads((folder / VALUE).read_bytes())   # only after its sha256 matched
+
+    return cache.get_or_make(result_path(cfg, name, keys, reads, **extra).parent, load, make, kind="result",
+                             settings=settings, what="result cache entry", redo="recomputing",
+                             accept=lambda manifest: manifest["settings"].get("code") == fingerprint)

@@ -7,7 +7,11 @@ The folder holds ``img_align_celeba/*.jpg`` (178x218) and optionally
 ``list_attr_celeba.txt`` (a count line, a header of 40 names, then one +1/-1
 row per image; it may list only some of the images). Images are centre-cropped
 to 178x178, the usual crop for the aligned release, then resized with a
-Lanczos filter. Files that cannot be decoded are skipped and reported.
+Lanczos filter. Files that cannot be decoded, that exceed Pillow's
+decompression-bomb limit, or that are too small to hold a face are skipped and
+named in one warning (and in ``NaturalFaces.skipped``). A malformed attribute
+file (a folder, non-UTF-8 bytes, values other than 1/-1, a repeated row) is a
+:class:`DataError` naming the file and line.
 """
 from __future__ import annotations
 
@@ -44,31 +48,80 @@ class DataError(UserError, ValueError):
     """The dataset location or contents are unusable."""
 
 
+def _attribute_text(path: Path) -> str:
+    """The attribute file's text; a folder, unreadable file or non-UTF-8 bytes are named errors."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected CelebA's attribute text file (or nothing there)")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the attribute file ({err.strerror or err})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: byte {raw[err.start]:#04x} at offset {err.start} is not UTF-8 text; "
+                        "expected CelebA's plain-text attribute file") from None
+
+
 def read_attributes(path: Path) -> pd.DataFrame:
-    """Parse ``list_attr_celeba.txt`` into a frame of +1/-1 indexed by file name."""
-    lines = Path(path).read_text().splitlines()
+    """Parse ``list_attr_celeba.txt`` into a frame of +1/-1 indexed by file name.
+
+        attrs = read_attributes(root / "list_attr_celeba.txt")   # DataError naming file:line if malformed
+
+    Every value must be 1 or -1 and every file name may have one row only: anything else is
+    a damaged or foreign file, and guessing would silently skew the attribute matching.
+    """
+    path = Path(path)
+    lines = _attribute_text(path).splitlines()
     if len(lines) < 2:
         raise DataError(f"{path}: expected a count line and a header line")
     header = lines[1].split()
-    rows = {}
+    rows: dict[str, list[int]] = {}
+    first_line: dict[str, int] = {}
     for ln, line in enumerate(lines[2:], start=3):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != len(header) + 1:
             raise DataError(f"{path}:{ln}: {len(parts) - 1} values for {len(header)} attributes")
-        rows[parts[0]] = [int(p) for p in parts[1:]]
+        name = parts[0]
+        if name in rows:
+            raise DataError(f"{path}:{ln}: a second row for {name!r} (the first is on line {first_line[name]}); "
+                            "each image may have one row")
+        values = []
+        for column, text in zip(header, parts[1:]):
+            if text not in ("1", "-1"):
+                raise DataError(f"{path}:{ln}: attribute {column!r} of {name!r} is {text!r}; allowed: 1 or -1")
+            values.append(int(text))
+        rows[name], first_line[name] = values, ln
     return pd.DataFrame.from_dict(rows, orient="index", columns=header)
 
 
+class _TooSmall(ValueError):
+    """An image too small to be a face at the training resolution (its message says why)."""
+
+
+def _min_side(image_size: int) -> int:
+    # Upsampling a face more than 4x gives a blur, not a face at the training resolution;
+    # a 1x1 "image" is a placeholder or a damaged file. Such files are skipped and named.
+    return max(2, image_size // 4)
+
+
 def _load_image(path: Path, image_size: int) -> np.ndarray:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        im = im.crop((left, top, left + side, top + side)).resize((image_size, image_size), Image.LANCZOS)
-        return np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
+    # Pillow's decompression-bomb check raises (over 2x its limit) or warns (over 1x); both
+    # mean the file is not a CelebA photo, so both skip it instead of stalling or aborting.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            w, h = im.size
+            if min(w, h) < _min_side(image_size):
+                raise _TooSmall(f"{w}x{h} pixels, below {_min_side(image_size)} on a side")
+            im = im.convert("RGB")
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            im = im.crop((left, top, left + side, top + side)).resize((image_size, image_size), Image.LANCZOS)
+            return np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1
 
 
 def select_matching(attrs: pd.DataFrame, names: list[str], n: int, seed: int) -> list[str]:
@@ -105,7 +158,8 @@ def load_celeba(root: str | Path, n: int, image_size: int, seed: int = 0,
     root = Path(root).expanduser()
     img_dir = root / "img_align_celeba"
     if not img_dir.is_dir():
-        raise DataError(f"parameter 'celeba_root' = {str(root)!r}: no 'img_align_celeba' folder there")
+        raise DataError(f"parameter 'celeba_root' (or $CIRCUITNB_CELEBA) = {str(root)!r}: no 'img_align_celeba' "
+                        "folder there; expected CelebA's official layout")
     names = sorted(p.name for p in img_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not names:
         raise DataError(f"parameter 'celeba_root' = {str(root)!r}: 'img_align_celeba' holds no images")
@@ -125,10 +179,12 @@ def load_celeba(root: str | Path, n: int, image_size: int, seed: int = 0,
         try:
             images.append(_load_image(img_dir / nm, image_size))
             kept.append(nm)
-        except (OSError, ValueError, SyntaxError) as err:   # PIL raises these for damaged files
-            skipped.append(f"{nm} ({type(err).__name__})")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as err:   # what PIL raises for damaged or foreign files
+            reason = str(err) if isinstance(err, _TooSmall) else type(err).__name__
+            skipped.append(f"{nm} ({reason})")
     if skipped:
-        warnings.warn(f"CelebA: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:10])}"
+        warnings.warn(f"CelebA: skipped {len(skipped)} unreadable or unusable file(s): {', '.join(skipped[:10])}"
                       + (" ..." if len(skipped) > 10 else ""), stacklevel=2)
     if not kept:
         raise DataError(f"parameter 'celeba_root' = {str(root)!r}: no readable images")

@@ -24,7 +24,7 @@ integer count over sub-pixels, so an image does not depend on which batch it was
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np

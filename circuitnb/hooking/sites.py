@@ -31,7 +31,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from diffusers import UNet2DModel
 
 

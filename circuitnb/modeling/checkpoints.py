@@ -1,60 +1,49 @@
 """Model cache: trained weights keyed by a hash of every training-relevant field.
 
     entry = CacheEntry(cache_root, key)
-    entry.final_unet()        # UNet2DModel or None (missing or damaged)
+    with entry.locked():
+        entry.final_unet()        # UNet2DModel, or None (missing, or damaged: reported and removed)
 
 Layout of one entry::
 
     <cache>/models/<key>/
-        final/unet/{config.json, diffusion_pytorch_model.safetensors}   EMA weights
-        final/meta.json       config, dataset fingerprint, loss curve, sha256 of the weights
-        checkpoint/           resumable state: unet/, ema.pt, optimizer.pt, state.json
+        final/        unet/{config.json, diffusion_pytorch_model.safetensors}  EMA weights
+                      meta.json       config, dataset fingerprint, loss curve
+                      manifest.json   sha256 of each file above, and the settings that key it
+        checkpoint/   resumable state: unet/, trainer.pt, state.json, manifest.json
+    <cache>/models/.<key>.lock        held by the one process that trains or reads this key
 
-Every directory is written beside its target and renamed into place, so a run
-killed mid-write leaves the previous version intact. A final entry whose
-weights do not match the recorded sha256, or that does not load, counts as
-damaged: it is reported and removed, and the caller retrains.
+Both folders are :mod:`circuitnb.core.cache` entries: written beside their
+target and renamed into place, and hashed in full before anything in them is
+read. A final or checkpoint folder with any file that does not match its
+manifest is reported in one warning line naming that file, removed, and
+treated as missing (retrained, or trained afresh instead of resumed).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import warnings
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Callable
 
 import torch
 from diffusers import UNet2DModel
 
+from circuitnb.core import cache
+
 WEIGHTS = "diffusion_pytorch_model.safetensors"
+# meta.json fields that say what a model was trained on and how (shown by `circuitnb cache ls`).
+_KEY_FIELDS = ("key", "dataset", "source", "fingerprint", "n_images", "image_size", "seed", "config")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def load_unet(folder: Path) -> UNet2DModel:
+    """A UNet saved by ``save_pretrained``.
 
-
-def atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a fresh sibling folder, then swap it in for ``target``."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        write(tmp)
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    ``low_cpu_mem_usage=False``: the default asks for ``accelerate`` and, without it,
+    prints a notice on stderr that would end up on every book page; the models are
+    small enough to be built in full and then filled.
+    """
+    return UNet2DModel.from_pretrained(folder, low_cpu_mem_usage=False)
 
 
 class CacheEntry:
@@ -70,16 +59,26 @@ class CacheEntry:
     def checkpoint_dir(self) -> Path:
         return self.dir / "checkpoint"
 
+    def locked(self) -> AbstractContextManager:
+        """The entry's lock: one process trains, resumes or reads this key at a time."""
+        return cache.locked(self.dir)
+
+    def remove_leftovers(self) -> None:
+        """Drop half-written folders of a killed run (call with the lock held)."""
+        cache.remove_leftovers(self.final_dir)
+        cache.remove_leftovers(self.checkpoint_dir)
+
     # --- final weights ---------------------------------------------------------------------
     def write_final(self, unet: UNet2DModel, meta: dict) -> None:
         def write(tmp: Path) -> None:
             unet.save_pretrained(tmp / "unet", safe_serialization=True)
-            meta_out = {**meta, "sha256": sha256_file(tmp / "unet" / WEIGHTS)}
-            (tmp / "meta.json").write_text(json.dumps(meta_out, indent=1))
-        atomic_dir(self.final_dir, write)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        settings = {k: meta[k] for k in _KEY_FIELDS if k in meta} | {"steps": meta.get("steps")}
+        cache.publish(self.final_dir, write, kind="model", settings=settings)
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)   # no longer needed
 
     def read_meta(self) -> dict | None:
+        """meta.json of the final entry (read after :meth:`final_unet` verified it)."""
         try:
             return json.loads((self.final_dir / "meta.json").read_text())
         except (OSError, ValueError):
@@ -87,30 +86,15 @@ class CacheEntry:
 
     def final_unet(self) -> UNet2DModel | None:
         """The cached EMA UNet, or None when missing; a damaged entry is reported and removed."""
-        if not self.final_dir.exists():
-            return None
-        problem = self.verify()
-        if problem is None:
-            try:
-                return UNet2DModel.from_pretrained(self.final_dir / "unet")
-            except Exception as err:  # noqa: BLE001 - any load failure means a damaged entry
-                problem = f"does not load ({type(err).__name__}: {err})"
-        warnings.warn(f"damaged model cache entry {self.final_dir}: {problem}; it will be retrained",
-                      stacklevel=2)
-        shutil.rmtree(self.final_dir, ignore_errors=True)
-        return None
+        def load(folder: Path) -> UNet2DModel:
+            json.loads((folder / "meta.json").read_text())   # verified, but it must also parse
+            return load_unet(folder / "unet")
+        unet = cache.read_verified(self.final_dir, load, "model cache entry", "retraining")
+        return None if unet is cache.MISSING else unet
 
     def verify(self) -> str | None:
-        """None when the final entry is intact, else what is wrong with it."""
-        meta = self.read_meta()
-        if meta is None:
-            return "meta.json missing or unreadable"
-        weights = self.final_dir / "unet" / WEIGHTS
-        if not weights.exists():
-            return "weights file missing"
-        if sha256_file(weights) != meta.get("sha256"):
-            return "weights do not match their recorded sha256"
-        return None
+        """None when the final entry is intact, else what is wrong with it (naming the file)."""
+        return cache.verify(self.final_dir)
 
     # --- resumable checkpoint ---------------------------------------------------------------
     def write_checkpoint(self, unet, ema, optimizer, lr_schedule, generator, state: dict) -> None:
@@ -120,18 +104,18 @@ class CacheEntry:
                         "lr_schedule": lr_schedule.state_dict(), "generator": generator.get_state()},
                        tmp / "trainer.pt")
             (tmp / "state.json").write_text(json.dumps(state))
-        atomic_dir(self.checkpoint_dir, write)
+        cache.publish(self.checkpoint_dir, write, kind="checkpoint",
+                      settings={"key": self.key, "step": state.get("step")})
 
     def read_checkpoint(self) -> tuple[UNet2DModel, dict, dict] | None:
-        """(unet, trainer tensors, state) of the last checkpoint, or None if absent or unreadable."""
-        if not self.checkpoint_dir.exists():
-            return None
-        try:
-            state = json.loads((self.checkpoint_dir / "state.json").read_text())
-            tensors = torch.load(self.checkpoint_dir / "trainer.pt", weights_only=False)
-            unet = UNet2DModel.from_pretrained(self.checkpoint_dir / "unet")
-        except Exception as err:  # noqa: BLE001
-            warnings.warn(f"unreadable checkpoint {self.checkpoint_dir} ({err}); starting afresh", stacklevel=2)
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-            return None
-        return unet, tensors, state
+        """(unet, trainer tensors, state) of the last checkpoint, or None when absent or damaged.
+
+        A checkpoint is resumed only when every file matches its manifest; a damaged one
+        is reported and removed, and training starts afresh.
+        """
+        def load(folder: Path):
+            state = json.loads((folder / "state.json").read_text())
+            tensors = torch.load(folder / "trainer.pt", weights_only=True)   # tensors and plain data only
+            return load_unet(folder / "unet"), tensors, state
+        found = cache.read_verified(self.checkpoint_dir, load, "training checkpoint", "training from step 0")
+        return None if found is cache.MISSING else found

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from circuitnb import data
 from circuitnb.core.errors import UserError
 from circuitnb.modeling.checkpoints import CacheEntry
-from circuitnb.core.config import Config, config_hash
+from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.modeling.unet import build_scheduler, build_unet, n_parameters
 
 
@@ -129,20 +129,27 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
     """Replicate ``replicate`` of the model for ``dataset`` ('synthetic' or 'celeba'): from cache, else trained.
 
     Replicate r trains from seed ``data.replicate_seed(cfg, r, dataset)`` on ``data.images(cfg, dataset, "train", r)``.
+    The cache folder is checked and the data read before any training. The entry's lock
+    is held from the cache check to the published weights, so a second process asking
+    for the same model waits and then loads the first one's weights instead of training.
     """
     data.check_dataset(dataset)
+    check_cache_dir(cfg)
     seed = data.replicate_seed(cfg, replicate, dataset)
     x0 = data.images(cfg, dataset, "train", replicate)
     fp = data.fingerprint(x0)
     key = cache_key(cfg, dataset, fp, seed)
     entry = CacheEntry(cfg.cache_path, key)
-    unet = entry.final_unet()
-    from_cache = unet is not None
-    if unet is None:
-        meta = dict(key=key, dataset=dataset, replicate=replicate, seed=seed, source=data.source(cfg, dataset),
-                    fingerprint=fp, n_analysis=cfg.data.n_analysis,
-                    n_images=len(x0), image_size=cfg.data.image_size, device=cfg.device,
-                    config=dict(model=cfg.model.__dict__, train=cfg.train.__dict__))
-        unet = train(cfg, dataset, entry, x0, meta, progress=progress, callback=callback, seed=seed)
+    with entry.locked():
+        entry.remove_leftovers()                      # a killed run's half-written folders
+        unet = entry.final_unet()
+        from_cache = unet is not None
+        if unet is None:
+            meta = dict(key=key, dataset=dataset, replicate=replicate, seed=seed, source=data.source(cfg, dataset),
+                        fingerprint=fp, n_analysis=cfg.data.n_analysis, n_images=len(x0),
+                        image_size=cfg.data.image_size, device=cfg.device,
+                        config=dict(model=cfg.model.__dict__, train=cfg.train.__dict__))
+            unet = train(cfg, dataset, entry, x0, meta, progress=progress, callback=callback, seed=seed)
+        meta = entry.read_meta()
     unet = unet.to(cfg.device).eval()
-    return TrainedModel(unet=unet, scheduler=build_scheduler(cfg), meta=entry.read_meta(), from_cache=from_cache)
+    return TrainedModel(unet=unet, scheduler=build_scheduler(cfg), meta=meta, from_cache=from_cache)

@@ -3,23 +3,33 @@
     run_notebook("book/01_data_and_model.ipynb", {"timesteps": [50, 500]})
     build_book("smoke")     # -> _build/html/index.html
 
-Notebooks are executed into a staging copy of the book (``_build/src``), never
-in place, so the sources stay output-free; ``_config.yml`` sets
-``execute_notebooks: "off"`` and Jupyter Book only renders what papermill ran.
-The build uses ``-W`` (warnings are errors).
+``build_book`` first trains or loads every model the book needs, in the
+terminal with progress bars (:func:`prepare_models`), so notebooks only load
+them; then it prints one line per notebook with its elapsed time. Notebooks are
+executed into a staging copy of the book (``_build/src``), never in place, so
+the sources stay output-free; ``_config.yml`` sets ``execute_notebooks: "off"``
+and Jupyter Book only renders what papermill ran. The build uses ``-W``
+(warnings are errors). Papermill's injected-parameters cell is tagged
+``remove-cell`` in the executed copy, so pages show the notebook's own
+parameters cell only.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from circuitnb import data
 from circuitnb.core import config as config_mod
 from circuitnb.core.errors import UserError
+from circuitnb.core.machine import check_writable_file
 
 
 class NotebookError(UserError, RuntimeError):
@@ -39,9 +49,33 @@ def toc_notebooks(root: Path) -> list[Path]:
     return [Path(f).with_suffix(".ipynb") for f in files if (Path(root) / f).with_suffix(".ipynb").exists()]
 
 
+def check_notebook_file(path: Path) -> None:
+    """A named error unless ``path`` is a readable Jupyter notebook (JSON with cells)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"notebook {str(path)!r} does not exist")
+    if path.is_dir():
+        raise UserError(f"notebook {str(path)!r} is a folder; give a .ipynb file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise UserError(f"notebook {str(path)!r} cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"notebook {str(path)!r} is not UTF-8 text; expected a Jupyter notebook (.ipynb JSON)") from None
+    if not text.strip():
+        raise UserError(f"notebook {str(path)!r} is empty; expected a Jupyter notebook (.ipynb JSON)")
+    try:
+        nb = json.loads(text)
+    except ValueError as err:
+        raise UserError(f"notebook {str(path)!r} is not JSON ({err}); expected a Jupyter notebook (.ipynb)") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise UserError(f"notebook {str(path)!r} is JSON but not a notebook (no 'cells' list)")
+
+
 def check_parameters(notebook: Path, params: dict) -> None:
     """Reject parameters the notebook does not declare, and bad config values, before running."""
     import papermill as pm
+    check_notebook_file(notebook)
     declared = pm.inspect_notebook(str(notebook))
     unknown = sorted(set(params) - set(declared))
     if unknown:
@@ -51,13 +85,48 @@ def check_parameters(notebook: Path, params: dict) -> None:
     config_mod.load(profile, **{k: v for k, v in params.items() if k in config_fields})
 
 
-def run_notebook(notebook: Path, params: dict, output: Path | str | None = None) -> Path:
+def _kernel_config():
+    # The kernel talks to papermill over local IPC sockets instead of TCP: nothing is sent over the
+    # network, and ipykernel has no reason for its "running over TCP without encryption" warning.
+    from traitlets.config import Config
+    return Config({"KernelManager": {"transport": "ipc"}})
+
+
+def _hide_injected_cell(output: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: readers see the notebook's own cell."""
+    import nbformat
+    nb = nbformat.read(str(output), as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, str(output))
+
+
+def _failure(notebook: Path, err, output: Path) -> NotebookError:
+    # papermill counts cells of the executed copy, which has its injected-parameters cell; the
+    # source notebook has one cell fewer before the failing one.
+    import nbformat
+    index = err.cell_index
+    try:
+        cells = nbformat.read(str(output), as_version=4).cells
+        real = [c for c in cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+        injected = sum("injected-parameters" in c.metadata.get("tags", []) for c in real[:err.cell_index])
+        index = err.cell_index - injected
+    except (OSError, ValueError):
+        pass
+    return NotebookError(f"{notebook}: cell {index} (counting from 0 in the notebook; In [{err.exec_count}]) "
+                         f"failed: {err.ename}: {err.evalue}; executed copy with the traceback: {output}")
+
+
+def run_notebook(notebook: Path, params: dict, output: Path | str | None = None,
+                 progress: bool | None = None) -> Path:
     """Execute one notebook with papermill; returns the executed copy's path."""
     import papermill as pm
     notebook = Path(notebook)
     check_parameters(notebook, params)
     output = Path(output) if output else Path("_build/executed") / notebook.name
-    output.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_file(output, "-o")
     # The kernel inherits this environment; a non-inline MPLBACKEND (e.g. Agg, common on CI)
     # would make every figure vanish from the executed notebook, so the kernel gets none.
     backend = os.environ.pop("MPLBACKEND", None)
@@ -66,24 +135,73 @@ def run_notebook(notebook: Path, params: dict, output: Path | str | None = None)
     os.environ.setdefault("CIRCUITNB_TABLES", str(Path.cwd().resolve() / "_build" / "tables"))
     try:
         pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name="python3",
-                            cwd=str(notebook.parent), progress_bar=sys.stderr.isatty())
+                            cwd=str(notebook.parent), config=_kernel_config(),
+                            progress_bar=sys.stderr.isatty() if progress is None else progress)
     except pm.PapermillExecutionError as err:
-        raise NotebookError(f"{notebook}: cell {err.exec_count} (index {err.cell_index}) failed: "
-                            f"{err.ename}: {err.evalue}; executed copy with the traceback: {output}") from None
+        raise _failure(notebook, err, output) from None
     finally:
         if backend is not None:
             os.environ["MPLBACKEND"] = backend
+    _hide_injected_cell(output)
     return output
 
 
+# --- models first, in the terminal ------------------------------------------------------------------
+@dataclass(frozen=True)
+class RequiredModel:
+    """One model the book loads: calling it trains it, or loads it from the cache."""
+    label: str
+    cfg: config_mod.Config
+    dataset: str
+
+    def __call__(self, progress: bool = True):
+        from circuitnb.modeling.train import load_or_train
+        return load_or_train(self.cfg, self.dataset, progress=progress)
+
+
+def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
+    """Every model some notebook loads (today: one per dataset; extend here for more seeds)."""
+    return [RequiredModel(ds, cfg, ds) for ds in data.DATASETS]
+
+
+def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
+    """Train or load every model of :func:`required_models`, with a progress bar per training.
+
+    Every model's data is read first (a bad ``celeba_root`` or $CIRCUITNB_CELEBA fails
+    here, before the first training), and the cache folder is checked.
+    """
+    needed = required_models(cfg)
+    config_mod.check_cache_dir(cfg)
+    for model in needed:
+        data.images(model.cfg, model.dataset)
+    out = {}
+    for model in needed:
+        start = time.perf_counter()
+        trained = model(progress=progress)
+        how = "loaded from the cache" if trained.from_cache else "trained"
+        print(f"model {model.label}: {how} in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        out[model.label] = trained
+    return out
+
+
 def build_book(profile: str, params: dict | None = None, root: Path = Path(".")) -> Path:
-    """Execute every notebook of ``_toc.yml`` on ``profile``, then build the HTML with ``-W``."""
-    root = Path(root).resolve()
+    """Train or load the models, execute every notebook of ``_toc.yml`` on ``profile``, build with ``-W``."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"parameter '--root' = {str(root)!r} is not a folder; give the project folder "
+                        "holding _config.yml and _toc.yml")
+    root = root.resolve()
+    for name in ("_config.yml", "_toc.yml"):
+        if not (root / name).is_file():
+            raise UserError(f"parameter '--root' = {str(root)!r} has no {name}; give the project folder")
     params = {**(params or {}), "profile": profile}
     stage = root / "_build" / "src"
     notebooks = toc_notebooks(root)
     for nb in notebooks:                          # validate everything before any compute
         check_parameters(root / nb, params)
+    config_fields = set(config_mod.override_names())
+    cfg = config_mod.load(profile, **{k: v for k, v in params.items() if k in config_fields})
+    prepare_models(cfg)
     shutil.rmtree(stage, ignore_errors=True)
     # The executed .ipynb stands in for each notebook; its MyST twin (book/NN.md, paired by jupytext) stays out.
     paired = {nb.with_suffix(".md").name for nb in notebooks}
@@ -93,8 +211,9 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
         shutil.copy2(root / name, stage / name)
     os.environ["CIRCUITNB_TABLES"] = str(root / "_build" / "tables")
     for nb in notebooks:
-        print(f"executing {nb} (profile {profile})", file=sys.stderr, flush=True)
-        run_notebook(root / nb, params, output=stage / nb)
+        start = time.perf_counter()
+        run_notebook(root / nb, params, output=stage / nb, progress=False)
+        print(f"{nb}: executed in {time.perf_counter() - start:.1f} s (profile {profile})", file=sys.stderr, flush=True)
     jupyter_book = Path(sys.executable).parent / "jupyter-book"   # the venv's own, beside this Python
     cmd = [str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going", "--all"]
     done = subprocess.run(cmd, capture_output=True, text=True)

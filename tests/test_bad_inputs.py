@@ -1,0 +1,201 @@
+"""Issue 11, bad inputs: every error a user can cause ends in one line naming the parameter or file
+(exit status 2, the cache untouched, nothing trained); unusable images are skipped and named; notebooks
+report the failing cell of the source notebook, run on a quiet kernel, and hide papermill's injected
+cell; the book trains or loads its models before any notebook runs."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import circuitnb.core.config as C
+from circuitnb import data
+from circuitnb.cli import main
+from circuitnb.core import machine
+from circuitnb.data import load_celeba
+from test_cache import snapshot, write_entry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- 7. every user-caused error: one line, exit 2, the parameter or file named, the cache untouched ------
+@pytest.fixture
+def filled_cache(cache):
+    write_entry(cache / "results" / "kept-1", {"value.pkl": b"\x80\x04K\x01."})
+    return cache
+
+
+def one_line_error(capsys, argv, *names):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for name in names:
+        assert name in err, (name, err)
+    return err
+
+
+def test_devices_torch_cannot_see(capsys, filled_cache, monkeypatch):
+    before = snapshot(filled_cache)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    one_line_error(capsys, ["train", "--profile", "smoke", "-p", "device", "cuda"], "'device'", "'cpu'")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    one_line_error(capsys, ["train", "--profile", "smoke", "-p", "device", "mps"], "'device'", "MPS")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    one_line_error(capsys, ["train", "--profile", "smoke", "-p", "device", "cuda:3"], "'cuda:0'")
+    with pytest.raises(C.ConfigError, match="'device'"):          # --debug shows the traceback instead
+        main(["--debug", "train", "--profile", "smoke", "-p", "device", "cuda:3"])
+    assert snapshot(filled_cache) == before
+
+
+def test_bad_command_lines_and_paths(capsys, filled_cache, tmp_path):
+    before = snapshot(filled_cache)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    (tmp_path / "not.ipynb").write_text("not json")
+    (tmp_path / "empty.ipynb").write_text("")
+    (tmp_path / "dir.ipynb").mkdir()
+    nb = str(ROOT / "book" / "01_data_and_model.ipynb")
+    one_line_error(capsys, ["train", "--profile", "smoke", "-p", "profile", "quick"], "-p profile", "--profile")
+    for bad in ("not.ipynb", "empty.ipynb", "dir.ipynb"):
+        one_line_error(capsys, ["run", str(tmp_path / bad)], bad)
+    one_line_error(capsys, ["run", nb, "-o", str(blocker / "out.ipynb")], "-o", str(blocker))
+    one_line_error(capsys, ["book", "--profile", "smoke", "--root", str(tmp_path / "nowhere")], "--root")
+    one_line_error(capsys, ["book", "--profile", "smoke", "--root", str(tmp_path)], "--root", "_config.yml")
+    one_line_error(capsys, ["data", "--profile", "smoke", "--preview", str(blocker / "p.png")], "--preview")
+    one_line_error(capsys, ["data", "--profile", "smoke", "--preview", str(tmp_path / "p.xyz")], "--preview", "'png'")
+    one_line_error(capsys, ["train", "--profile", "smoke", "-p", "cache_dir", str(blocker)], "'cache_dir'", "is a file")
+    assert snapshot(filled_cache) == before and not (tmp_path / "p.xyz").exists()
+
+
+def test_read_only_cache_is_found_before_training(capsys, filled_cache, monkeypatch):
+    before = snapshot(filled_cache)
+    if os.geteuid() == 0:       # root writes through chmod; make the write probe meet what a read-only folder gives
+        real = machine.tempfile.mkstemp
+
+        def refuse(*args, dir=None, **kw):
+            if Path(dir) == filled_cache or filled_cache in Path(dir).parents:
+                raise PermissionError(13, "Permission denied")
+            return real(*args, dir=dir, **kw)
+        monkeypatch.setattr(machine.tempfile, "mkstemp", refuse)
+    else:
+        for folder in (filled_cache, filled_cache / "results"):
+            folder.chmod(0o555)
+    try:
+        one_line_error(capsys, ["train", "--profile", "smoke", "--dataset", "synthetic"], "$CIRCUITNB_CACHE",
+                       "cannot write")
+    finally:
+        for folder in (filled_cache, filled_cache / "results"):
+            folder.chmod(0o755)
+    assert snapshot(filled_cache) == before and not (filled_cache / "models").exists()   # nothing trained
+
+
+def test_sizes_beyond_the_machine(capsys, filled_cache, monkeypatch):
+    before = snapshot(filled_cache)
+    monkeypatch.setattr(machine, "machine_memory", lambda device="cpu": 8 * 2 ** 30)   # an 8 GiB machine
+    one_line_error(capsys, ["train", "--profile", "smoke", "-p", "n_images", "250000", "-p", "image_size", "128"],
+                   "'n_images'", "8.0 GiB")
+    one_line_error(capsys, ["train", "--profile", "smoke", "-p", "batch_size", "4096", "-p", "image_size", "128"],
+                   "'batch_size'")
+    assert C.load("paper")                                      # the paper's sizes fit such a machine
+    assert snapshot(filled_cache) == before
+
+
+def test_celeba_env_is_checked_before_any_training(capsys, filled_cache, monkeypatch, tmp_path):
+    before = snapshot(filled_cache)
+    monkeypatch.setenv("CIRCUITNB_CELEBA", str(tmp_path / "no_celeba"))
+    data._natural.cache_clear()
+    one_line_error(capsys, ["train", "--profile", "smoke", "-p", "train_steps", "2"], "CIRCUITNB_CELEBA")
+    assert snapshot(filled_cache) == before and not (filled_cache / "models").exists()   # synthetic not trained
+
+
+ATTRIBUTE_DAMAGE = {
+    "non-integer": (lambda text: text.replace(" 1", " x", 1), "allowed: 1 or -1"),
+    "not 1 or -1": (lambda text: text.replace(" -1", " 2", 1), "allowed: 1 or -1"),
+    "duplicate row": (lambda text: text + text.splitlines()[2] + "\n", "a second row"),
+    "non-UTF-8": (lambda text: text.encode()[:60] + b"\xff\xfe" + text.encode()[60:], "not UTF-8"),
+    "a folder": (None, "is a folder"),
+}
+
+
+@pytest.mark.parametrize("kind", list(ATTRIBUTE_DAMAGE))
+def test_malformed_attribute_file(capsys, filled_cache, small_celeba, kind):
+    before = snapshot(filled_cache)
+    path = small_celeba / "list_attr_celeba.txt"
+    change, message = ATTRIBUTE_DAMAGE[kind]
+    if change is None:
+        path.unlink()
+        path.mkdir()
+    else:
+        new = change(path.read_text())
+        path.write_bytes(new if isinstance(new, bytes) else new.encode())
+    one_line_error(capsys, ["data", "--profile", "smoke", "--dataset", "celeba", "-p", "celeba_root",
+                            str(small_celeba)], str(path), message)
+    assert snapshot(filled_cache) == before
+
+
+def test_bomb_and_tiny_images_are_skipped_and_named(small_celeba, monkeypatch):
+    folder = small_celeba / "img_align_celeba"
+    (folder / "999999.jpg").unlink()                               # only the planted files below are bad
+    Image.new("1", (2000, 2000)).save(folder / "bomb.png")         # 4 Mpx, a few kB on disk
+    Image.new("1", (1200, 1200)).save(folder / "nearbomb.png")     # between Pillow's warning and error limits
+    Image.new("RGB", (1, 1)).save(folder / "dot.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)      # CelebA photos (178x218) stay far below
+    with pytest.warns(UserWarning, match="skipped 3 unreadable") as record:
+        nat = load_celeba(small_celeba, n=100, image_size=16, match_attributes=False)
+    message = str(record[0].message)
+    for name in ("bomb.png (DecompressionBombError)", "nearbomb.png (DecompressionBombWarning)", "dot.png (1x1 pixels"):
+        assert name in message
+    assert len(nat) == 10 and not {"bomb.png", "nearbomb.png", "dot.png"} & set(nat.names)
+
+
+# --- notebooks: the failing cell counted in the source notebook, quiet kernel, no injected cell on pages ---
+def _notebook(path: Path, cells: list[str]) -> Path:
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# A chapter")]
+    for k, source in enumerate(cells):
+        cell = nbformat.v4.new_code_cell(source)
+        if k == 0:
+            cell.metadata["tags"] = ["parameters"]
+        nb.cells.append(cell)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_failing_cell_index_and_quiet_kernel(tmp_path, capfd):
+    import nbformat
+    from circuitnb.publish.book import NotebookError, run_notebook
+    bad = _notebook(tmp_path / "bad.ipynb", ['seed = 0', 'x = 1', 'raise RuntimeError("planted")'])
+    with pytest.raises(NotebookError, match=r"cell 3 \(counting from 0 in the notebook; In \[\d\]\) failed: "
+                                            r"RuntimeError: planted") as err:
+        run_notebook(bad, {"seed": 1}, output=tmp_path / "out" / "bad.ipynb")
+    source_cells = nbformat.read(str(bad), as_version=4).cells
+    assert 'planted' in source_cells[3].source and "\n" not in str(err.value)
+    good = _notebook(tmp_path / "good.ipynb", ['seed = 0', 'print(seed)'])
+    out = run_notebook(good, {"seed": 1}, output=tmp_path / "out" / "good.ipynb")
+    cells = nbformat.read(str(out), as_version=4).cells
+    injected = [c for c in cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]
+    assert "without encryption" not in capfd.readouterr().err      # the kernel talks over IPC, not TCP
+
+
+# --- 8. the book trains or loads its models in the terminal, after reading every dataset -----------------
+def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, tmp_path):
+    from circuitnb.publish.book import prepare_models, required_models
+    cfg = C.with_overrides(tiny_cfg, celeba_root="")
+    assert [(m.label, m.dataset) for m in required_models(cfg)] == [(d, d) for d in data.DATASETS]
+    monkeypatch.setenv("CIRCUITNB_CELEBA", str(tmp_path / "no_celeba"))
+    data._natural.cache_clear()
+    with pytest.raises(data.DataError, match="CIRCUITNB_CELEBA"):
+        prepare_models(cfg, progress=False)
+    assert not (cfg.cache_path / "models").exists()                     # no model was trained first
+    monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
+    models = prepare_models(cfg, progress=False)
+    assert set(models) == set(data.DATASETS) and not any(m.from_cache for m in models.values())
+    err = capsys.readouterr().err
+    assert re.search(r"model synthetic: trained in [\d.]+ s", err) and "model celeba: trained" in err
+    prepare_models(cfg, progress=False)
+    assert "model celeba: loaded from the cache" in capsys.readouterr().err
