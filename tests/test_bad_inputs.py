@@ -186,7 +186,8 @@ def test_failing_cell_index_and_quiet_kernel(tmp_path, capfd):
 def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, tmp_path):
     from circuitnb.publish.book import prepare_models, required_models
     cfg = C.with_overrides(tiny_cfg, celeba_root="")
-    assert [(m.label, m.dataset) for m in required_models(cfg)] == [(d, d) for d in data.DATASETS]
+    assert [(m.dataset, m.replicate) for m in required_models(cfg)] == [
+        (d, r) for d in data.DATASETS for r in range(cfg.run.replicates)]
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(tmp_path / "no_celeba"))
     data._natural.cache_clear()
     with pytest.raises(data.DataError, match="CIRCUITNB_CELEBA"):
@@ -194,8 +195,9 @@ def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, 
     assert not (cfg.cache_path / "models").exists()                     # no model was trained first
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
     models = prepare_models(cfg, progress=False)
-    assert set(models) == set(data.DATASETS) and not any(m.from_cache for m in models.values())
+    assert set(models) == {f"{d} r{r}" for d in data.DATASETS for r in range(cfg.run.replicates)}
+    assert not any(m.from_cache for m in models.values())
     err = capsys.readouterr().err
-    assert re.search(r"model synthetic: trained in [\d.]+ s", err) and "model celeba: trained" in err
+    assert re.search(r"model synthetic r0: trained in [\d.]+ s", err) and "model celeba r1: trained" in err
     prepare_models(cfg, progress=False)
-    assert "model celeba: loaded from the cache" in capsys.readouterr().err
+    assert "model celeba r1: loaded from the cache" in capsys.readouterr().err

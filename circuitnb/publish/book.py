@@ -153,15 +153,16 @@ class RequiredModel:
     label: str
     cfg: config_mod.Config
     dataset: str
+    replicate: int = 0
 
     def __call__(self, progress: bool = True):
         from circuitnb.modeling.train import load_or_train
-        return load_or_train(self.cfg, self.dataset, progress=progress)
+        return load_or_train(self.cfg, self.dataset, progress=progress, replicate=self.replicate)
 
 
 def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
-    """Every model some notebook loads (today: one per dataset; extend here for more seeds)."""
-    return [RequiredModel(ds, cfg, ds) for ds in data.DATASETS]
+    """Every model some notebook loads: ``cfg.run.replicates`` per dataset (chapters.replicates.load_models)."""
+    return [RequiredModel(f"{ds} r{r}", cfg, ds, r) for ds in data.DATASETS for r in range(cfg.run.replicates)]
 
 
 def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
@@ -173,7 +174,7 @@ def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
     needed = required_models(cfg)
     config_mod.check_cache_dir(cfg)
     for model in needed:
-        data.images(model.cfg, model.dataset)
+        data.images(model.cfg, model.dataset, "train", model.replicate)
     out = {}
     for model in needed:
         start = time.perf_counter()
