@@ -201,6 +201,11 @@ def override_names() -> dict[str, str]:
     return {name: f.metadata["help"] for name, (_, f) in _FIELDS.items()}
 
 
+# Scalar field types: what a value may be, and how the error names it (ints are accepted as floats).
+_SCALARS = {bool: ((bool,), "True or False"), int: ((int,), "an integer"), float: ((int, float), "a number"),
+            str: ((str,), "a string")}
+
+
 def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
     """Type-check one override; strings that spell a list are parsed (papermill's
     ``-p timesteps "[50, 500]"`` arrives as a string)."""
@@ -216,22 +221,11 @@ def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"parameter {name!r} must be a list, got {type(value).__name__} {value!r}")
         return tuple(value)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"parameter {name!r} must be True or False, got {value!r}")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"parameter {name!r} must be an integer, got {type(value).__name__} {value!r}")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"parameter {name!r} must be a number, got {type(value).__name__} {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"parameter {name!r} must be a string, got {type(value).__name__} {value!r}")
-        return value
+    if kind in _SCALARS:
+        accepted, what = _SCALARS[kind]
+        if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):  # True is no int
+            raise ConfigError(f"parameter {name!r} must be {what}, got {type(value).__name__} {value!r}")
+        return kind(value)
     raise AssertionError(f"unhandled field type {kind}")  # pragma: no cover
 
 
