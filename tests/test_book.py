@@ -145,3 +145,14 @@ def test_myst_twins_are_in_sync_with_the_notebooks():
         text, nb = jupytext.read(md), nbformat.read(ipynb, as_version=4)
         cells = lambda n: [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in n.cells]  # noqa: E731
         assert cells(text) == cells(nb), f"{md.name} and {ipynb.name} differ; run jupytext --sync {md}"
+
+
+def test_notebooks_are_thin():
+    # Chapters compute in circuitnb.chapters.<module>.run(cfg); a notebook only calls it, shows and draws.
+    import nbformat
+    for nb in toc_notebooks(ROOT):
+        cells = [c for c in nbformat.read(ROOT / nb, as_version=4).cells if c.cell_type == "code"]
+        assert any(".run(cfg" in c.source for c in cells), f"{nb}: no call to a chapter's run(cfg)"
+        for c in cells:
+            assert len(c.source.strip().splitlines()) <= 15, f"{nb}: a code cell of over 15 lines"
+            assert "def " not in c.source, f"{nb}: a function defined in a notebook"

@@ -70,7 +70,7 @@ def head_ablate(x, ctx, iv):
 
 
 # --- feature scaling -----------------------------------------------------------------------------
-@register("scale", family="scaling", params={"strength": (0.0, 4.0, 0.5)},
+@register("scale", family="scaling", params={"strength": (-10.0, 10.0, 0.5)},
           doc="x -> strength * x (only the given channels, if any)")
 def scale(x, ctx, iv):
     if iv.channels is None:
