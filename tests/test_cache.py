@@ -158,7 +158,7 @@ WORKER = textwrap.dedent('''
     from types import SimpleNamespace
     import circuitnb.core.config as C
     from circuitnb.core import results
-    cfg = C.load("smoke", n_images=16, device="cpu", cache_dir=sys.argv[1])
+    cfg = C.load("smoke", n_images=16, n_analysis=8, device="cpu", cache_dir=sys.argv[1])
     log = Path(sys.argv[2])
 
     started, ready = Path(sys.argv[3]), Path(sys.argv[3] + ".ready")

@@ -56,7 +56,7 @@ def test_chapter1_states_split_seeds_and_every_replicate(cfg, tables):
     assert _finite(mse, ["mean", "ci_low", "ci_high"]) and (mse.ci_low < mse["mean"]).all()
     assert len(res.data["losses"]) == R and all(set(d) == set(data.DATASETS) for d in res.data["losses"])
     assert res.data["samples"]["synthetic"].shape == (R * data_model.N_GENERATED, 3, 16, 16)
-    assert res.values["seeds"] == "0, 1000" and res.values["n_train_celeba"] == 8
+    assert res.values["seeds"] == "0, 500, 1000, 1500" and res.values["n_train_celeba"] == 8
     assert abs(res.tables["parts"].pixel_share.sum() - 1) < 1e-9
     res.export_all()
     assert {p.stem for p in (tables / data_model.CHAPTER).glob("*.csv")} == set(res.tables)

@@ -56,7 +56,7 @@ def test_run_rejects_unknown_notebook_parameter(capsys):
 
 def test_cache_ls_and_verify(capsys, cache):
     args = ["train", "--profile", "smoke", "--dataset", "synthetic", "-p", "train_steps", "2",
-            "-p", "n_images", "8", "-p", "batch_size", "2"]
+            "-p", "n_images", "8", "-p", "n_analysis", "4", "-p", "n_samples", "4", "-p", "batch_size", "2"]
     assert main(args) == 0
     assert main(["cache", "ls"]) == 0
     out = capsys.readouterr().out
@@ -74,6 +74,7 @@ def test_cache_ls_and_verify(capsys, cache):
 
 def test_warnings_are_one_line(capsys, cache, small_celeba):
     assert main(["data", "--profile", "smoke", "--dataset", "celeba", "-p", "celeba_root", str(small_celeba),
-                 "-p", "n_images", "11", "-p", "match_attributes", "False"]) == 0
+                 "-p", "n_images", "11", "-p", "n_analysis", "4", "-p", "n_samples", "4",
+                 "-p", "match_attributes", "False"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("circuitnb: warning: CelebA: skipped 1") and "999999.jpg" in err[0]

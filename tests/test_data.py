@@ -142,7 +142,8 @@ def test_fingerprint_tracks_content():
 
 def test_celeba_fingerprint_and_model_key_change_when_an_image_changes(small_celeba, cache):
     from circuitnb.modeling.train import cache_key
-    cfg = C.load("smoke", n_images=8, celeba_root=str(small_celeba), match_attributes=False, device="cpu")
+    cfg = C.load("smoke", n_images=8, n_analysis=4, n_samples=4, celeba_root=str(small_celeba),
+                 match_attributes=False, device="cpu")
     data._natural.cache_clear()                         # loads are memoised per process
     before = data.fingerprint(data.images(cfg, "celeba"))   # the first 8 files by name: all readable
     victim = small_celeba / "img_align_celeba" / sorted(p.name for p in (small_celeba / "img_align_celeba").iterdir())[0]

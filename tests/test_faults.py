@@ -95,7 +95,7 @@ TRAINER = textwrap.dedent('''
     import torch
     import circuitnb.core.config as C
     from circuitnb.modeling.train import load_or_train
-    cfg = C.load("smoke", n_images=16, batch_size=4, train_steps=6, checkpoint_every=2, warmup_steps=1,
+    cfg = C.load("smoke", n_images=16, n_analysis=8, batch_size=4, train_steps=6, checkpoint_every=2, warmup_steps=1,
                  block_out_channels=(8, 16, 16), device="cpu", cache_dir=sys.argv[1])
     started, ready = Path(sys.argv[2]), Path(sys.argv[2] + ".ready")
 
@@ -150,7 +150,7 @@ def test_killed_write_leaves_nothing_behind(tmp_path):
     assert subprocess.run(args, capture_output=True, env=env, timeout=300).returncode == -9
     left = list((tmp_path / "cache").rglob(".checkpoint.tmp-*"))
     assert left                                                # the kill did leave a half-written folder
-    cfg = C.load("smoke", n_images=16, batch_size=4, train_steps=6, checkpoint_every=2, warmup_steps=1,
+    cfg = C.load("smoke", n_images=16, n_analysis=8, batch_size=4, train_steps=6, checkpoint_every=2, warmup_steps=1,
                  block_out_channels=(8, 16, 16), device="cpu", cache_dir=str(tmp_path / "cache"))
     model = load_or_train(cfg, "synthetic", progress=False)
     assert not model.from_cache and not any(".tmp-" in p.name for p in (tmp_path / "cache").rglob("*"))
@@ -159,7 +159,7 @@ def test_killed_write_leaves_nothing_behind(tmp_path):
 # --- 5. a damaged result pickle is recomputed, the other results untouched --------------------------------
 def test_damaged_result_is_recomputed_others_untouched(tiny_cfg):
     from circuitnb.core import results
-    from circuitnb.modeling.train import noise_mse_by_timestep
+    from circuitnb.modeling.sampling import noise_mse_by_timestep
     model = load_or_train(tiny_cfg, "synthetic", progress=False)
     x0 = data.images(tiny_cfg, "synthetic")[:4]
     calls = []
