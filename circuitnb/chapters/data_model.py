@@ -140,7 +140,8 @@ def run(cfg: Config) -> ChapterResult:
                     samples=generated(cfg, models))
     natural = natural_summary(nat)
     by_ds = sp.set_index("dataset")
-    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, timesteps=", ".join(map(str, cfg.analysis.timesteps)), image_size=cfg.data.image_size, n_syn=len(syn),
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, timesteps=", ".join(map(str, cfg.analysis.timesteps)),
+                      image_size=cfg.data.image_size, n_syn=len(syn),
                       n_nat=natural["n_images"], nat_source=natural["source"], nat_attr=natural["n_with_attributes"],
                       nat_skipped=natural["n_skipped"],
                       nat_notice=natural["notice"] or "none: real CelebA images were used.",
