@@ -55,7 +55,10 @@ def styled(frame: pd.DataFrame, digits: int = 4):
     floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
     return (frame.style.format(na_rep=MISSING, precision=digits, subset=floats or None)
             .format(na_rep=MISSING, subset=[c for c in frame.columns if c not in floats] or None)
-            .hide(axis="index"))
+            .hide(axis="index")
+            # Room between columns, and text that wraps inside its own column (a reason) not the id's.
+            .set_table_styles([{"selector": "th, td", "props": "padding: 0.15em 0.7em; vertical-align: top"},
+                               {"selector": "td", "props": "white-space: normal"}]))
 
 
 @dataclass
