@@ -7,6 +7,7 @@ import pytest
 
 from circuitnb.measures import audit, claims, verdicts
 from circuitnb.core import results
+from circuitnb.core.cache import CacheWarning
 from circuitnb.chapters import scorecard, temporal
 
 SHARED_CLAIMS = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.csv"
@@ -63,7 +64,8 @@ def test_result_cache_reuses_and_repairs(tiny_cfg):
     assert len(calls) == 2
     path = results.result_path(tiny_cfg, "thing", ["m1"], t=(1, 2))
     path.write_bytes(b"not a pickle")
-    results.cached(tiny_cfg, "thing", M(), compute, t=(1, 2))
+    with pytest.warns(CacheWarning, match=f"{path.name} does not match its sha256"):       # named, never loaded
+        results.cached(tiny_cfg, "thing", M(), compute, t=(1, 2))
     assert len(calls) == 3 and not list(path.parent.glob("*.tmp"))
 
 
