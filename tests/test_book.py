@@ -42,9 +42,13 @@ def smoke_book(tmp_path_factory, celeba_root):
     """The whole book built once on `smoke` in a private copy with a private cache, by the command line of a
     NON-editable install (pip --target): package data must come through importlib.resources, not the repo."""
     root = tmp_path_factory.mktemp("book")
-    site = root / "site"
+    site, src = root / "site", root / "src"
+    # Install from a clean copy of the sources: a build/ folder left in the checkout could carry stale modules.
+    shutil.copytree(ROOT / "circuitnb", src / "circuitnb", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(ROOT)], check=True, capture_output=True)
+                    "--target", str(site), str(src)], check=True, capture_output=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, root / name)
     shutil.copytree(ROOT / "book", root / "book")

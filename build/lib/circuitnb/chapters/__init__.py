@@ -1,1 +1,0 @@
-"""One module per book chapter: the computations behind every number a chapter shows."""

@@ -1,1 +1,0 @@
-"""Bottom layer: the frozen config, user errors, and the caches every layer above relies on."""

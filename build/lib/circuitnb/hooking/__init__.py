@@ -1,1 +1,0 @@
-"""The site table, the hook protocol and recording/editing context managers."""

@@ -1,1 +1,0 @@
-"""Paper quantities (Eq. 1-5 and the named but undefined ones), statistics and verdicts."""

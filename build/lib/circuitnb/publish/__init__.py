@@ -1,1 +1,0 @@
-"""Book build (papermill + Jupyter Book), offline checks of the HTML."""

@@ -1,1 +1,0 @@
-"""Figures, live widgets and offline explorers."""
