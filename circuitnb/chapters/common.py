@@ -20,6 +20,17 @@ def models_and_sweeps(cfg: Config) -> tuple[dict, dict]:
     return models, replicates.load_sweeps(cfg, models)
 
 
+@functools.lru_cache(maxsize=1)
+def _paper_values() -> dict[str, float]:
+    """The paper's value of every claim id, read once per process (the files are package data)."""
+    return claims.load().set_index("id").paper_value.astype(float).to_dict()
+
+
+@functools.lru_cache(maxsize=1)
+def _margins() -> dict[str, tuple[float, str]]:
+    return {r.id: (float(r.margin), r.margin_kind) for r in verdicts.load_margins().itertuples()}
+
+
 def claim_row(claim_id: str, est: Estimate, per_model: list[Estimate] = (), unit: str = "",
               reason: str = "", alpha: float = 0.05) -> dict:
     """A scorecard row (:func:`circuitnb.measures.verdicts.measured_row`) with each replicate's own verdict.
@@ -27,12 +38,11 @@ def claim_row(claim_id: str, est: Estimate, per_model: list[Estimate] = (), unit
     ``est`` is the estimate over models; ``per_model`` each model's (or replicate pair's) own estimate,
     judged alone against the paper's value and the claim's margin.
     """
-    paper = claims.load().set_index("id").paper_value.astype(float)
-    margin = verdicts.load_margins().set_index("id")
     reps = ()
-    if len(per_model) and claim_id in paper.index:
-        reps = verdicts.per_replicate_verdicts(paper[claim_id], list(per_model), margin.margin[claim_id],
-                                               margin.margin_kind[claim_id], alpha=alpha, claim_id=claim_id).labels
+    if len(per_model) and claim_id in _paper_values():
+        margin, kind = _margins()[claim_id]
+        reps = verdicts.per_replicate_verdicts(_paper_values()[claim_id], list(per_model), margin, kind,
+                                               alpha=alpha, claim_id=claim_id).labels
     return verdicts.measured_row(claim_id, est, alpha=alpha, unit=unit, reason=reason, replicates=reps)
 
 
