@@ -16,7 +16,7 @@ from scipy import stats as sps
 from tqdm.auto import tqdm
 
 from circuitnb.chapters import common, replicates
-from circuitnb.chapters.model_stats import EQ, beside_null, image_bootstrap, listed, over_models, sources
+from circuitnb.chapters.model_stats import EQ, beside_null, image_bootstrap, over_models, sources
 from circuitnb.chapters.common import analysis_images
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
@@ -126,7 +126,7 @@ def table3(summ: pd.DataFrame, t: int, alpha: float = 0.05) -> pd.DataFrame:
     sub = sub.assign(rank=sub.groupby(MODEL).impact.rank(ascending=False, method="min").astype(int))
     by = ["dataset", "target"]
     extra = sub.groupby(by, sort=False).agg(
-        mse_base=("mse_base", "mean"), mse_ablated=("mse_int", "mean"), model_ranks=("rank", listed),
+        mse_base=("mse_base", "mean"), mse_ablated=("mse_int", "mean"), model_ranks=("rank", replicates.listed),
         p_models=("impact", lambda v: sps.ttest_1samp(v, 0.0).pvalue if len(v) > 1 else np.nan))
     out = over_models(sub, by, "impact").merge(extra.reset_index(), on=by)
     out["rank"] = out.groupby("dataset")["mean"].rank(ascending=False, method="min").astype(int)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from circuitnb import data
-from circuitnb.chapters import common, sweep
+from circuitnb.chapters import common, replicates, sweep
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, quantities
@@ -73,7 +73,7 @@ def divergence_table(pairs: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(quantity=quantity, t=t, divergence=est.mean, ci_low=est.low, ci_high=est.high,
                          eq_low=eq[0], eq_high=eq[1], null_mean=null.mean(), null_low=nlo, null_high=nhi,
                          beyond_null=bool(np.isfinite(est.low) and est.low > nhi),
-                         per_pair=", ".join(f"{v:.3g}" for v in between), n_pairs=len(between), n_null=len(null)))
+                         per_pair=replicates.listed(between), n_pairs=len(between), n_null=len(null)))
     return pd.DataFrame(rows)
 
 

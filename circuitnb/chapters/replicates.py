@@ -57,6 +57,11 @@ def per_replicate(items: dict[str, list], fn: Callable[..., pd.DataFrame]) -> pd
     return pd.concat(frames, ignore_index=True)
 
 
+def listed(values) -> str:
+    """Per-model (or per-pair) values for a table cell: ``listed([1.0, 1.234])`` -> "1, 1.23"."""
+    return ", ".join(f"{v:.3g}" for v in values)
+
+
 def model_means(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
     """One row per (model, group): the mean over images of ``value``; the model is the unit from here on."""
     return frame.groupby(_model_keys(by), as_index=False)[value].mean()
@@ -178,6 +183,6 @@ def dataset_contrast(frame: pd.DataFrame, by: list[str], measure: str = "ratio",
         rows.append({**dict(zip(by, key)), "measure": measure, "effect": eff, "ci_low": lo, "ci_high": hi,
                      "eq_low": eq_lo, "eq_high": eq_hi,
                      "null_low": nlo, "null_high": nhi, "beyond_null": beyond, "p_models": float(p),
-                     "n_pairs": len(pairs), "per_pair": ", ".join(f"{e:.3g}" for e in effects),
+                     "n_pairs": len(pairs), "per_pair": listed(effects),
                      "pair_estimates": per_pair})
     return pd.DataFrame(rows)

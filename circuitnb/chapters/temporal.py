@@ -98,7 +98,7 @@ def ife_ranges(per_model: pd.DataFrame) -> pd.DataFrame:
             for name, _ in ENDS.values():
                 est = replicate_ci(g[name])
                 row.update({name: est.mean, f"{name}_ci_low": est.low, f"{name}_ci_high": est.high,
-                            f"{name}_per_model": ", ".join(f"{v:.3g}" for v in g[name])})
+                            f"{name}_per_model": replicates.listed(g[name])})
             row.update(n_models=len(g), n_images=int(g.n_images.min()))
             rows.append(row)
     return pd.DataFrame(rows)
