@@ -9,6 +9,7 @@ import circuitnb.core.config as C
 from circuitnb import data
 from circuitnb.modeling import sampling, train
 from circuitnb.modeling.checkpoints import WEIGHTS, CacheEntry
+from circuitnb.core.errors import UserError
 from circuitnb.modeling.train import TrainingError, load_or_train
 
 
@@ -108,3 +109,33 @@ def test_mse_by_timestep_and_sampling(tiny_cfg):
                                     callback=lambda t, x_t, x0_hat: seen.append((t, x0_hat.shape)))
     assert [s for _, s in seen] == [(3, 3, 16, 16)] * 5 and seen[0][0] > seen[-1][0]     # t counts down
     np.testing.assert_array_equal(last.clamp(-1, 1).numpy(), samples)       # one loop behind both
+
+
+def test_snapshots_over_training(tiny_cfg):
+    """EMA weights kept at evenly spaced steps: distinct from the final ones, equal to a shorter run's."""
+    assert train.snapshot_steps(tiny_cfg) == [2, 3, 4, 6]          # round(k * 6 / 4), k = 1..4
+    final = load_or_train(tiny_cfg, "synthetic", progress=False)
+    at3 = load_or_train(tiny_cfg, "synthetic", progress=False, at_step=3)
+    assert at3.from_cache and not torch.equal(weights(at3.unet), weights(final.unet))
+    assert torch.equal(weights(load_or_train(tiny_cfg, "synthetic", progress=False, at_step=6).unet),
+                       weights(final.unet))
+    # The snapshot at step 3 is what a 3-step run of the same seed ends with (the warm-up, EMA and
+    # data draws do not depend on train_steps), so it is the model "after 3 steps", not something else.
+    short = load_or_train(C.with_overrides(tiny_cfg, train_steps=3), "synthetic", progress=False)
+    assert torch.equal(weights(short.unet), weights(at3.unet))
+    with pytest.raises(UserError, match="'at_step' = 5 is not a saved"):
+        load_or_train(tiny_cfg, "synthetic", progress=False, at_step=5)
+    # A damaged snapshot is reported and the model retrained, so every snapshot is back.
+    entry = CacheEntry(tiny_cfg.cache_path, final.meta["key"])
+    path = entry.snapshot_dir(3) / "unet" / WEIGHTS
+    blob = bytearray(path.read_bytes())
+    blob[-100] ^= 0xFF
+    before = weights(at3.unet)
+    path.write_bytes(bytes(blob))
+    assert torch.equal(weights(at3.unet), before)          # a loaded model does not alias its cache file
+    assert not train.is_cached(tiny_cfg, "synthetic")
+    with pytest.warns(UserWarning, match=f"damaged training snapshot: {re.escape(str(path))} "):
+        again = load_or_train(tiny_cfg, "synthetic", progress=False)
+    assert not again.from_cache and train.is_cached(tiny_cfg, "synthetic")
+    assert torch.equal(weights(load_or_train(tiny_cfg, "synthetic", progress=False, at_step=3).unet),
+                       weights(at3.unet))

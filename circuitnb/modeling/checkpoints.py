@@ -11,6 +11,8 @@ Layout of one entry::
                       meta.json       config, dataset fingerprint, loss curve
                       manifest.json   sha256 of each file above, and the settings that key it
         checkpoint/   resumable state: unet/, trainer.pt, state.json, manifest.json
+        snapshots/step_<N>/   EMA weights at training step N (unet/, manifest.json), for the
+                      quantities-over-training chapter; the last step's weights are final/
     <cache>/models/.<key>.lock        held by the one process that trains or reads this key
 
 Both folders are :mod:`circuitnb.core.cache` entries: written beside their
@@ -43,7 +45,12 @@ def load_unet(folder: Path) -> UNet2DModel:
     prints a notice on stderr that would end up on every book page; the models are
     small enough to be built in full and then filled.
     """
-    return UNet2DModel.from_pretrained(folder, low_cpu_mem_usage=False)
+    unet = UNet2DModel.from_pretrained(folder, low_cpu_mem_usage=False)
+    # The loaded tensors are views of the memory-mapped file: an edit of that file would change
+    # a model already in use (seen: one flipped byte moved a loaded weight by 1e-6). Own copies.
+    for tensor in [*unet.parameters(), *unet.buffers()]:
+        tensor.data = tensor.data.clone()
+    return unet
 
 
 class CacheEntry:
@@ -95,6 +102,20 @@ class CacheEntry:
     def verify(self) -> str | None:
         """None when the final entry is intact, else what is wrong with it (naming the file)."""
         return cache.verify(self.final_dir)
+
+    # --- snapshots over training ----------------------------------------------------------
+    def snapshot_dir(self, step: int) -> Path:
+        return self.dir / "snapshots" / f"step_{step}"
+
+    def write_snapshot(self, unet: UNet2DModel, step: int) -> None:
+        cache.publish(self.snapshot_dir(step), lambda tmp: unet.save_pretrained(tmp / "unet", safe_serialization=True),
+                      kind="snapshot", settings={"key": self.key, "step": step})
+
+    def snapshot_unet(self, step: int) -> UNet2DModel | None:
+        """The EMA UNet saved at ``step``, or None when missing; a damaged one is reported and removed."""
+        unet = cache.read_verified(self.snapshot_dir(step), lambda f: load_unet(f / "unet"),
+                                   "training snapshot", "retraining the model")
+        return None if unet is cache.MISSING else unet
 
     # --- resumable checkpoint ---------------------------------------------------------------
     def write_checkpoint(self, unet, ema, optimizer, lr_schedule, generator, state: dict) -> None:

@@ -26,6 +26,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from circuitnb import data
+from circuitnb.core import cache
 from circuitnb.core.errors import UserError
 from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.core.config import Config, check_cache_dir, config_hash
@@ -48,6 +49,12 @@ def cache_key(cfg: Config, dataset: str, fingerprint: str, seed: int | None = No
     """Hash of every training-relevant field, the training seed and the dataset's content fingerprint."""
     return f"{dataset}-" + config_hash(cfg.model, cfg.train, extra=dict(
         image_size=cfg.data.image_size, seed=cfg.run.seed if seed is None else seed, data=fingerprint))
+
+
+def snapshot_steps(cfg: Config) -> list[int]:
+    """Training steps whose EMA weights are kept: ``n_snapshots`` evenly spaced, the last = ``train_steps``."""
+    n, steps = cfg.train.n_snapshots, cfg.train.train_steps
+    return sorted({max(1, round(k * steps / n)) for k in range(1, n + 1)})
 
 
 def _make_trainer(cfg: Config, unet: UNet2DModel):
@@ -74,9 +81,19 @@ def train_step(unet, scheduler, optimizer, lr_schedule, ema, x0, generator, grad
     return loss.item()
 
 
+def _write_ema_snapshot(entry: CacheEntry, unet: UNet2DModel, ema: EMAModel, step: int) -> None:
+    """Save the EMA weights of ``step`` without disturbing the training weights."""
+    ema.store(unet.parameters())
+    ema.copy_to(unet.parameters())
+    try:
+        entry.write_snapshot(unet, step)
+    finally:
+        ema.restore(unet.parameters())
+
+
 def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta: dict,
           progress: bool = True, callback: Callable[[int, float], None] | None = None,
-          seed: int | None = None) -> UNet2DModel:
+          seed: int | None = None, position: int | None = None) -> UNet2DModel:
     """Train (or resume) one model into ``entry`` from ``seed`` (default ``cfg.run.seed``); returns the EMA UNet."""
     seed = cfg.run.seed if seed is None else seed
     device = cfg.device
@@ -98,7 +115,9 @@ def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta
     ema.to(device)
     images = torch.from_numpy(x0_all)
     steps = cfg.train.train_steps
-    bar = tqdm(total=steps, initial=step, desc=f"train {dataset} (seed {seed})", disable=not progress, unit="step")
+    bar = tqdm(total=steps, initial=step, desc=f"train {dataset} (seed {seed})", disable=not progress, unit="step",
+               position=position)
+    keep = set(snapshot_steps(cfg)[:-1])                 # the last one is the final entry
     start = time.perf_counter() - seconds
     while step < steps:
         idx = torch.randint(0, len(images), (cfg.train.batch_size,), generator=generator)
@@ -111,6 +130,8 @@ def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta
         losses.append(loss)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)   # the bar redraws on its own schedule
+        if step in keep:                                  # before the checkpoint: a resume rewrites it
+            _write_ema_snapshot(entry, unet, ema, step)
         if step % cfg.train.checkpoint_every == 0 and step < steps:
             entry.write_checkpoint(unet, ema, optimizer, lr_schedule, generator,
                                    dict(step=step, losses=losses, seconds=time.perf_counter() - start))
@@ -124,9 +145,29 @@ def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta
     return unet
 
 
+def _entry(cfg: Config, dataset: str, replicate: int) -> tuple[CacheEntry, np.ndarray, str, int]:
+    """The cache entry of a replicate model, with its training images, their fingerprint and its seed."""
+    seed = data.replicate_seed(cfg, replicate, dataset)
+    x0 = data.images(cfg, dataset, "train", replicate)
+    fp = data.fingerprint(x0)
+    return CacheEntry(cfg.cache_path, cache_key(cfg, dataset, fp, seed)), x0, fp, seed
+
+
+def is_cached(cfg: Config, dataset: str, replicate: int = 0) -> bool:
+    """Whether the model and its snapshots are in the cache and intact (no lock, nothing loaded or removed)."""
+    entry = _entry(cfg, dataset, replicate)[0]
+    folders = [entry.final_dir] + [entry.snapshot_dir(s) for s in snapshot_steps(cfg)[:-1]]
+    return all(f.is_dir() and cache.verify(f) is None for f in folders)
+
+
 def load_or_train(cfg: Config, dataset: str, progress: bool = True,
-                  callback: Callable[[int, float], None] | None = None, replicate: int = 0) -> TrainedModel:
+                  callback: Callable[[int, float], None] | None = None, replicate: int = 0,
+                  at_step: int | None = None, position: int | None = None) -> TrainedModel:
     """Replicate ``replicate`` of the model for ``dataset`` ('synthetic' or 'celeba'): from cache, else trained.
+
+    ``at_step`` (one of :func:`snapshot_steps`) gives the EMA weights saved at that training
+    step instead of the final ones. A final entry whose snapshots are missing or damaged is
+    retrained (deterministic per seed, so the final weights come back the same).
 
     Replicate r trains from seed ``data.replicate_seed(cfg, r, dataset)`` on ``data.images(cfg, dataset, "train", r)``.
     The cache folder is checked and the data read before any training. The entry's lock
@@ -135,21 +176,26 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
     """
     data.check_dataset(dataset)
     check_cache_dir(cfg)
-    seed = data.replicate_seed(cfg, replicate, dataset)
-    x0 = data.images(cfg, dataset, "train", replicate)
-    fp = data.fingerprint(x0)
-    key = cache_key(cfg, dataset, fp, seed)
-    entry = CacheEntry(cfg.cache_path, key)
+    entry, x0, fp, seed = _entry(cfg, dataset, replicate)
+    kept = snapshot_steps(cfg)
+    if at_step is not None and at_step not in kept:
+        raise UserError(f"parameter 'at_step' = {at_step} is not a saved training step; saved: {kept} "
+                        "(set by 'train_steps' and 'n_snapshots')")
     with entry.locked():
         entry.remove_leftovers()                      # a killed run's half-written folders
         unet = entry.final_unet()
+        if unet is not None and any(entry.snapshot_unet(s) is None for s in kept[:-1]):
+            unet = None                                   # snapshots lost: retrain them with the final weights
         from_cache = unet is not None
         if unet is None:
-            meta = dict(key=key, dataset=dataset, replicate=replicate, seed=seed, source=data.source(cfg, dataset),
+            meta = dict(key=entry.key, dataset=dataset, replicate=replicate, seed=seed, source=data.source(cfg, dataset),
                         fingerprint=fp, n_analysis=cfg.data.n_analysis, n_images=len(x0),
                         image_size=cfg.data.image_size, device=cfg.device,
                         config=dict(model=cfg.model.__dict__, train=cfg.train.__dict__))
-            unet = train(cfg, dataset, entry, x0, meta, progress=progress, callback=callback, seed=seed)
+            unet = train(cfg, dataset, entry, x0, meta, progress=progress, callback=callback, seed=seed,
+                         position=position)
         meta = entry.read_meta()
+        if at_step is not None and at_step != kept[-1]:
+            unet = entry.snapshot_unet(at_step)
     unet = unet.to(cfg.device).eval()
     return TrainedModel(unet=unet, scheduler=build_scheduler(cfg), meta=meta, from_cache=from_cache)

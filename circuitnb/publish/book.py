@@ -15,12 +15,15 @@ parameters cell only.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,9 +158,14 @@ class RequiredModel:
     dataset: str
     replicate: int = 0
 
-    def __call__(self, progress: bool = True):
+    def __call__(self, progress: bool = True, position: int | None = None):
         from circuitnb.modeling.train import load_or_train
-        return load_or_train(self.cfg, self.dataset, progress=progress, replicate=self.replicate)
+        return load_or_train(self.cfg, self.dataset, progress=progress, replicate=self.replicate, position=position)
+
+    @property
+    def cached(self) -> bool:
+        from circuitnb.modeling.train import is_cached
+        return is_cached(self.cfg, self.dataset, self.replicate)
 
 
 def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
@@ -165,22 +173,53 @@ def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
     return [RequiredModel(f"{ds} r{r}", cfg, ds, r) for ds in data.DATASETS for r in range(cfg.run.replicates)]
 
 
+def _train_one(model: RequiredModel, threads: int, position: int, progress: bool) -> float:
+    """Worker process: train (or load) one model on ``threads`` threads; returns the seconds it took."""
+    import torch
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    model(progress=progress, position=position)
+    return time.perf_counter() - start
+
+
+def _train_in_parallel(models: list[RequiredModel], progress: bool) -> set[str]:
+    """Train the models in worker processes, one per core (one thread each beats two threads on one model:
+    measured 0.73 s against 0.98 s per step of the quick UNet on 2 cores). Each entry's lock keeps
+    two processes from training one key."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(cores, len(models)))
+    threads = max(1, cores // workers)
+    ctx = multiprocessing.get_context("spawn")      # no fork of a process that has torch threads running
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_train_one, m, threads, i % workers, progress): m for i, m in enumerate(models)}
+        for done in as_completed(futures):
+            print(f"model {futures[done].label}: trained in {done.result():.1f} s "
+                  f"({workers} at a time, {threads} thread(s) each)", file=sys.stderr, flush=True)
+    return {m.label for m in models}
+
+
 def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
     """Train or load every model of :func:`required_models`, with a progress bar per training.
 
     Every model's data is read first (a bad ``celeba_root`` or $CIRCUITNB_CELEBA fails
-    here, before the first training), and the cache folder is checked.
+    here, before the first training), and the cache folder is checked. Models missing
+    from the cache are trained in parallel worker processes when there are several.
     """
     needed = required_models(cfg)
     config_mod.check_cache_dir(cfg)
     for model in needed:
         data.images(model.cfg, model.dataset, "train", model.replicate)
+    missing = [m for m in needed if not m.cached]
+    by_workers = _train_in_parallel(missing, progress) if len(missing) > 1 else set()
     out = {}
     for model in needed:
         start = time.perf_counter()
         trained = model(progress=progress)
-        how = "loaded from the cache" if trained.from_cache else "trained"
-        print(f"model {model.label}: {how} in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        if model.label in by_workers:                 # trained just now, in a worker; reported there
+            trained = dataclasses.replace(trained, from_cache=False)
+        else:
+            how = "loaded from the cache" if trained.from_cache else "trained"
+            print(f"model {model.label}: {how} in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
         out[model.label] = trained
     return out
 
