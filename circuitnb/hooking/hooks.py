@@ -199,13 +199,17 @@ class Recording:
         if hasattr(reducer, "result"):                 # a running reducer keeps its own state
             reducer(x)
         else:
-            self.calls[ctx.site].append(reducer(x) if reducer is not None else x.clone())
+            # Kept on the host: recordings outlive the forward pass and are read with numpy, and
+            # device memory is for the model (a GPU run failed on ``.numpy()`` of a CUDA tensor).
+            value = reducer(x) if reducer is not None else x
+            self.calls[ctx.site].append(value.to("cpu", copy=True) if isinstance(value, torch.Tensor) else value)
         return None                                    # recording never changes the output
 
     def __getitem__(self, site: str):
         reducer = self.reducers.get(site)
         if hasattr(reducer, "result"):
-            return reducer.result()
+            value = reducer.result()
+            return value.cpu() if isinstance(value, torch.Tensor) else value
         values = self.calls[site]
         if values and all(isinstance(v, torch.Tensor) for v in values):
             return torch.cat(values, 0)

@@ -25,7 +25,7 @@ def zero(x, ctx, iv):
 @register("mean", family="ablation", needs="reference",
           doc="x -> its mean over a reference batch at the same t")
 def mean(x, ctx, iv):
-    return iv.source[ctx.site].mean(0, keepdim=True).expand_as(x)
+    return iv.source[ctx.site].mean(0, keepdim=True).to(x.device, x.dtype).expand_as(x)
 
 
 @register("identity", family="ablation", doc="the block/layer returns its input (shapes must match)")
