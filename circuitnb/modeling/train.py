@@ -191,9 +191,12 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
                         "(set by 'train_steps' and 'n_snapshots')")
     with entry.locked():
         entry.remove_leftovers()                      # a killed run's half-written folders
-        unet = entry.final_unet()
-        if unet is not None and any(entry.snapshot_unet(s) is None for s in kept[:-1]):
-            unet = None                                   # snapshots lost: retrain them with the final weights
+        unet, snap = entry.final_unet(), None
+        if unet is not None:                          # the requested snapshot is loaded, the others hashed
+            snap = entry.snapshot_unet(at_step) if at_step in kept[:-1] else None
+            if (at_step in kept[:-1] and snap is None) or not all(
+                    entry.snapshot_intact(s) for s in kept[:-1] if s != at_step):
+                unet, snap = None, None                   # snapshots lost: retrain them with the final weights
         from_cache = unet is not None
         if unet is None:
             meta = dict(key=entry.key, dataset=dataset, replicate=replicate, seed=seed, source=data.source(cfg, dataset),
@@ -204,7 +207,7 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
                          position=position)
         meta = entry.read_meta()
         if at_step is not None and at_step != kept[-1]:
-            unet = entry.snapshot_unet(at_step)
+            unet = snap if snap is not None else entry.snapshot_unet(at_step)
             meta = snapshot_meta(meta, at_step)
     unet = unet.to(cfg.device).eval()
     return TrainedModel(unet=unet, scheduler=build_scheduler(cfg), meta=meta, from_cache=from_cache)
