@@ -139,3 +139,19 @@ def test_snapshots_over_training(tiny_cfg):
     assert not again.from_cache and train.is_cached(tiny_cfg, "synthetic")
     assert torch.equal(weights(load_or_train(tiny_cfg, "synthetic", progress=False, at_step=3).unet),
                        weights(at3.unet))
+
+
+def test_loading_one_snapshot_checks_the_others(tiny_cfg):
+    """A snapshot load hashes every other snapshot (without building it): a damaged one retrains the model,
+    and the snapshot comes back with its own key, so results cached per model keep steps apart."""
+    final = load_or_train(tiny_cfg, "synthetic", progress=False)
+    at3 = load_or_train(tiny_cfg, "synthetic", progress=False, at_step=3)
+    assert at3.meta["key"] == f"{final.meta['key']}-step3" and at3.meta["steps"] == 3 == len(at3.meta["losses"])
+    path = CacheEntry(tiny_cfg.cache_path, final.meta["key"]).snapshot_dir(2) / "unet" / WEIGHTS
+    blob = bytearray(path.read_bytes())
+    blob[-100] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match=f"damaged training snapshot: {re.escape(str(path))} "):
+        again = load_or_train(tiny_cfg, "synthetic", progress=False, at_step=3)
+    assert not again.from_cache and torch.equal(weights(again.unet), weights(at3.unet))
+    assert train.is_cached(tiny_cfg, "synthetic")

@@ -38,14 +38,16 @@ from circuitnb.modeling import train
 A, B = data.DATASETS             # the contrast is B vs A: celeba vs synthetic, as the paper states it
 
 
-def load_models(cfg: Config, progress: bool = False) -> dict[str, list]:
-    """``cfg.run.replicates`` trained models per dataset (from the cache, else trained now)."""
-    return {name: [train.load_or_train(cfg, name, progress=progress, replicate=r)
+def load_models(cfg: Config, progress: bool = False, at_step: int | None = None) -> dict[str, list]:
+    """``cfg.run.replicates`` trained models per dataset (from the cache, else trained now); ``at_step``
+    (one of :func:`circuitnb.modeling.train.snapshot_steps`): each model's EMA weights at that training step."""
+    return {name: [train.load_or_train(cfg, name, progress=progress, replicate=r, at_step=at_step)
                    for r in range(cfg.run.replicates)] for name in data.DATASETS}
 
 
 def load_sweeps(cfg: Config, models: dict, timesteps=None) -> dict[str, list]:
-    """The cached recorded sweep of every replicate model on its dataset's held-out images."""
+    """The cached recorded sweep of every replicate model on its dataset's held-out images (a snapshot
+    model from ``load_models(cfg, at_step=s)`` carries its own cache key, so its sweep is its own)."""
     return {name: [sweep.sweep(cfg, name, m, timesteps) for m in ms] for name, ms in models.items()}
 
 

@@ -117,6 +117,12 @@ class CacheEntry:
                                    "training snapshot", "retraining the model")
         return None if unet is cache.MISSING else unet
 
+    def snapshot_intact(self, step: int) -> bool:
+        """Whether the snapshot at ``step`` matches its sha256s (a damaged one is reported and removed), without
+        building a UNet: checking every snapshot on each load costs hashing, not loading."""
+        return cache.read_verified(self.snapshot_dir(step), lambda f: True, "training snapshot",
+                                   "retraining the model") is True
+
     # --- resumable checkpoint ---------------------------------------------------------------
     def write_checkpoint(self, unet, ema, optimizer, lr_schedule, generator, state: dict) -> None:
         def write(tmp: Path) -> None:

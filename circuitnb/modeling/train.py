@@ -153,6 +153,13 @@ def _entry(cfg: Config, dataset: str, replicate: int) -> tuple[CacheEntry, np.nd
     return CacheEntry(cfg.cache_path, cache_key(cfg, dataset, fp, seed)), x0, fp, seed
 
 
+def snapshot_meta(meta: dict, step: int) -> dict:
+    """The final model's meta as of training step ``step``: its own ``key`` (so results cached per model,
+    e.g. sweeps, never mix a snapshot with the final weights), ``at_step``, and the losses up to ``step``."""
+    return {**meta, "key": f"{meta['key']}-step{step}", "at_step": step, "steps": step,
+            "losses": list(meta.get("losses", []))[:step]}
+
+
 def is_cached(cfg: Config, dataset: str, replicate: int = 0) -> bool:
     """Whether the model and its snapshots are in the cache and intact (no lock, nothing loaded or removed)."""
     entry = _entry(cfg, dataset, replicate)[0]
@@ -166,7 +173,8 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
     """Replicate ``replicate`` of the model for ``dataset`` ('synthetic' or 'celeba'): from cache, else trained.
 
     ``at_step`` (one of :func:`snapshot_steps`) gives the EMA weights saved at that training
-    step instead of the final ones. A final entry whose snapshots are missing or damaged is
+    step instead of the final ones, with a meta of its own (:func:`snapshot_meta`); the last
+    step is the final model itself, key and all. A final entry whose snapshots are missing or damaged is
     retrained (deterministic per seed, so the final weights come back the same).
 
     Replicate r trains from seed ``data.replicate_seed(cfg, r, dataset)`` on ``data.images(cfg, dataset, "train", r)``.
@@ -183,9 +191,12 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
                         "(set by 'train_steps' and 'n_snapshots')")
     with entry.locked():
         entry.remove_leftovers()                      # a killed run's half-written folders
-        unet = entry.final_unet()
-        if unet is not None and any(entry.snapshot_unet(s) is None for s in kept[:-1]):
-            unet = None                                   # snapshots lost: retrain them with the final weights
+        unet, snap = entry.final_unet(), None
+        if unet is not None:                          # the requested snapshot is loaded, the others hashed
+            snap = entry.snapshot_unet(at_step) if at_step in kept[:-1] else None
+            if (at_step in kept[:-1] and snap is None) or not all(
+                    entry.snapshot_intact(s) for s in kept[:-1] if s != at_step):
+                unet, snap = None, None                   # snapshots lost: retrain them with the final weights
         from_cache = unet is not None
         if unet is None:
             meta = dict(key=entry.key, dataset=dataset, replicate=replicate, seed=seed, source=data.source(cfg, dataset),
@@ -196,6 +207,7 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
                          position=position)
         meta = entry.read_meta()
         if at_step is not None and at_step != kept[-1]:
-            unet = entry.snapshot_unet(at_step)
+            unet = snap if snap is not None else entry.snapshot_unet(at_step)
+            meta = snapshot_meta(meta, at_step)
     unet = unet.to(cfg.device).eval()
     return TrainedModel(unet=unet, scheduler=build_scheduler(cfg), meta=meta, from_cache=from_cache)

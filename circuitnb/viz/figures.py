@@ -1,7 +1,8 @@
-"""The analysis chapters' figure types (chapters 2-10); chapter 1's live in :mod:`circuitnb.plotting`.
+"""The analysis chapters' figure types (chapters 2-10 and 13); chapter 1's live in :mod:`circuitnb.plotting`.
 
     fig = by_timestep(acc, "accuracy", "prediction accuracy (%)", paper=claims.by_timestep(paper, "acc"))
     fig = heatmap(matrix, rows, cols, "entropy (bits)")
+    fig = over_training(res.data["quantities"], "noise R²")     # chapter 13
 
 Every axis carries its quantity and unit; paper values are drawn as open
 markers beside ours so the two are never confused.
@@ -149,5 +150,34 @@ def phase_profile(prof: pd.DataFrame, boundaries, title: str = ""):
     ax.legend(fontsize=6, ncol=2, loc="best")
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def over_training(frame: pd.DataFrame, quantity: str, ref: float | None = None):
+    """One quantity against training step: mean and 95% CI over replicate models (band), a line per dataset,
+    a panel per timestep; the same-data null as a grey band where the rows carry one; ``ref`` a dashed line.
+
+    ``frame``: chapter 13's long table (quantity, unit, dataset, t, step, mean, ci_low, ci_high, null_*).
+    """
+    g = frame[frame.quantity == quantity]
+    ts = sorted(g.t.dropna().unique()) or [None]
+    fig, axes = plt.subplots(1, len(ts), figsize=(min(2.9 * len(ts) + 1.2, 12), 3.1), sharey=True, squeeze=False)
+    for ax, t in zip(axes[0], ts):
+        sub = g if t is None else g[g.t == t]
+        for name, h in sub.sort_values("step").groupby("dataset", sort=False):
+            c = DATASET_COLOURS.get(name, "#6a3d9a")           # a contrast: purple, apart from the grey null
+            ax.plot(h.step, h["mean"], "o-", color=c, label=name)
+            ax.fill_between(h.step, h.ci_low.astype(float), h.ci_high.astype(float), color=c, alpha=0.2, lw=0)
+            if h.null_low.notna().any():
+                ax.fill_between(h.step, h.null_low.astype(float), h.null_high.astype(float), facecolor="none",
+                                edgecolor="grey", hatch="///", lw=0, label="same-data null")
+        if ref is not None:
+            ax.axhline(ref, color="grey", ls="--", lw=1)
+        ax.set_xlabel("training step (optimizer steps)")
+        if t is not None:
+            ax.set_title(f"t = {int(t)}", fontsize=9)
+    axes[0, 0].set_ylabel(f"{quantity}\n({g.unit.iloc[0]})")
+    axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     return fig
