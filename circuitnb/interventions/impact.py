@@ -78,7 +78,7 @@ def paired_inputs(unet, scheduler, x0, t: int, seed: int):
     mean-ablation reference's noise (:func:`reference_activations`).
     """
     device = next(unet.parameters()).device
-    x0 = torch.as_tensor(np.asarray(x0), device=device)
+    x0 = (x0 if isinstance(x0, torch.Tensor) else torch.as_tensor(np.asarray(x0))).to(device)
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(x0.shape, generator=g).to(device)
     tt = torch.full((len(x0),), int(t), device=device, dtype=torch.long)
@@ -95,7 +95,7 @@ def reference_activations(unet, scheduler, specs, x0, t, g, reference_x0=None):
     if not mean_sites:
         return None
     device = x0.device
-    ref = x0 if reference_x0 is None else torch.as_tensor(np.asarray(reference_x0), device=device)
+    ref = x0 if reference_x0 is None else torch.as_tensor(np.asarray(reference_x0)).to(device)
     r_eps = torch.randn(ref.shape, generator=g).to(device)
     r_t = torch.full((len(ref),), int(t), device=device, dtype=torch.long)
     return patch_from(unet, mean_sites, scheduler.add_noise(ref, r_eps, r_t), r_t)
