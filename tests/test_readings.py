@@ -1,0 +1,113 @@
+"""Readings of the paper's undefined quantities (issue #14): each reading or estimator against a known answer."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from circuitnb.chapters import temporal
+from circuitnb.interventions.kinds import Intervention, apply
+from circuitnb.measures import head_functions, metrics, quantities
+from circuitnb.measures.readings import READINGS, options, readings_table
+from conftest import random_unet
+
+
+def test_every_quantity_has_a_default_among_its_readings():
+    table = readings_table()
+    assert (table.groupby("quantity").default.sum() == 1).all()
+    assert len(READINGS) >= 7 and all(len(r.options) >= 2 for r in READINGS.values())
+    assert options("ablation")[0] == "zero" and set(options("ablation")) == {"zero", "mean", "bypass"}
+
+
+def _forward_with(unet, x_t, tt, edits):
+    """unet(x_t, tt) with bare torch forward hooks: module path -> f(module, input) replacing the output."""
+    modules = dict(unet.named_modules())
+    handles = [modules[p].register_forward_hook(lambda m, args, out, f=f: f(m, args[0]))
+               for p, f in edits.items()]
+    try:
+        with torch.no_grad():
+            return unet(x_t, tt).sample
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _shortcut(m, x):
+    return (x if m.conv_shortcut is None else m.conv_shortcut(x)) / m.output_scale_factor
+
+
+def _branch_paths(unet, block: str) -> dict:
+    """Each resnet / attention module of one block (e.g. "up_blocks.0") -> its shortcut path, by hand."""
+    out = {}
+    for name, m in unet.named_modules():
+        if name.startswith(block + ".resnets.") and name.count(".") == 3:
+            out[name] = _shortcut
+        elif name.startswith(block + ".attentions.") and name.count(".") == 3:
+            out[name] = lambda m, x: x / m.rescale_output_factor
+    return out
+
+
+@pytest.mark.parametrize("site,block", [("down1.res0", None), ("up0", "up_blocks.0"),
+                                        ("dec_late", "up_blocks.2"), ("enc_middle", "down_blocks.1")])
+def test_bypass_keeps_only_the_shortcut_path(site, block):
+    unet = random_unet(0)
+    paths = {"down_blocks.1.resnets.0": _shortcut} if block is None else _branch_paths(unet, block)
+    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    tt = torch.full((2,), 300)
+    expected = _forward_with(unet, x_t, tt, paths)
+    got = apply(unet, [Intervention("bypass", site)], x_t, tt)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, apply(unet, [], x_t, tt), atol=1e-3)       # the bypass changed something
+
+
+def test_bypass_of_an_attention_layer_returns_its_input():
+    from circuitnb.hooking.sites import site_names, site_table
+    unet = random_unet(0)
+    layer = site_names(unet, "attn")[0]
+    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    tt = torch.full((2,), 300)
+    expected = _forward_with(unet, x_t, tt, {site_table(unet)[layer].path: lambda m, x: x / m.rescale_output_factor})
+    assert torch.allclose(apply(unet, [Intervention("bypass", layer)], x_t, tt), expected, atol=1e-5)
+
+
+def test_hungarian_matching_recovers_a_planted_permutation():
+    rng = np.random.default_rng(0)
+    a = rng.random((8, 64))
+    perm = rng.permutation(8)
+    b = a[perm] + 0.01 * rng.standard_normal((8, 64))          # head i of b is head perm[i] of a
+    match = quantities.match_heads(a, b)                         # head i of a -> head match[i] of b
+    assert (perm[match] == np.arange(8)).all()
+    assert (quantities.match_heads(a, a) == np.arange(8)).all()
+
+
+def test_normalised_entropy_of_uniform_attention_is_one():
+    for k in (64, 256):
+        p = torch.full((1, 2, 4, k), 1.0 / k)
+        bits = metrics.attention_entropy(p).numpy()
+        assert np.allclose(bits, np.log2(k)) and np.allclose(quantities.normalised_entropy(bits, k), 1.0)
+
+
+def test_global_rule_accepts_a_head_at_the_papers_level_only_under_the_lower_threshold():
+    rng = np.random.default_rng(0)
+    u = np.clip(0.85 + 0.01 * rng.standard_normal((30, 1)), 0, 1)      # a head near the paper's 1 - S
+    assert head_functions.global_p(u[:, 0], head_functions.GLOBAL_THRESHOLDS["h080"]) < 1e-6
+    assert head_functions.global_p(u[:, 0], head_functions.GLOBAL_THRESHOLDS["h090"]) > 0.5
+    table = pd.DataFrame(dict(head=["h"], function=["global structure"], score=[u.mean()], p=[1.0]))
+    for name, accepted in (("h080", True), ("h090", False)):
+        out = head_functions.with_global_threshold(table, u, head_functions.GLOBAL_THRESHOLDS[name])
+        assert bool(out.significant.iloc[0]) is accepted
+
+
+def _profile(values: np.ndarray) -> pd.DataFrame:
+    t = np.linspace(0, 999, len(values)).round().astype(int)
+    return pd.DataFrame(values, index=pd.Index(t, name="t"))
+
+
+def test_phase_test_says_no_phases_for_a_smooth_profile_and_finds_three_steps():
+    rng = np.random.default_rng(0)
+    x = np.linspace(-1, 1, 20)
+    smooth = _profile(np.c_[x ** 2, 0.5 * x ** 2 - x] + 0.01 * rng.standard_normal((20, 2)))
+    assert temporal.phase_test(smooth)["verdict"] == "no phases"
+    steps = np.repeat([0.0, 1.0, -1.0], [7, 6, 7])
+    stepped = _profile(np.c_[steps, -steps] + 0.05 * rng.standard_normal((20, 2)))
+    out = temporal.phase_test(stepped)
+    assert out["verdict"] == "3 phases" and out["phases"] == 3 and not out["smooth_wins"]
