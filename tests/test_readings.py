@@ -111,3 +111,34 @@ def test_phase_test_says_no_phases_for_a_smooth_profile_and_finds_three_steps():
     stepped = _profile(np.c_[steps, -steps] + 0.05 * rng.standard_normal((20, 2)))
     out = temporal.phase_test(stepped)
     assert out["verdict"] == "3 phases" and out["phases"] == 3 and not out["smooth_wins"]
+
+
+def test_head_energy_after_an_identity_output_projection_is_the_share_of_the_width():
+    from circuitnb.chapters.readings import head_energies
+    from circuitnb.modeling.unet import build_scheduler
+    import circuitnb.core.config as C
+    unet = random_unet(0)
+    for name, m in unet.named_modules():
+        if type(m).__name__ == "Attention":
+            with torch.no_grad():
+                m.to_out[0].weight.copy_(torch.eye(*m.to_out[0].weight.shape))
+            heads, width = m.heads, m.to_out[0].weight.shape[0]
+    x0 = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    e = head_energies(unet, build_scheduler(C.load("smoke")), x0, [100, 600])
+    assert len(e) == 2 * 3 * len(e["head"].unique()) and (e.before > 0).all()
+    # head k's contribution W_k h_k fills 1 / heads of the width with h_k and leaves the rest 0
+    assert np.allclose(e.after, e.before * (width // heads) / width, rtol=1e-5)
+
+
+def test_a_verdict_that_differs_between_readings_is_flagged():
+    from circuitnb.chapters.readings import flips, judged
+    from circuitnb.measures.verdicts import Estimate, measured_row
+    near, far = Estimate(1.22, 1.21, 1.23, 3, more=((0.9, 1.215, 1.225),)), Estimate(0.1, 0.05, 0.15, 3,
+                                                                                       more=((0.9, 0.06, 0.14),))
+    a = judged([measured_row("abl_dec_late", near), measured_row("abl_middle", far)], "ablation", "zero")
+    b = judged([measured_row("abl_dec_late", far), measured_row("abl_middle", far)], "ablation", "bypass")
+    table = flips(pd.concat([a, b], ignore_index=True)).set_index(["id", "reading"])
+    assert table.verdict[("abl_dec_late", "zero")] == "reproduced"
+    assert table.verdict[("abl_dec_late", "bypass")] == "contradicted"
+    assert table.flips[("abl_dec_late", "zero")] and not table.flips[("abl_middle", "zero")]
+    assert table["default"][("abl_dec_late", "zero")] and not table["default"][("abl_dec_late", "bypass")]
