@@ -173,3 +173,21 @@ def test_robustness_is_the_share_of_tolerated_interventions():
     inter = base * (1 + np.array([0.0, 0.05, 0.2, 0.5]))[:, None]
     assert transfer._robustness(base, inter) == pytest.approx(50.0)
     assert transfer._robustness(base, inter, base, base) == pytest.approx(75.0)    # mean of two models
+
+
+def test_readings_chapter_judges_every_reading_and_flags_flips(cfg, ch6):
+    from circuitnb.chapters import readings
+    from circuitnb.chapters.report import tables_dir
+    res = readings.run(cfg)
+    s = res.tables["sensitivity"]
+    assert list(s.columns) == readings.COLUMNS and s.quantity.nunique() >= 10
+    assert (s.groupby(["id", "undefined"])["default"].sum() == 1).all()        # one scorecard reading each
+    assert (s.flips == (s.groupby(["id", "undefined"]).verdict.transform("nunique") > 1)).all()
+    assert set(s[s.undefined == "ablation"].reading) == {"zero", "mean", "bypass"}
+    # the default reading's row is chapter 6's scorecard row
+    ours = s[(s.undefined == "ablation") & s["default"]].set_index("id").ours
+    assert np.allclose(ours, ch6.tables["claims"].set_index("id").ours[ours.index])
+    assert {"impact_mean", "impact_bypass"} <= set(ch6.tables["table3"].columns)
+    assert set(res.tables["phases"].verdict) <= {"no phases", *(f"{k} phases" for k in range(2, 7))}
+    _written(res)
+    assert (tables_dir() / "sensitivity" / "sensitivity.csv").is_file()

@@ -216,29 +216,6 @@ def phase_table(cfg: Config, models: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def heads_profile(cfg: Config) -> pd.DataFrame:
-    """§3.1's "8 attention heads distributed across 3 transformer layers" under both readings: heads in
-    the model, and parameters of the paper profile's U-Net (by its stated widths) beside the paper's §5.4."""
-    from circuitnb.core.config import load
-    from circuitnb.modeling.unet import build_unet
-    paper_cfg = load("paper")
-    n_params = sum(p.numel() for p in build_unet(paper_cfg, seed=0).parameters()) / 1e6
-    a = pd.read_csv(claims.PAPER_DATA / "audit.csv").set_index("key").value.astype(float)
-    per_layer, layers = int(a["heads_per_layer"]), int(a["attention_layers"])
-    return pd.DataFrame([dict(reading=r, description=READINGS["heads_profile"].options[r],
-                              heads=per_layer * layers if r == "per_layer" else per_layer,
-                              params_millions=n_params, paper_params_millions=a["parameters_millions"])
-                         for r in options("heads_profile")])
-
-
-def heads_profile_reason(profile: pd.DataFrame) -> str:
-    """The scorecard's reason text for both readings of the heads sentence (for n_distinct_heads)."""
-    r = profile.set_index("reading")
-    return (f"'8 heads across 3 layers' read as 8 per layer ({int(r.heads['per_layer'])} heads, our default) or "
-            f"8 in total; the paper profile's U-Net has {r.params_millions.iloc[0]:.2f}M parameters under both "
-            f"(heads split a layer's width), against the {r.paper_params_millions.iloc[0]:.0f}M of §5.4")
-
-
 def run(cfg: Config) -> ChapterResult:
     """Chapter 12: the sensitivity table over every reading, phases vs smooth, IFE calibration."""
     models, sweeps = common.models_and_sweeps(cfg)
@@ -249,9 +226,8 @@ def run(cfg: Config) -> ChapterResult:
     blocks = [*ablation_rows(cfg, models), *ife_rows(cfg, models, sweeps), *glob, *entropy_rows(h),
               *divergence_rows(cfg, sweeps), *complexity_rows(cfg, models)]
     table = flips(pd.concat(blocks, ignore_index=True))
-    profile = heads_profile(cfg)
-    reason = heads_profile_reason(profile)
-    table.loc[table.id == "n_distinct_heads", "reason"] += "; " + reason
+    profile = heads.heads_profile()
+    reason = heads.heads_profile_reason(profile)
     calib = pd.concat([information.calibration(RHOS, n=n, n_rep=50, seed=cfg.run.seed)
                        for n in sorted({cfg.analysis.n_samples, N_PAPER})], ignore_index=True)
     ph = phase_table(cfg, models)

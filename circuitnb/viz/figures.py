@@ -164,7 +164,6 @@ def ife_calibration(calib: pd.DataFrame):
             ax.errorbar(g.rho, g[f"{name}_mean"], yerr=g[f"{name}_sd"], marker="o", capsize=2, color=colour,
                         label=f"{name} reading (mean ± SD)")
             ax.plot(g.rho, g[f"{name}_truth"], "--", color=colour, lw=1, label=f"{name}: known answer")
-        ax.plot(g.rho, g.rho ** 2, ":", color="grey", lw=1, label="rho²")
         ax.set_xlabel("true correlation rho of the Gaussian pair")
         ax.set_title(f"n = {n} images, {int(g.n_bins.iloc[0])} bins")
     axes[0, 0].set_ylabel("information-flow efficiency (Eq. 4, 0-1)")
