@@ -30,8 +30,8 @@ CHAPTER = "sensitivity"             # tables go to _build/tables/sensitivity/ (t
 RHOS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 N_PAPER = 100                       # the paper's images per condition, for the calibration at its n
 N_PHASE_BOOTSTRAP = 100
-COLUMNS = ["id", "quantity", "undefined", "reading", "default", "ours", "ci_low", "ci_high", "paper", "verdict",
-           "flips", "reason"]
+COLUMNS = ["id", "quantity", "undefined", "reading", "default", "ours", "ci_low", "ci_high", "unit", "paper",
+           "verdict", "flips", "reason"]
 
 
 # --- verdicts of one reading's rows ------------------------------------------------------------------
@@ -53,7 +53,7 @@ def judged(rows: list[dict], undefined: str, reading: str, paper_from: dict | No
     quantity = claims.load().set_index("id").quantity
     return pd.DataFrame(dict(id=sc.id, quantity=sc.id.map(quantity), undefined=undefined, reading=reading,
                              default=reading == READINGS[undefined].default, ours=sc.ours, ci_low=sc.ci_low,
-                             ci_high=sc.ci_high, paper=sc.paper, verdict=sc.verdict, reason=sc.reason))
+                             ci_high=sc.ci_high, unit=sc.unit, paper=sc.paper, verdict=sc.verdict, reason=sc.reason))
 
 
 def flips(table: pd.DataFrame) -> pd.DataFrame:
@@ -127,7 +127,8 @@ def entropy_rows(h: dict) -> list[pd.DataFrame]:
     bits = [r for r in heads.table2_claims(matches, per_model, h["per_image"]) if r["id"].endswith("_entropy")]
     norm = h["per_image"].assign(entropy=h["per_image"].entropy_norm)
     per_norm = per_model.assign(entropy=per_model.entropy_norm)
-    rows = [r for r in heads.table2_claims(matches, per_norm, norm) if r["id"].endswith("_entropy")]
+    rows = [{**r, "unit": "H / log2 K"} for r in heads.table2_claims(matches, per_norm, norm)
+            if r["id"].endswith("_entropy")]
     implied = {r["id"]: (r["id"].replace("_entropy", "_spec"), lambda s: 1.0 - s) for r in rows}
     return [judged(bits, "entropy", "bits"), judged(rows, "entropy", "normalised", implied)]
 
