@@ -142,3 +142,18 @@ def test_a_verdict_that_differs_between_readings_is_flagged():
     assert table.verdict[("abl_dec_late", "bypass")] == "contradicted"
     assert table.flips[("abl_dec_late", "zero")] and not table.flips[("abl_middle", "zero")]
     assert table["default"][("abl_dec_late", "zero")] and not table["default"][("abl_dec_late", "bypass")]
+
+
+def test_segmentation_alone_overfits_smooth_profiles_and_the_phase_test_does_not():
+    # The finding: BIC segmentation picks (nearly) the cap on smooth profiles; against a cubic fit
+    # the same profiles read "no phases".
+    rng = np.random.default_rng(1)
+    x = np.linspace(-1, 1, 20)
+    k, verdicts = [], []
+    for _ in range(20):
+        prof = _profile(np.c_[[np.polyval(rng.normal(size=3), x) + 0.05 * rng.standard_normal(20)
+                               for _ in range(8)]].T)
+        seg = temporal.phases(prof)
+        k.append(int(seg[seg.chosen].k.iloc[0]))
+        verdicts.append(temporal.phase_test(prof)["verdict"])
+    assert min(k) >= 5 and verdicts == ["no phases"] * 20
