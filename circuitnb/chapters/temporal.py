@@ -259,8 +259,9 @@ def phase_tables(dense: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             best = table[table.chosen].iloc[0]
             found[(name, r)] = (prof, list(best.boundaries))
             gap = float(np.sort(table.bic.to_numpy())[1] - best.bic) if len(table) > 1 else np.nan
+            smooth = phase_test(prof)["verdict"]                      # segments vs a cubic fit (chapter 12)
             chosen.append(dict(dataset=name, replicate=r, k=int(best.k), boundaries=", ".join(map(str, best.boundaries))
-                               or "none", bic_gap=gap, n_timesteps=len(prof)))
+                               or "none", bic_gap=gap, against_smooth=smooth, n_timesteps=len(prof)))
             bic.append(table.assign(boundaries=table.boundaries.map(lambda b: ", ".join(map(str, b)) or "none")))
     return pd.DataFrame(chosen), pd.concat(bic, ignore_index=True), found
 
@@ -289,6 +290,7 @@ def run(cfg: Config) -> ChapterResult:
                           dense_timesteps(cfg)), n_bootstrap=cfg.analysis.n_bootstrap,
                       **{f"ife_{g}_{end}": both.loc[g, end] for g in both.index for end in ("low", "high")},
                       **{f"k_{name}": ", ".join(str(k) for k in g.k) for name, g in found.groupby("dataset")},
+                      n_no_phases=int((found.against_smooth == "no phases").sum()), n_phase_models=len(found),
                       **{f"bounds_{name}": "; ".join(f"r{r.replicate}: {r.boundaries}" for r in g.itertuples())
                          for name, g in found.groupby("dataset")})
     return res
