@@ -53,7 +53,7 @@ def test_chapter6_tables_claims_and_csvs(ch6, cfg):
     assert np.isfinite(t3[["mse_base", "mse_ablated", "impact", "ci_low", "ci_high", "p_holm"]].to_numpy()).all()
     assert t3.paper.notna().sum() == len(causal.TABLE3)              # the paper's column, synthetic rows only
     fam = ch6.tables["families"]
-    assert set(fam.family) == {"layer ablation", "mean ablation", "feature scaling", "attention perturbation",
+    assert set(fam.family) == {"layer ablation", "mean ablation", "bypass ablation", "feature scaling", "attention perturbation",
                                "circuit interruption"} and set(fam.t) == {100, 300}
     patch = ch6.tables["patching"]
     assert {"impact", "null_low", "null_high", "beyond_null"} <= set(patch.columns) and len(patch) == 14
@@ -173,3 +173,21 @@ def test_robustness_is_the_share_of_tolerated_interventions():
     inter = base * (1 + np.array([0.0, 0.05, 0.2, 0.5]))[:, None]
     assert transfer._robustness(base, inter) == pytest.approx(50.0)
     assert transfer._robustness(base, inter, base, base) == pytest.approx(75.0)    # mean of two models
+
+
+def test_readings_chapter_judges_every_reading_and_flags_flips(cfg, ch6):
+    from circuitnb.chapters import readings
+    from circuitnb.chapters.report import tables_dir
+    res = readings.run(cfg)
+    s = res.tables["sensitivity"]
+    assert list(s.columns) == readings.COLUMNS and s.quantity.nunique() >= 10
+    assert (s.groupby(["id", "undefined"])["default"].sum() == 1).all()        # one scorecard reading each
+    assert (s.flips == (s.groupby(["id", "undefined"]).verdict.transform("nunique") > 1)).all()
+    assert set(s[s.undefined == "ablation"].reading) == {"zero", "mean", "bypass"}
+    # the default reading's row is chapter 6's scorecard row
+    ours = s[(s.undefined == "ablation") & s["default"]].set_index("id").ours
+    assert np.allclose(ours, ch6.tables["claims"].set_index("id").ours[ours.index])
+    assert {"impact_mean", "impact_bypass"} <= set(ch6.tables["table3"].columns)
+    assert set(res.tables["phases"].verdict) <= {"no phases", *(f"{k} phases" for k in range(2, 7))}
+    _written(res)
+    assert (tables_dir() / "sensitivity" / "sensitivity.csv").is_file()

@@ -26,6 +26,7 @@ from circuitnb.interventions.circuits import RETAIN, effective_circuit_size, hea
 from circuitnb.interventions.kinds import Intervention, impacts, paired_inputs, patch_from
 from circuitnb.measures import claims, stats, verdicts
 from circuitnb.measures.metrics import impact_score
+from circuitnb.measures.readings import READINGS, options
 
 CHAPTER = "06_interventions"
 SCALES = (0.5, 1.5)
@@ -34,6 +35,7 @@ TABLE3 = {"enc_early": "abl_enc_early", "enc_middle": "abl_enc_middle", "enc_lat
           "middle": "abl_middle", "dec_early": "abl_dec_early", "dec_middle": "abl_dec_middle",
           "dec_late": "abl_dec_late"}
 MODEL = ["dataset", "replicate"]
+ABLATION = READINGS["ablation"].default         # Table 3's reading; the others are columns beside it
 
 
 def family(unet) -> dict:
@@ -42,6 +44,7 @@ def family(unet) -> dict:
     for g in groups(unet):
         out[f"zero {g}"] = ("layer ablation", g, "zero", None, [Intervention("zero", g)])
         out[f"mean {g}"] = ("mean ablation", g, "mean", None, [Intervention("mean", g)])
+        out[f"bypass {g}"] = ("bypass ablation", g, "bypass", None, [Intervention("bypass", g)])
         for s in SCALES:
             out[f"scale {s} {g}"] = ("feature scaling", g, "scale", s, [Intervention("scale", g, s)])
     for layer in site_names(unet, "attn"):
@@ -117,12 +120,12 @@ def table_t(cfg: Config) -> int:
     return min(cfg.analysis.timesteps, key=lambda t: (abs(t - cfg.analysis.head_t), t))
 
 
-def table3(summ: pd.DataFrame, t: int, alpha: float = 0.05) -> pd.DataFrame:
-    """Table 3 for both datasets: zero ablation of each group at t, mean over models of each model's baseline
-    MSE, ablated MSE and Eq. 5 impact (t-interval over models); the rank of the mean impact (1 = most
-    harmful) beside each model's own ranks; p of a one-sample t-test over models (impact = 0), Holm over
-    the table's rows (one family)."""
-    sub = summ[(summ.t == t) & (summ.kind == "zero")]          # rows by dataset, then replicate
+def table3(summ: pd.DataFrame, t: int, alpha: float = 0.05, kind: str = ABLATION) -> pd.DataFrame:
+    """Table 3 for both datasets: ``kind`` ablation (a reading of READINGS["ablation"]) of each group at t,
+    mean over models of each model's baseline MSE, ablated MSE and Eq. 5 impact (t-interval over models);
+    the rank of the mean impact (1 = most harmful) beside each model's own ranks; p of a one-sample t-test
+    over models (impact = 0), Holm over the table's rows (one family)."""
+    sub = summ[(summ.t == t) & (summ.kind == kind)]            # rows by dataset, then replicate
     sub = sub.assign(rank=sub.groupby(MODEL).impact.rank(ascending=False, method="min").astype(int))
     by = ["dataset", "target"]
     extra = sub.groupby(by, sort=False).agg(
@@ -136,9 +139,11 @@ def table3(summ: pd.DataFrame, t: int, alpha: float = 0.05) -> pd.DataFrame:
          "per_model", "rank", "model_ranks", "p_models", "p_holm", "n_models", "n_images"]]
 
 
-def table3_claims(ivs: pd.DataFrame, summ: pd.DataFrame, t3: pd.DataFrame, t: int) -> list[dict]:
+def table3_claims(ivs: pd.DataFrame, summ: pd.DataFrame, t3: pd.DataFrame, t: int,
+                  kind: str = ABLATION) -> list[dict]:
     """Scorecard rows of Table 3 (synthetic models): the baseline MSE and each group's impact, judged as
-    levels, each model's own verdict beside; none when t is not the paper's Table 3 timestep."""
+    levels, each model's own verdict beside; none when t is not the paper's Table 3 timestep. ``kind``
+    names the ablation reading ``t3`` was made with."""
     if t != claims.load().set_index("id").timestep["abl_middle"]:
         return []
     base = ivs[(ivs.t == t) & (ivs.name == ivs.name.iloc[0]) & (ivs.dataset == "synthetic")]
@@ -146,12 +151,13 @@ def table3_claims(ivs: pd.DataFrame, summ: pd.DataFrame, t3: pd.DataFrame, t: in
     rows = [common.claim_row("abl_baseline_mse", replicates.estimate(lv),
                              replicates.image_estimates(base, ["dataset"], "mse_base")[("synthetic",)], unit="MSE",
                              reason="noise-prediction MSE of the intact model, mean over models")]
-    own = summ[(summ.t == t) & (summ.kind == "zero") & (summ.dataset == "synthetic")]     # by replicate
+    own = summ[(summ.t == t) & (summ.kind == kind) & (summ.dataset == "synthetic")]      # by replicate
     for _, r in t3[(t3.dataset == "synthetic") & t3.group.isin(list(TABLE3))].iterrows():
         rows.append(common.claim_row(
             TABLE3[r["group"]], replicates.estimate(r.rename({"impact": "mean"})),
             list(own[own.target == r["group"]].est), unit="Eq. 5",
-            reason=f"zero ablation, rank {r['rank']} of {len(TABLE3)} (per model: {r['model_ranks']})"))
+            reason=f"{kind} ablation ({READINGS['ablation'].options[kind]}), rank {r['rank']} of {len(TABLE3)} "
+                   f"(per model: {r['model_ranks']})"))
     return rows
 
 
@@ -246,6 +252,17 @@ def _patch_matrix(raw: pd.DataFrame) -> pd.DataFrame:
     return np.log10(1 + rows.pivot_table(index="row", columns="source", values="impact", sort=False).clip(lower=0))
 
 
+def with_readings(t3: pd.DataFrame, summ: pd.DataFrame, t: int, alpha: float = 0.05) -> pd.DataFrame:
+    """Table 3 with the other ablation readings' impacts beside the default's: ``impact_<kind>`` and its
+    ``ci_low_<kind>`` / ``ci_high_<kind>`` (t-interval over models) for each kind in READINGS["ablation"]."""
+    out = t3
+    for kind in options("ablation")[1:]:
+        other = table3(summ, t, alpha, kind)[["dataset", "group", "impact", "ci_low", "ci_high"]]
+        out = out.merge(other.rename(columns={c: f"{c}_{kind}" for c in ("impact", "ci_low", "ci_high")}),
+                        on=["dataset", "group"], how="left")
+    return out
+
+
 def _with_paper(t3: pd.DataFrame, t: int) -> pd.DataFrame:
     """Table 3 with the paper's impact beside ours (synthetic rows, at the paper's timestep; from claims.csv)."""
     paper = claims.load().set_index("id")
@@ -260,7 +277,7 @@ def run(cfg: Config) -> ChapterResult:
     ivs = replicate_sweeps(cfg, models)
     summ = summary(ivs, cfg.analysis.n_bootstrap, cfg.run.seed)
     t = table_t(cfg)
-    t3 = _with_paper(table3(summ, t, cfg.analysis.alpha), t)
+    t3 = with_readings(_with_paper(table3(summ, t, cfg.analysis.alpha), t), summ, t, cfg.analysis.alpha)
     raw = patching(cfg, models, t)
     patch = patch_table(raw)
     sizes, curves = circuit_sizes(cfg, models, t)

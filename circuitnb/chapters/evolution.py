@@ -43,10 +43,21 @@ def divergence_estimate(a: np.ndarray, b: np.ndarray, n_bootstrap: int, seed: in
     return Estimate(point, float(lo), float(hi), min(len(a), len(b)), 0.95, more=((0.90, float(eq_lo), float(eq_hi)),))
 
 
-def divergence_pairs(sweeps: dict, n_bootstrap: int, seed: int = 0) -> pd.DataFrame:
+def matched_columns(sw_a, sw_b, t: int) -> np.ndarray:
+    """Column order of ``sw_b``'s heads matched to ``sw_a``'s by optimal assignment within each layer
+    (:func:`circuitnb.measures.quantities.match_heads` on the mean attention each key receives at t)."""
+    order, h = [], sw_a.n_heads
+    for i, layer in enumerate(sw_a.layers):
+        perm = quantities.match_heads(sw_a.received[(t, layer)].mean(0), sw_b.received[(t, layer)].mean(0))
+        order += list(i * h + perm)
+    return np.asarray(order)
+
+
+def divergence_pairs(sweeps: dict, n_bootstrap: int, seed: int = 0, matching: str = "index") -> pd.DataFrame:
     """Every model pair's divergence per quantity and t: ``between`` pairs (synthetic r vs CelebA r) and
-    ``same data`` pairs (models i < j of one dataset). Columns: quantity, t, kind, a, b, divergence,
-    ci_low, ci_high, estimate (the :class:`Estimate`)."""
+    ``same data`` pairs (models i < j of one dataset). Heads correspond by ``matching``
+    (READINGS["head_matching"]: "index", or "hungarian" via :func:`matched_columns`). Columns: quantity, t,
+    kind, a, b, divergence, ci_low, ci_high, estimate (the :class:`Estimate`)."""
     pairs = [("between", (A, r), (B, r)) for r in range(min(len(sweeps[A]), len(sweeps[B])))]
     pairs += [("same data", (d, i), (d, j))
               for d in (A, B) for i, j in itertools.combinations(range(len(sweeps[d])), 2)]
@@ -55,7 +66,10 @@ def divergence_pairs(sweeps: dict, n_bootstrap: int, seed: int = 0) -> pd.DataFr
         for t in sweeps[A][0].timesteps:
             mats = {(d, r): sw.head_matrix(t, quantity) for d in (A, B) for r, sw in enumerate(sweeps[d])}
             for kind, x, y in pairs:
-                est = divergence_estimate(mats[x], mats[y], n_bootstrap, seed)
+                b = mats[y]
+                if matching == "hungarian":
+                    b = b[:, matched_columns(sweeps[x[0]][x[1]], sweeps[y[0]][y[1]], t)]
+                est = divergence_estimate(mats[x], b, n_bootstrap, seed)
                 rows.append(dict(quantity=quantity, t=t, kind=kind, a=f"{x[0]} r{x[1]}", b=f"{y[0]} r{y[1]}",
                                  divergence=est.mean, ci_low=est.low, ci_high=est.high, estimate=est))
     return pd.DataFrame(rows)

@@ -14,6 +14,7 @@ estimate is the mean over models with a t-interval (:func:`circuitnb.measures.ve
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -23,9 +24,11 @@ from circuitnb import data
 from circuitnb.chapters import common, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
-from circuitnb.core.config import Config
+from circuitnb.core.config import Config, load
 from circuitnb.interventions import circuits
 from circuitnb.measures import claims, head_functions, metrics
+from circuitnb.measures.readings import READINGS, options
+from circuitnb.modeling.unet import build_unet
 from circuitnb.measures.verdicts import Estimate, replicate_ci
 
 CHAPTER = "04_attention_specialization"
@@ -169,12 +172,35 @@ def distinct_heads(per_model: pd.DataFrame) -> pd.DataFrame:
     return counts.reset_index()
 
 
+@functools.lru_cache(maxsize=1)
+def heads_profile() -> pd.DataFrame:
+    """§3.1's "8 attention heads distributed across 3 transformer layers" under both readings: heads in
+    the model, and parameters of the paper profile's U-Net (by its stated widths) beside the paper's §5.4."""
+    n_params = sum(p.numel() for p in build_unet(load("paper"), seed=0).parameters()) / 1e6
+    a = pd.read_csv(claims.PAPER_DATA / "audit.csv").set_index("key").value.astype(float)
+    per_layer, layers = int(a["heads_per_layer"]), int(a["attention_layers"])
+    return pd.DataFrame([dict(reading=r, description=READINGS["heads_profile"].options[r],
+                              heads=per_layer * layers if r == "per_layer" else per_layer,
+                              params_millions=n_params, paper_params_millions=a["parameters_millions"])
+                         for r in options("heads_profile")])
+
+
+def heads_profile_reason(profile: pd.DataFrame) -> str:
+    """The scorecard's reason text for both readings of the heads sentence (for n_distinct_heads)."""
+    r = profile.set_index("reading")
+    return (f"'8 heads across 3 layers' read as 8 per layer ({int(r.heads['per_layer'])} heads, our default) or "
+            f"8 in total; the paper profile's U-Net has {r.params_millions.iloc[0]:.2f}M parameters under both "
+            f"(heads split a layer's width), against the {r.paper_params_millions.iloc[0]:.0f}M of §5.4")
+
+
 def distinct_heads_claim(distinct: pd.DataFrame) -> dict:
-    """n_distinct_heads: heads with a tested label per model, the mean over every model of both datasets."""
+    """n_distinct_heads: heads with a tested label per model, the mean over every model of both datasets;
+    the reason carries both readings of §3.1's heads sentence (:func:`heads_profile_reason`)."""
     per = ", ".join(f"{d[:3]} r{r}: {n}" for d, r, n in distinct[["dataset", "replicate", "n_distinct"]].values)
     return common.claim_row("n_distinct_heads", replicate_ci(distinct.n_distinct), unit="count",
                             reason=f"heads with a tested function label, per model ({per}); "
-                                   f"mean over {len(distinct)} models of both datasets")
+                                   f"mean over {len(distinct)} models of both datasets; "
+                                   + heads_profile_reason(heads_profile()))
 
 
 def _correlation(sw, t: int) -> np.ndarray:

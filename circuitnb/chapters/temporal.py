@@ -22,12 +22,14 @@ from circuitnb.chapters import common, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
-from circuitnb.measures import claims, metrics
+from circuitnb.measures import claims, information, metrics
 from circuitnb.measures.verdicts import Estimate, replicate_ci
 
 CHAPTER = "05_temporal_dynamics"
 DEPTH_GROUPS = ("early", "middle", "late")
 ENDS = {"lo": ("low", np.min), "hi": ("high", np.max)}      # claim suffix -> column, reduction
+IFE_READINGS = {"binned": metrics.ife_from_scores, "knn": information.ife_knn}   # READINGS["ife"]
+SMOOTH_DEGREE = 3                # the smooth alternative to phases: a cubic in t per feature
 
 
 def depth_group(depth: float) -> str:
@@ -43,21 +45,22 @@ def _pairs(sw) -> pd.DataFrame:
                              group=[depth_group(d) for d in mid]))
 
 
-def _ife_grid(sw, idx: np.ndarray) -> np.ndarray:
-    """IFE ``[timesteps, pairs]`` of one model on the images ``idx`` (Eq. 4 from first-PC scores)."""
-    blocks = sw.block_names
-    return np.array([[metrics.ife_from_scores(sw.pc[(t, a)][idx], sw.pc[(t, b)][idx])
+def _ife_grid(sw, idx: np.ndarray, reading: str = "binned") -> np.ndarray:
+    """IFE ``[timesteps, pairs]`` of one model on the images ``idx`` (Eq. 4 from first-PC scores), by one
+    reading of Eq. 4 (``READINGS["ife"]``: binned, or the kNN estimator)."""
+    blocks, ife = sw.block_names, IFE_READINGS[reading]
+    return np.array([[ife(sw.pc[(t, a)][idx], sw.pc[(t, b)][idx])
                       for a, b in zip(blocks[:-1], blocks[1:])] for t in sw.timesteps])
 
 
-def ife_model(sw, n_bootstrap: int, seed: int = 0) -> dict[str, pd.DataFrame]:
+def ife_model(sw, n_bootstrap: int, seed: int = 0, reading: str = "binned") -> dict[str, pd.DataFrame]:
     """One model's IFE: ``values`` (t, pair, depth, group, ife) and ``ranges`` (per group: low and high end
     over its pairs and timesteps, each with percentile-bootstrap 95% and 90% CIs over images)."""
     n = len(sw.pc[(sw.timesteps[0], sw.block_names[0])])
     pairs = _pairs(sw)
-    grid = _ife_grid(sw, np.arange(n))
+    grid = _ife_grid(sw, np.arange(n), reading)
     rng = np.random.default_rng(seed)
-    boots = np.stack([_ife_grid(sw, rng.integers(0, n, n)) for _ in range(n_bootstrap)])   # [B, T, P]
+    boots = np.stack([_ife_grid(sw, rng.integers(0, n, n), reading) for _ in range(n_bootstrap)])   # [B, T, P]
     values = pd.concat([pairs.assign(t=t, ife=grid[i]) for i, t in enumerate(sw.timesteps)], ignore_index=True)
     rows = []
     for group in DEPTH_GROUPS:
@@ -74,10 +77,11 @@ def ife_model(sw, n_bootstrap: int, seed: int = 0) -> dict[str, pd.DataFrame]:
     return dict(values=values, ranges=pd.DataFrame(rows))
 
 
-def ife_models(cfg: Config, models: dict, sweeps: dict) -> dict[str, pd.DataFrame]:
+def ife_models(cfg: Config, models: dict, sweeps: dict, reading: str = "binned") -> dict[str, pd.DataFrame]:
     """:func:`ife_model` of every replicate model (cached), concatenated with dataset and replicate."""
     nb, seed = cfg.analysis.n_bootstrap, cfg.run.seed
-    out = {name: [results.cached(cfg, "ife_model", m, lambda sw=sw: ife_model(sw, nb, seed), dataset=sw.dataset)
+    out = {name: [results.cached(cfg, "ife_model", m, lambda sw=sw: ife_model(sw, nb, seed, reading),
+                                 dataset=sw.dataset, reading=reading)
                   for m, sw in zip(models[name], sweeps[name])] for name in models}
     frames = {part: replicates.per_replicate(out, lambda d, part=part: d[part]) for part in ("values", "ranges")}
     return {part: f[["dataset", "replicate", *f.columns[:-2]]] for part, f in frames.items()}
@@ -166,7 +170,7 @@ def phases(prof: pd.DataFrame, max_k: int = 6) -> pd.DataFrame:
     Columns: k, sse, bic, chosen, boundaries (t values where a new phase starts).
     """
     prof = prof.sort_index(ascending=False)                 # denoising runs from t = T to 0
-    z = ((prof - prof.mean()) / prof.std(ddof=0).replace(0, 1)).to_numpy()
+    z = _z(prof).to_numpy()
     n, f = z.shape
     rows = []
     for k in range(1, min(max_k, n) + 1):
@@ -177,6 +181,65 @@ def phases(prof: pd.DataFrame, max_k: int = 6) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["chosen"] = out.bic == out.bic.min()
     return out
+
+
+def _z(prof: pd.DataFrame) -> pd.DataFrame:
+    prof = prof.sort_index(ascending=False)                 # denoising runs from t = T to 0
+    return (prof - prof.mean()) / prof.std(ddof=0).replace(0, 1)
+
+
+def smooth_fit(prof: pd.DataFrame, degree: int = SMOOTH_DEGREE) -> dict:
+    """The smooth alternative to phases: each z-scored column of the profile fitted by a polynomial of
+    ``degree`` in t (least squares). Returns sse and bic on the same scale as :func:`phases`."""
+    z = _z(prof)
+    n, f = z.shape
+    t = np.asarray(z.index, float)
+    x = np.vander((t - t.mean()) / (np.ptp(t) or 1.0), degree + 1)
+    coef = np.linalg.lstsq(x, z.to_numpy(), rcond=None)[0]
+    sse = float(((z.to_numpy() - x @ coef) ** 2).sum())
+    return dict(sse=sse, bic=n * f * np.log(max(sse, 1e-12) / (n * f)) + (degree + 1) * f * np.log(n * f))
+
+
+def phase_test(prof: pd.DataFrame, max_k: int = 6, degree: int = SMOOTH_DEGREE) -> dict:
+    """Phases or a smooth profile: the BIC-best segmentation (:func:`phases`) against :func:`smooth_fit`.
+
+    "no phases" when the smooth fit's BIC is lower or one segment wins; else the segmentation's k. Keys:
+    k_segments, bic_segments, bic_smooth, smooth_wins, phases (0 = no phases), boundaries, verdict.
+    """
+    seg = phases(prof, max_k)
+    best = seg[seg.chosen].iloc[0]
+    smooth = smooth_fit(prof, degree)
+    none = bool(smooth["bic"] <= best.bic or best.k == 1)
+    return dict(k_segments=int(best.k), bic_segments=float(best.bic), bic_smooth=smooth["bic"],
+                smooth_wins=bool(smooth["bic"] <= best.bic), phases=0 if none else int(best.k),
+                boundaries="none" if none else ", ".join(map(str, best.boundaries)),
+                verdict="no phases" if none else f"{int(best.k)} phases")
+
+
+def _profile_arrays(sw) -> tuple[list[int], dict[str, np.ndarray]]:
+    """Per profile column (as :func:`profile`), its ``[t, image]`` values; heads averaged per layer first."""
+    ent = sw.heads.groupby(["t", "layer", "image"], as_index=False).entropy.mean()
+    cols = {**{f"complexity {b}": g.pivot_table(index="t", columns="image", values="complexity")
+               for b, g in sw.blocks.groupby("block", sort=False)},
+            **{f"entropy {a}": g.pivot_table(index="t", columns="image", values="entropy")
+               for a, g in ent.groupby("layer", sort=False)},
+            "accuracy": sw.mse.pivot_table(index="t", columns="image", values="accuracy")}
+    t = list(next(iter(cols.values())).index)
+    return t, {k: v.to_numpy() for k, v in cols.items()}
+
+
+def phase_bootstrap(sw, n_bootstrap: int, seed: int = 0) -> pd.DataFrame:
+    """:func:`phase_test` on ``n_bootstrap`` profiles from resampled images (one row each): how stable
+    "no phases" / "k phases" is to which images were analysed."""
+    t, arrays = _profile_arrays(sw)
+    n = next(iter(arrays.values())).shape[1]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in range(n_bootstrap):
+        w = np.bincount(rng.integers(0, n, n), minlength=n) / n
+        prof = pd.DataFrame({k: v @ w for k, v in arrays.items()}, index=pd.Index(t, name="t"))
+        rows.append(dict(resample=b, **phase_test(prof)))
+    return pd.DataFrame(rows)
 
 
 def dense_timesteps(cfg: Config) -> tuple[int, ...]:
@@ -196,8 +259,9 @@ def phase_tables(dense: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             best = table[table.chosen].iloc[0]
             found[(name, r)] = (prof, list(best.boundaries))
             gap = float(np.sort(table.bic.to_numpy())[1] - best.bic) if len(table) > 1 else np.nan
+            smooth = phase_test(prof)["verdict"]                      # segments vs a cubic fit (chapter 12)
             chosen.append(dict(dataset=name, replicate=r, k=int(best.k), boundaries=", ".join(map(str, best.boundaries))
-                               or "none", bic_gap=gap, n_timesteps=len(prof)))
+                               or "none", bic_gap=gap, against_smooth=smooth, n_timesteps=len(prof)))
             bic.append(table.assign(boundaries=table.boundaries.map(lambda b: ", ".join(map(str, b)) or "none")))
     return pd.DataFrame(chosen), pd.concat(bic, ignore_index=True), found
 
@@ -226,6 +290,7 @@ def run(cfg: Config) -> ChapterResult:
                           dense_timesteps(cfg)), n_bootstrap=cfg.analysis.n_bootstrap,
                       **{f"ife_{g}_{end}": both.loc[g, end] for g in both.index for end in ("low", "high")},
                       **{f"k_{name}": ", ".join(str(k) for k in g.k) for name, g in found.groupby("dataset")},
+                      n_no_phases=int((found.against_smooth == "no phases").sum()), n_phase_models=len(found),
                       **{f"bounds_{name}": "; ".join(f"r{r.replicate}: {r.boundaries}" for r in g.itertuples())
                          for name, g in found.groupby("dataset")})
     return res

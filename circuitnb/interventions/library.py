@@ -36,6 +36,25 @@ def identity(x, ctx, iv):
     return ctx.inp
 
 
+@register("bypass", family="ablation", target="branches",
+          doc="each resnet / attention branch dropped, its shortcut (residual) path kept")
+def bypass(x, ctx, iv):
+    # ResnetBlock2D: (shortcut(x) + branch(x)) / output_scale_factor -> shortcut(x) / output_scale_factor;
+    # Attention with a residual: (attn(x) + x) / rescale_output_factor -> x / rescale_output_factor.
+    m, inp = iv.source[ctx.site], ctx.inp
+    if hasattr(m, "output_scale_factor"):
+        if getattr(m, "upsample", None) is not None:
+            inp = m.upsample(inp)
+        elif getattr(m, "downsample", None) is not None:
+            inp = m.downsample(inp)
+        if m.conv_shortcut is not None:
+            inp = m.conv_shortcut(inp.contiguous())
+        return inp / m.output_scale_factor
+    if not getattr(m, "residual_connection", False):
+        raise ValueError(f"bypass of {ctx.site!r}: the attention layer has no residual connection to keep")
+    return inp / m.rescale_output_factor
+
+
 # --- attention perturbation: x is [B, h, Q, K], one head (h = 1) or all -------------------------
 @register("uniform", family="attention", target="attention", doc="attention map -> 1/K")
 def uniform(p, ctx, iv):

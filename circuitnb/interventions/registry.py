@@ -22,6 +22,8 @@ attached follows from ``target``:
 ``heads``       each head output ``[B, Q, head_dim]`` of layer ``iv.site``: head ``iv.head``,
                 or all of them (``ctx.head`` = k)
 ``skips``       a skip connection ``skipK``, or every skip into decoder block ``upI``
+``branches``    every resnet and attention layer inside ``iv.site`` (a block, group or one
+                layer); ``iv.source[site]`` is that layer's module (its shortcut path)
 ==============  ==========================================================================
 
 ``needs="reference"`` kinds read ``iv.source[site]``, filled with the site's
@@ -45,7 +47,7 @@ from circuitnb.hooking.hooks import HookContext, HookFn
 from circuitnb.hooking.sites import SiteError, resolve, site_table
 
 KindFn = Callable[[torch.Tensor, HookContext, "Intervention"], torch.Tensor]
-TARGETS = ("sites", "attention", "heads", "skips")
+TARGETS = ("sites", "attention", "heads", "skips", "branches")
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,20 @@ def _skips(unet, site: str) -> list[str]:
     return skips
 
 
+def _branches(unet, site: str) -> list[str]:
+    """The resnet and attention layers (residual branches) of a block, a group of blocks, or one layer."""
+    table = site_table(unet)
+    out = []
+    for name, s in resolve(unet, site).items():
+        if s.kind in ("resnet", "attn"):
+            out.append(name)
+        elif s.kind == "block":
+            out += [n for n, t in table.items() if t.kind in ("resnet", "attn") and n.startswith(name + ".")]
+    if not out:
+        raise SiteError(f"'bypass' needs a block, group, resnet or attention layer with a residual path, got {site!r}")
+    return out
+
+
 def hooks_for(iv: Intervention, unet) -> dict[str, HookFn]:
     """The ``fn(x, ctx)`` hooks (site -> hook) that carry out one intervention on ``unet``.
 
@@ -219,6 +235,10 @@ def hooks_for(iv: Intervention, unet) -> dict[str, HookFn]:
         names = [f"{iv.site}.h{k}" for k in (range(heads) if iv.head is None else [iv.head])]
     elif kind.target == "skips":
         names = _skips(unet, iv.site)
+    elif kind.target == "branches":
+        names = _branches(unet, iv.site)
+        modules = dict(unet.named_modules())
+        iv = dataclasses.replace(iv, source={s: modules[site_table(unet)[s].path] for s in names})
     else:
         names = list(resolve(unet, kind.site or iv.site))
     if kind.needs:

@@ -77,6 +77,29 @@ def divergence(a_by_head, b_by_head) -> float:
     return float(np.abs(a.mean(0) - b.mean(0)).mean())
 
 
+def match_heads(maps_a, maps_b) -> np.ndarray:
+    """§4.8 head correspondence by optimal assignment: ``perm`` with head i of a matched to head perm[i] of b.
+
+    ``maps_a`` and ``maps_b`` are ``[heads, K]`` (e.g. the attention each key receives, mean over images) of
+    one layer of two models. The similarity is the Pearson correlation of two heads' maps; the matching
+    maximises its sum (Hungarian algorithm, ``scipy.optimize.linear_sum_assignment``). Index matching
+    (head k to head k) is arbitrary: two models trained apart have no reason to number their heads alike.
+    """
+    from scipy.optimize import linear_sum_assignment
+    a, b = np.asarray(maps_a, float), np.asarray(maps_b, float)
+    if a.shape != b.shape:
+        raise ValueError(f"need the same heads and keys in both, got {a.shape} and {b.shape}")
+    za = (a - a.mean(1, keepdims=True)) / np.maximum(a.std(1, keepdims=True), 1e-12)
+    zb = (b - b.mean(1, keepdims=True)) / np.maximum(b.std(1, keepdims=True), 1e-12)
+    rows, cols = linear_sum_assignment(-(za @ zb.T) / a.shape[1])
+    return cols[np.argsort(rows)]
+
+
+def normalised_entropy(bits, n_keys) -> np.ndarray:
+    """Eq. 1 as a share of its maximum: H / log2 K in [0, 1], comparable across resolutions (K keys)."""
+    return np.asarray(bits, float) / np.log2(np.asarray(n_keys, float))
+
+
 def linear_cka(x, y) -> float:
     """Linear centred kernel alignment (Kornblith et al., 2019) of ``[N, ...]`` and ``[N, ...]``.
 

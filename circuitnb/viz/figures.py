@@ -181,3 +181,22 @@ def over_training(frame: pd.DataFrame, quantity: str, ref: float | None = None):
     axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def ife_calibration(calib: pd.DataFrame):
+    """IFE readings on Gaussian pairs of known correlation: each reading's mean +- SD beside its known answer
+    (binned: the exact k x k discretised value; kNN: rho^2), one panel per sample size n."""
+    ns = sorted(calib.n.unique())
+    fig, axes = plt.subplots(1, len(ns), figsize=(4.6 * len(ns), 3.4), sharey=True, squeeze=False)
+    for ax, n in zip(axes[0], ns):
+        g = calib[calib.n == n].sort_values("rho")
+        for name, colour in (("binned", "C0"), ("knn", "C1")):
+            ax.errorbar(g.rho, g[f"{name}_mean"], yerr=g[f"{name}_sd"], marker="o", capsize=2, color=colour,
+                        label=f"{name} reading (mean ± SD)")
+            ax.plot(g.rho, g[f"{name}_truth"], "--", color=colour, lw=1, label=f"{name}: known answer")
+        ax.set_xlabel("true correlation rho of the Gaussian pair")
+        ax.set_title(f"n = {n} images, {int(g.n_bins.iloc[0])} bins")
+    axes[0, 0].set_ylabel("information-flow efficiency (Eq. 4, 0-1)")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
