@@ -217,8 +217,9 @@ def phase_table(cfg: Config, models: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run(cfg: Config) -> ChapterResult:
-    """Chapter 12: the sensitivity table over every reading, phases vs smooth, IFE calibration."""
+def sensitivity(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sensitivity table (every claim under every reading, with ``flips``) and the global-head
+    classification under each threshold; the scorecard's ``flips_across_readings`` comes from here."""
     models, sweeps = common.models_and_sweeps(cfg)
     t = cfg.analysis.head_t
     hs = sweeps if t in cfg.analysis.timesteps else replicates.load_sweeps(cfg, models, timesteps=(t,))
@@ -226,7 +227,12 @@ def run(cfg: Config) -> ChapterResult:
     glob, classified = global_rule_rows(h, cfg.analysis.alpha)
     blocks = [*ablation_rows(cfg, models), *ife_rows(cfg, models, sweeps), *glob, *entropy_rows(h),
               *divergence_rows(cfg, sweeps), *complexity_rows(cfg, models)]
-    table = flips(pd.concat(blocks, ignore_index=True))
+    return flips(pd.concat(blocks, ignore_index=True)), classified
+
+
+def run(cfg: Config) -> ChapterResult:
+    """Chapter 12: the sensitivity table over every reading, phases vs smooth, IFE calibration."""
+    table, classified = sensitivity(cfg)
     profile = heads.heads_profile()
     reason = heads.heads_profile_reason(profile)
     calib = pd.concat([information.calibration(RHOS, n=n, n_rep=50, seed=cfg.run.seed)

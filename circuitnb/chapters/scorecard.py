@@ -14,7 +14,7 @@ import importlib
 
 import pandas as pd
 
-from circuitnb.chapters import common
+from circuitnb.chapters import common, readings
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import audit, claims, verdicts
@@ -39,6 +39,9 @@ def run(cfg: Config) -> ChapterResult:
     """Chapter 10: the scorecard (all claim ids), the verdict counts, the margins used and the audit."""
     paper, margins = claims.load(), verdicts.load_margins()
     card = verdicts.scorecard(paper, margins, measured_rows(cfg), cfg.analysis.alpha)
+    # Chapter 12: a claim whose verdict differs between readings of an undefined quantity is flagged.
+    flipped = set(readings.sensitivity(cfg)[0].query("flips").id)
+    card["flips_across_readings"] = card.id.isin(flipped)
     counts = card.verdict.value_counts().reindex(verdicts.VERDICTS, fill_value=0)
     checks = audit.audit(paper)
     res = ChapterResult(CHAPTER)
@@ -49,6 +52,7 @@ def run(cfg: Config) -> ChapterResult:
     pick = lambda start: checks[checks.check.str.startswith(start)].recomputed.iloc[0]   # noqa: E731
     res.values = {**{f"n_{v.replace(' ', '_')}": int(counts[v]) for v in verdicts.VERDICTS},
                   "n_claims": len(card), "n_disagree": int(card.replicates_disagree.sum()),
+                  "n_flips": int(card.flips_across_readings.sum()),
                   "n_models": cfg.run.replicates, "profile": cfg.profile, "seed": cfg.run.seed,
                   "n_audit": len(checks), "n_inconsistent": int((checks.consistent == False).sum()),  # noqa: E712
                   "t4_cc": pick("Table 4 circuit complexity"), "hmax": pick("Table 2: one Hmax"),
