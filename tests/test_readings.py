@@ -7,7 +7,7 @@ import torch
 from circuitnb.chapters import temporal
 from circuitnb.interventions.kinds import Intervention, apply
 from circuitnb.measures import head_functions, metrics, quantities
-from circuitnb.measures.readings import READINGS, options, readings_table
+from circuitnb.core.readings import READINGS, options, readings_table
 from conftest import random_unet
 
 
@@ -157,3 +157,33 @@ def test_segmentation_alone_overfits_smooth_profiles_and_the_phase_test_does_not
         k.append(int(seg[seg.chosen].k.iloc[0]))
         verdicts.append(temporal.phase_test(prof)["verdict"])
     assert min(k) >= 5 and verdicts == ["no phases"] * 20
+
+
+# --- the config's readings choose the scorecard's rows ---------------------------------------------
+def test_readings_config_field_is_validated_and_chosen():
+    import circuitnb.core.config as C
+    from circuitnb.core.readings import chosen
+    cfg = C.load("smoke", readings=["ife=knn"])
+    assert chosen(cfg)["ife"] == "knn" and chosen(cfg)["ablation"] == READINGS["ablation"].default
+    assert chosen(C.load("smoke", readings="['ablation=bypass']"))["ablation"] == "bypass"   # papermill's string
+    for bad in (["ife=nearest"], ["colour=red"], ["ife"]):
+        with pytest.raises(C.ConfigError, match="'readings'"):
+            C.load("smoke", readings=bad)
+
+
+def test_scorecard_shows_the_chosen_readings_row():
+    from circuitnb.chapters.scorecard import with_readings
+    card = pd.DataFrame(dict(id=["a", "b"], ours=[1.0, 2.0], ci_low=[0.9, 1.9], ci_high=[1.1, 2.1],
+                             verdict=["reproduced", "contradicted"], reason=["r1", "r2"],
+                             verdict_r0=["reproduced", "contradicted"], replicates_disagree=[True, False]))
+    sens = pd.DataFrame(dict(id=["a", "a", "b"], undefined=["ife", "ife", "ablation"],
+                             reading=["binned", "knn", "mean"], ours=[1.0, 5.0, 7.0], ci_low=[0.9, 4.0, 6.0],
+                             ci_high=[1.1, 6.0, 8.0], verdict=["reproduced", "contradicted", "inconclusive"],
+                             reason=["x", "y", "z"]))
+    picked = {q: r.default for q, r in READINGS.items()} | {"ife": "knn"}
+    out = with_readings(card, sens, picked)
+    a, b = out.set_index("id").loc["a"], out.set_index("id").loc["b"]
+    assert (a.ours, a.ci_low, a.ci_high, a.verdict, a.reading) == (5.0, 4.0, 6.0, "contradicted", "ife=knn")
+    assert a.reason == "reading ife=knn: y" and pd.isna(a.verdict_r0) and not a.replicates_disagree
+    assert (b.ours, b.verdict, b.reading, b.verdict_r0) == (2.0, "contradicted", "", "contradicted")  # default kept
+    assert with_readings(card, sens, {q: r.default for q, r in READINGS.items()}).drop(columns="reading").equals(card)

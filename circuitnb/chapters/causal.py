@@ -26,7 +26,7 @@ from circuitnb.interventions.circuits import RETAIN, effective_circuit_size, hea
 from circuitnb.interventions.kinds import Intervention, impacts, paired_inputs, patch_from
 from circuitnb.measures import claims, stats, verdicts
 from circuitnb.measures.metrics import impact_score
-from circuitnb.measures.readings import READINGS, options
+from circuitnb.core.readings import READINGS, options
 
 CHAPTER = "06_interventions"
 SCALES = (0.5, 1.5)

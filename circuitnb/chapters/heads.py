@@ -27,7 +27,7 @@ from circuitnb.core import results
 from circuitnb.core.config import Config, load
 from circuitnb.interventions import circuits
 from circuitnb.measures import claims, head_functions, metrics
-from circuitnb.measures.readings import READINGS, options
+from circuitnb.core.readings import READINGS, options
 from circuitnb.modeling.unet import build_unet
 from circuitnb.measures.verdicts import Estimate, replicate_ci
 

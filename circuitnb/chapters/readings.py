@@ -5,7 +5,7 @@
     res.show("phases")            # per model: segments (BIC) against a cubic fit; bootstrap stability
     res.show("ife_calibration")   # both IFE readings on Gaussian pairs of known MI
 
-Each reading (:data:`circuitnb.measures.readings.READINGS`) is computed from the same cached models,
+Each reading (:data:`circuitnb.core.readings.READINGS`) is computed from the same cached models,
 sweeps and intervention grid as the chapter that owns the quantity; only the after-``to_out`` head
 energies need one extra recording pass (heads only, cached). Verdicts come from
 :func:`circuitnb.measures.verdicts.scorecard` with the claim's own margin, so the default reading's row is
@@ -24,7 +24,7 @@ from circuitnb.core.config import Config
 from circuitnb.hooking.hooks import record
 from circuitnb.hooking.sites import site_names, site_table
 from circuitnb.measures import claims, head_functions, information, metrics, quantities, verdicts
-from circuitnb.measures.readings import READINGS, options, readings_table
+from circuitnb.core.readings import READINGS, options, readings_table
 
 CHAPTER = "sensitivity"             # tables go to _build/tables/sensitivity/ (the notebook is 12_readings)
 RHOS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)

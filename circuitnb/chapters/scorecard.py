@@ -17,6 +17,7 @@ import pandas as pd
 from circuitnb.chapters import common, readings
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
+from circuitnb.core.readings import READINGS, chosen
 from circuitnb.measures import audit, claims, verdicts
 
 CHAPTER = "10_scorecard"
@@ -35,13 +36,34 @@ def measured_rows(cfg: Config) -> pd.DataFrame:
     return pd.concat([*frames, pd.DataFrame([by_design])], ignore_index=True)
 
 
+def with_readings(card: pd.DataFrame, sens: pd.DataFrame, picked: dict[str, str]) -> pd.DataFrame:
+    """``card`` with the rows of every non-default reading in ``picked`` taken from chapter 12's sensitivity
+    table (value, interval, verdict, reason); ``reading`` names it. Each replicate's own verdict exists for
+    the default reading only, so those columns read "–" on a swapped row."""
+    card = card.assign(reading="")
+    replicate_cols = [c for c in card.columns if c.startswith("verdict_r")]
+    for quantity, reading in picked.items():
+        if reading == READINGS[quantity].default:
+            continue
+        for r in sens[(sens.undefined == quantity) & (sens.reading == reading)].itertuples():
+            at = card.id == r.id
+            card.loc[at, ["ours", "ci_low", "ci_high", "verdict"]] = [r.ours, r.ci_low, r.ci_high, r.verdict]
+            card.loc[at, "reason"] = f"reading {quantity}={reading}: {r.reason}"
+            card.loc[at, "reading"] = f"{quantity}={reading}"
+            card.loc[at, replicate_cols] = None
+            card.loc[at, "replicates_disagree"] = False     # not judged per replicate under this reading
+    return card
+
+
 def run(cfg: Config) -> ChapterResult:
     """Chapter 10: the scorecard (all claim ids), the verdict counts, the margins used and the audit."""
     paper, margins = claims.load(), verdicts.load_margins()
     card = verdicts.scorecard(paper, margins, measured_rows(cfg), cfg.analysis.alpha)
-    # Chapter 12: a claim whose verdict differs between readings of an undefined quantity is flagged.
-    flipped = set(readings.sensitivity(cfg)[0].query("flips").id)
-    card["flips_across_readings"] = card.id.isin(flipped)
+    # Chapter 12: a claim whose verdict differs between readings of an undefined quantity is flagged,
+    # and the config's `readings` choose which reading's row the scorecard shows.
+    sens = readings.sensitivity(cfg)[0]
+    card["flips_across_readings"] = card.id.isin(set(sens.query("flips").id))
+    card = with_readings(card, sens, chosen(cfg))
     counts = card.verdict.value_counts().reindex(verdicts.VERDICTS, fill_value=0)
     checks = audit.audit(paper)
     res = ChapterResult(CHAPTER)

@@ -117,8 +117,19 @@ class AnalysisConfig:
     n_permutations: int = _spec(1000, "permutations of the head-function tests (raised automatically until "
                                       "Bonferroni over all heads x functions can pass)",
                                 lambda v: 100 <= v <= 1_000_000, "an integer in [100, 1000000]")
+    readings: tuple = _spec((), "readings of undefined quantities the scorecard uses, as 'quantity=reading' "
+                                "(e.g. ['ife=knn', 'ablation=bypass']); others keep their default "
+                                "(circuitnb.core.readings; chapter 12 shows every reading)",
+                            lambda v: all(_valid_reading(r) for r in v),
+                            "a list of 'quantity=reading' from circuitnb.core.readings.READINGS")
     n_phase_timesteps: int = _spec(20, "timesteps of the profile segmented into denoising phases (§4.5)",
                                    lambda v: 6 <= v <= 1000, "an integer in [6, 1000]")
+
+
+def _valid_reading(item) -> bool:
+    from circuitnb.core.readings import READINGS
+    q, _, r = str(item).partition("=")
+    return q in READINGS and r in READINGS[q].options
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

@@ -4,7 +4,7 @@
         print(e.status, e.kind, e.size, e.path, e.settings)
 
 Entries are the folders of :mod:`circuitnb.core.cache`: ``models/<key>/final``,
-``models/<key>/checkpoint`` and ``results/<name>-<key>``. Anything else a
+``models/<key>/checkpoint``, ``models/<key>/snapshots/step_<N>`` and ``results/<name>-<key>``. Anything else a
 killed writer or an older layout left there (``.tmp-``/``.old-`` folders, bare
 ``.pkl`` files) is listed as a leftover, which counts as damaged. An entry whose
 lock another process holds is being written: it is listed as "in use" and
@@ -23,7 +23,7 @@ __all__ = ["EntryStatus", "scan", "remove", "summary"]
 @dataclass
 class EntryStatus:
     path: Path                     # the entry folder (or leftover)
-    kind: str                      # 'model', 'checkpoint', 'result' or 'leftover'
+    kind: str                      # 'model', 'checkpoint', 'snapshot', 'result' or 'leftover'
     size: int                      # bytes
     settings: dict = field(default_factory=dict)    # what keys it (from its manifest)
     problem: str | None = None     # None when intact
@@ -62,6 +62,10 @@ def scan(root: Path) -> list[EntryStatus]:
                 out.append(_entry(child, "model", key_dir))
             elif child.name == "checkpoint":
                 out.append(_entry(child, "checkpoint", key_dir))
+            elif child.name == "snapshots" and child.is_dir():
+                for snap in sorted(child.iterdir()):
+                    out.append(_entry(snap, "snapshot", key_dir) if snap.name.startswith("step_")
+                               else _leftover(snap, key_dir, "leftover of an interrupted write"))
             else:
                 out.append(_leftover(child, key_dir, "leftover of an interrupted write"))
     results = root / "results"

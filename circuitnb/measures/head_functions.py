@@ -32,12 +32,12 @@ import pingouin as pg
 from scipy import ndimage
 
 from circuitnb.data.synthetic import PART_ID
-from circuitnb.measures.readings import READINGS
+from circuitnb.core.readings import READINGS
 
 FUNCTIONS = ("edge detection", "texture analysis", "semantic integration", "global structure")
 SEMANTIC_PARTS = ("eyes", "brows", "nose", "mouth")
 # H / Hmax above which attention counts as global (near uniform): the default reading of "global_rule"
-# (circuitnb.measures.readings); Table 2's own global head (H / Hmax = 1 - S of Eq. 2) must pass it.
+# (circuitnb.core.readings); Table 2's own global head (H / Hmax = 1 - S of Eq. 2) must pass it.
 GLOBAL_THRESHOLDS = {"h090": 0.9, "h080": 0.8}
 GLOBAL_UNIFORMITY = GLOBAL_THRESHOLDS[READINGS["global_rule"].default]
 

@@ -77,3 +77,12 @@ def readings_table() -> pd.DataFrame:
     return pd.DataFrame([dict(quantity=q, reading=name, default=name == r.default, description=doc,
                               why=r.why if name == r.default else "")
                          for q, r in READINGS.items() for name, doc in r.options.items()])
+
+
+def chosen(cfg) -> dict[str, str]:
+    """The scorecard's reading of every quantity: the config's ``readings`` over the defaults.
+
+        chosen(circuitnb.load("smoke", readings=["ife=knn"]))["ife"]     # "knn"
+    """
+    picked = dict(str(item).split("=", 1) for item in cfg.analysis.readings)
+    return {q: picked.get(q, r.default) for q, r in READINGS.items()}
