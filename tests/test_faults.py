@@ -177,3 +177,38 @@ def test_damaged_result_is_recomputed_others_untouched(tiny_cfg):
         again = results.cached(tiny_cfg, "mse", model, lambda: mse(10), t=10)
     assert calls == [10, 900, 10] and again.equals(a)
     assert all(snapshot(f) == s for f, s in others.items())
+
+
+def test_a_result_is_keyed_by_the_images_it_reads(tiny_cfg):
+    """A synthetic model's activations on CelebA images were once served from the cache after the CelebA
+    folder changed (its key covered only its own training data): ``data=`` keys a result by image content."""
+    from circuitnb.core import results
+    model = load_or_train(tiny_cfg, "synthetic", progress=False)
+    x0 = data.images(tiny_cfg, "synthetic")[:4]
+    calls = []
+
+    def mean_of(images):
+        calls.append(1)
+        return float(images.mean())
+    first = results.cached(tiny_cfg, "on_images", model, lambda: mean_of(x0), data={"other": x0})
+    assert results.cached(tiny_cfg, "on_images", model, lambda: mean_of(x0), data={"other": x0}) == first
+    other = x0.copy()
+    other[0, 0, 0, 0] += 0.5                                           # one pixel of the other data changed
+    assert results.cached(tiny_cfg, "on_images", model, lambda: mean_of(other), data={"other": other}) != first
+    assert len(calls) == 2
+
+
+def test_every_cached_chapter_result_that_reads_images_is_keyed_by_them():
+    """Every ``results.cached`` call in the chapters passes ``data=``, except results computed from noise alone."""
+    import ast
+    from pathlib import Path
+    import circuitnb.chapters as chapters
+    from_noise = {"samples", "explorer_scrub"}                        # sampling from pure noise reads no image
+    missing = []
+    for path in sorted(Path(chapters.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "results.cached":
+                name = node.args[1].value if isinstance(node.args[1], ast.Constant) else ast.unparse(node.args[1])
+                if name not in from_noise and "data" not in {k.arg for k in node.keywords}:
+                    missing.append(f"{path.name}: {name}")
+    assert not missing, missing

@@ -82,7 +82,7 @@ def intervention_sweep(cfg: Config, models: dict, progress: bool = False) -> pd.
     for name, m in models.items():
         x0 = analysis_images(cfg, name)
         f = results.cached(cfg, "interventions", m, lambda: _run(m, x0, cfg.analysis.timesteps, cfg.run.seed,
-                                                                   progress), timesteps=cfg.analysis.timesteps)
+                                                                   progress), timesteps=cfg.analysis.timesteps, data=x0)
         frames.append(f.assign(dataset=name))
     return pd.concat(frames, ignore_index=True)
 
@@ -196,7 +196,8 @@ def patching(cfg: Config, models: dict[str, list], t: int) -> pd.DataFrame:
         for r, tgt in enumerate(ms):
             for kind, sd, sr in sources(models, name, r):
                 src = models[sd][sr]
-                rows = results.cached(cfg, "patching_at", [tgt, src], lambda: _patch_rows(cfg, tgt, src, x0, t), t=t)
+                rows = results.cached(cfg, "patching_at", [tgt, src], lambda: _patch_rows(cfg, tgt, src, x0, t),
+                                      t=t, data=x0)
                 frames.append(pd.DataFrame(rows).assign(dataset=name, replicate=r, source=kind, source_dataset=sd,
                                                         source_replicate=sr, n=len(x0)))
     return pd.concat(frames, ignore_index=True)
@@ -220,7 +221,7 @@ def circuit_sizes(cfg: Config, models: dict[str, list], t: int) -> tuple[pd.Data
         for r, m in enumerate(ms):
             for kind, comps in (("heads", head_sites(m.unet)), ("groups", list(groups(m.unet)))):
                 size = results.cached(cfg, "circuit_size", m, lambda: effective_circuit_size(
-                    m.unet, m.scheduler, x0, t, comps, seed=cfg.run.seed), t=t, kind=kind)
+                    m.unet, m.scheduler, x0, t, comps, seed=cfg.run.seed), t=t, kind=kind, data=x0)
                 rows.append(dict(dataset=name, replicate=r, components=kind, n_components=size.n_components,
                                  share=100 * size.fraction, most_important=size.order[0], n=len(x0)))
                 curves.append(size.curve.assign(dataset=name, replicate=r, components=kind))

@@ -141,7 +141,7 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
                 impact={}, mse={}, kinds=kind_legend())
     for name, m in models.items():
         grid = results.cached(cfg, "explorer_interventions", m, lambda: _intervention_grid(cfg, m, name, image),
-                              image=image)
+                              image=image, data=analysis_images(cfg, name))
         for t in cfg.analysis.timesteps:
             key = f"{name}|{t}"
             data["xt"][key] = _b64(grid[(t, None)]["x_t"])

@@ -56,7 +56,8 @@ def importance(cfg: Config, model, t: int) -> pd.DataFrame:
     """Head importance (:func:`circuitnb.interventions.circuits.head_importance`) of one model at t (cached)."""
     x0 = common.analysis_images(cfg, model.meta["dataset"])
     return results.cached(cfg, "head_importance", model,
-                          lambda: circuits.head_importance(model.unet, model.scheduler, x0, t, seed=cfg.run.seed), t=t)
+                          lambda: circuits.head_importance(model.unet, model.scheduler, x0, t, seed=cfg.run.seed), t=t,
+                          data=x0)
 
 
 def functions(cfg: Config, sw, model, t: int) -> pd.DataFrame:
@@ -76,7 +77,8 @@ def functions(cfg: Config, sw, model, t: int) -> pd.DataFrame:
                                             alpha=cfg.analysis.alpha)
         label = head_functions.assign_functions(scores).set_index("head").function
         return scores.assign(label=scores["head"].map(label))
-    return results.cached(cfg, "head_functions", model, compute, t=t, dataset=sw.dataset)
+    return results.cached(cfg, "head_functions", model, compute, t=t, dataset=sw.dataset,
+                          data=common.analysis_images(cfg, sw.dataset))
 
 
 def heads_per_model(per_image: pd.DataFrame, imp: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:

@@ -180,7 +180,8 @@ def complexity_per_image(cfg: Config, models: dict, site: str) -> pd.DataFrame:
     def one(m):
         x0 = common.analysis_images(cfg, m.meta["dataset"])
         e = results.cached(cfg, "head_energies", m, lambda: head_energies(m.unet, m.scheduler, x0,
-                                                                          cfg.analysis.timesteps, cfg.run.seed))
+                                                                          cfg.analysis.timesteps, cfg.run.seed),
+                           data=x0)
         frames = []
         for t, g in e.groupby("t", sort=False):
             wide = g.pivot_table(index="image", columns="head", values=col, sort=False)
@@ -209,7 +210,8 @@ def phase_table(cfg: Config, models: dict) -> pd.DataFrame:
         for r, sw in enumerate(sws):
             test = temporal.phase_test(temporal.profile(sw))
             boot = results.cached(cfg, "phase_bootstrap", models[name][r], lambda sw=sw: temporal.phase_bootstrap(
-                sw, N_PHASE_BOOTSTRAP, cfg.run.seed), dataset=name, timesteps=temporal.dense_timesteps(cfg))
+                sw, N_PHASE_BOOTSTRAP, cfg.run.seed), dataset=name, timesteps=temporal.dense_timesteps(cfg),
+                data=common.analysis_images(cfg, name))
             rows.append(dict(dataset=name, replicate=r, **test,
                              same_verdict=float((boot.verdict == test["verdict"]).mean()),
                              boot_no_phases=float((boot.phases == 0).mean()), n_bootstrap=len(boot),

@@ -137,7 +137,7 @@ def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = Fal
     x0 = data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
     return results.cached(cfg, "sweep", model, lambda: record_sweep(
         model.unet, model.scheduler, x0, timesteps, seed=cfg.run.seed, dataset=dataset, progress=progress),
-        dataset=dataset, timesteps=timesteps)
+        dataset=dataset, timesteps=timesteps, data=x0)
 
 
 def noisy_inputs(cfg: Config, dataset: str, model, n: int = N_MAPS, timesteps=None) -> dict:

@@ -81,7 +81,7 @@ def ife_models(cfg: Config, models: dict, sweeps: dict, reading: str = "binned")
     """:func:`ife_model` of every replicate model (cached), concatenated with dataset and replicate."""
     nb, seed = cfg.analysis.n_bootstrap, cfg.run.seed
     out = {name: [results.cached(cfg, "ife_model", m, lambda sw=sw: ife_model(sw, nb, seed, reading),
-                                 dataset=sw.dataset, reading=reading)
+                                 dataset=sw.dataset, reading=reading, data=common.analysis_images(cfg, name))
                   for m, sw in zip(models[name], sweeps[name])] for name in models}
     frames = {part: replicates.per_replicate(out, lambda d, part=part: d[part]) for part in ("values", "ranges")}
     return {part: f[["dataset", "replicate", *f.columns[:-2]]] for part, f in frames.items()}

@@ -39,7 +39,8 @@ def cross_accuracy(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
     for name, ms in models.items():
         for r, m in enumerate(ms):
             acc = results.cached(cfg, "accuracy_on_both", m, lambda: circuits.cross_dataset_accuracy(
-                {name: m}, images, cfg.analysis.timesteps, seed=cfg.run.seed), timesteps=cfg.analysis.timesteps)
+                {name: m}, images, cfg.analysis.timesteps, seed=cfg.run.seed), timesteps=cfg.analysis.timesteps,
+                data=images)
             per_image = acc.groupby(["data", "image"], as_index=False).accuracy.mean()
             frames.append(per_image.rename(columns={"accuracy": "value"}).assign(dataset=name, replicate=r))
     return pd.concat(frames, ignore_index=True)
@@ -96,7 +97,7 @@ def block_similarity(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
     """
     images = {n: analysis_images(cfg, n) for n in models}
     fac = {(n, r): results.cached(cfg, "cka_factors", m, lambda: _factors(cfg, m, images),
-                                  timesteps=cfg.analysis.timesteps)
+                                  timesteps=cfg.analysis.timesteps, data=images)
            for n, ms in models.items() for r, m in enumerate(ms)}
     pairs = [(n, r, kind, sd, sr) for n, ms in models.items() for r in range(len(ms))
              for kind, sd, sr in model_stats.sources(models, n, r)

@@ -151,16 +151,30 @@ def result_path(cfg: Config, name: str, model_keys: Iterable[str], reads: Iterab
     return cfg.cache_path / "results" / f"{name}-{key}" / VALUE
 
 
+def data_fingerprint(data: Any) -> Any:
+    """sha256 (16 hex) of an image array's bytes, shape and dtype, or a dict name -> that (for ``cached(data=)``)."""
+    if isinstance(data, dict):
+        return {k: data_fingerprint(v) for k, v in sorted(data.items())}
+    import numpy as np
+    a = np.ascontiguousarray(np.asarray(data))
+    return hashlib.sha256(repr((a.shape, a.dtype.str)).encode() + a.tobytes()).hexdigest()[:16]
+
+
 def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads: Iterable[str] | None = None,
-           code: Iterable[Callable] = (), **extra: Any) -> Any:
+           code: Iterable[Callable] = (), data: Any = None, **extra: Any) -> Any:
     """``compute()``'s result, from the cache when the same name, models, settings and code were seen before.
 
-    ``models`` is one :class:`circuitnb.modeling.train.TrainedModel` or a list of them. ``reads``
+    ``data`` is the images ``compute`` reads (an array, or a dict of them): their content keys the result,
+    since a model's key covers only what it was trained on (a synthetic model's activations on CelebA
+    images were once served from the cache after the CelebA folder changed). ``models`` is one
+    :class:`circuitnb.modeling.train.TrainedModel` or a list of them. ``reads``
     narrows the key to the config fields the result depends on (default: every analysis
     setting and the seed); ``code`` adds functions whose modules' code keys it besides
     ``compute``'s own module.
     """
     check_cache_dir(cfg)
+    if data is not None:
+        extra["data"] = data_fingerprint(data)
     models = models if isinstance(models, (list, tuple)) else [models]
     keys = [m.meta["key"] for m in models]
     fingerprint = code_fingerprint(compute, *code)
