@@ -41,7 +41,7 @@ def effect_matrix(deltas: np.ndarray, sd: np.ndarray, eps: float = 1e-8) -> np.n
 def causal_effect_strength(effects) -> float:
     """``causal_effect_strength(E)``: CES, mean over factors of the largest effect on any unit.
 
-    Reading: the abstract's "effect strengths (mean 4.59)" is a mean over something of an unbounded
+    Reading: the abstract's "effect strengths (mean ...)" are a mean over something of an unbounded
     quantity; we take, for each factor, the effect on the unit it moves most (in that unit's standard
     deviations, :func:`effect_matrix`) and average over factors. Unbounded above; 0 when no unit moves.
     """
