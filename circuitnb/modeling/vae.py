@@ -172,7 +172,7 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     None, loss per step). ``images``: [N, 1, S, S] in [-1, 1].
 
     Losses, per image, reconstruction summed over pixels (Bernoulli negative log-likelihood):
-    * ``vae``: recon + KL (Kingma & Welling 2014); ``beta`` is ignored (β = 1);
+    * ``vae``: recon + KL (Kingma & Welling 2014); ``beta`` is ignored (β = 1), as for ``factor_vae``;
     * ``beta_vae``: recon + β KL (Higgins et al. 2017);
     * ``factor_vae``: recon + KL + γ TC, TC = E[log D(z) / (1 - D(z))] from a discriminator trained
       against :func:`permute_dims` on a second batch (Kim & Mnih 2018, Alg. 2; their Adam settings:
@@ -191,7 +191,7 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     with torch.random.fork_rng(devices=[]):                       # initialise from the seed only
         torch.manual_seed(seed)
         model = VAE(x_all.shape[-1], widths, latent_dim, hidden, kind,
-                    1.0 if kind == "vae" else beta, gamma if kind == "factor_vae" else 0.0)
+                    beta if kind in ("beta_vae", "beta_tc_vae") else 1.0, gamma if kind == "factor_vae" else 0.0)
         disc = discriminator(latent_dim, disc_hidden, disc_layers) if kind == "factor_vae" else None
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.9)) if disc is not None else None

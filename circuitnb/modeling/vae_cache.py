@@ -80,8 +80,9 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
             save_file(disc.state_dict(), tmp / "disc.safetensors")
         meta = dict(key=key, kind=kind, dataset=dataset, replicate=replicate, seed=seed, fingerprint=fp,
                     n_images=len(x), settings=settings, losses=losses, train_seconds=time.perf_counter() - start)
-        (tmp / "meta.json").write_text(json.dumps(meta, default=list))
-        return model, disc, meta, False
+        text = json.dumps(meta, default=list)
+        (tmp / "meta.json").write_text(text)
+        return model, disc, json.loads(text), False            # the meta a cache hit reads back
 
     def load(folder: Path) -> tuple:
         meta = json.loads((folder / "meta.json").read_text())
