@@ -128,8 +128,11 @@ def test_vae_training_is_cached_and_locked(vcfg):
     assert not a.from_cache and b.from_cache and a.meta == b.meta and b.disc is not None
     for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         assert torch.equal(p, q)
-    entry = vcfg.cache_path / "models" / a.meta["key"]
+    entry = vcfg.cache_path / "models" / a.meta["key"] / "final"
     assert (entry / "manifest.json").exists() and (vcfg.cache_path / "models" / f".{a.meta['key']}.lock").exists()
+    from circuitnb.core import inventory
+    listed = [e for e in inventory.scan(vcfg.cache_path) if a.meta["key"] in str(e.path)]
+    assert [(e.kind, e.status) for e in listed] == [("model", "ok")]           # `circuitnb cache ls` sees it
     other = load_or_train_vae(C.with_overrides(vcfg, vae_beta=2.0), "factor_vae", "shapes", 0, progress=False)
     assert other.meta["key"] != a.meta["key"] and not other.from_cache     # every training field keys the entry
     with pytest.raises(UserError, match="vae_kinds"):

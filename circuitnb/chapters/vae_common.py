@@ -30,7 +30,7 @@ from circuitnb.modeling.vae import encode_mean
 from circuitnb.modeling.vae_cache import TrainedVAE, load_all
 
 LATENT = "encoder.fc_mu"                     # the latent layer (posterior means; z = mu in eval)
-HIDDEN = ("encoder.fc", "decoder.fc")        # hidden fc layers whose units are patched one by one
+HIDDEN = ("encoder.fc",)                     # the hidden layer whose units are patched one by one
 # The config fields an analysis reads (its cache key; the model keys carry the training fields).
 READS = ("seed", "vae_n_samples", "vae_n_analysis", "traversal_steps", "traversal_range", "patch_units",
          "fvae_votes", "dci_trees")

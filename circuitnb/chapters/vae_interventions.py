@@ -41,8 +41,8 @@ def _input(a: dict) -> dict:
 
 def _patching(a: dict) -> dict:
     lay, p = a["layer"], a["patch"]
-    return {f: dict(whole_latent_layer=lay[i, 0], top_latent=p[LAT][i].max(), top_encoder_unit=p["encoder.fc"][i].max(),
-                    top_decoder_unit=p["decoder.fc"][i].max()) for i, f in enumerate(a["factors"])}
+    return {f: dict(whole_latent_layer=lay[i, 0], whole_encoder_fc=lay[i, 1], top_latent=p[LAT][i].max(),
+                    top_encoder_unit=p["encoder.fc"][i].max()) for i, f in enumerate(a["factors"])}
 
 
 def _mediation(a: dict) -> dict:
@@ -98,6 +98,6 @@ def run(cfg: Config) -> ChapterResult:
     res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=cfg.run.replicates, n=cfg.vae.vae_n_samples,
                       steps=cfg.vae.traversal_steps, half_width=cfg.vae.traversal_range, patch_units=cfg.vae.patch_units,
                       indirect_all_min=float(all_ind.min()), indirect_all_max=float(all_ind.max()),
-                      layer_min=float(pat[pat.measure == "whole_latent_layer"]["mean"].min()),
+                      layer_min=float(pat[pat.measure.str.startswith("whole_")]["mean"].min()),
                       kb_explorer=res.data["explorer"].nbytes / 1024)
     return res

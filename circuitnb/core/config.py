@@ -135,7 +135,7 @@ class VaeConfig:
                               "an integer in [64, 1000000]")
     vae_n_analysis: int = _spec(500, "of them, held out for analysis (the last ones, the base seed's draw)",
                                 lambda v: 16 <= v <= 100_000, "an integer in [16, 100000]")
-    vae_n_samples: int = _spec(100, "held-out images per model in the intervention analyses",
+    vae_n_samples: int = _spec(50, "held-out images per model in the intervention analyses",
                                lambda v: 8 <= v <= 100_000, "an integer in [8, 100000]")
     vae_widths: tuple = _spec((16, 16, 32, 32), "conv channels (paper profile: Higgins et al.'s 32-32-64-64)",
                               lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
@@ -143,7 +143,7 @@ class VaeConfig:
     latent_dim: int = _spec(10, "latent dimensions (dSprites literature: 10)", lambda v: 2 <= v <= 256, "2 to 256")
     vae_hidden: int = _spec(128, "units of the fully connected layer (paper profile: 256)", lambda v: 8 <= v <= 4096, "8 to 4096")
     vae_steps: int = _spec(400, "optimizer steps per VAE", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
-    vae_batch_size: int = _spec(64, "images per VAE step", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
+    vae_batch_size: int = _spec(32, "images per VAE step (paper profile: 64)", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
     vae_lr: float = _spec(1e-3, "Adam learning rate of the VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
     vae_beta: float = _spec(4.0, "beta of beta-VAE and beta-TC-VAE", lambda v: 0 < v <= 1000, "a float in (0, 1000]")
     vae_gamma: float = _spec(35.0, "FactorVAE's TC weight gamma (Kim & Mnih: 35 on dSprites)",
@@ -153,9 +153,9 @@ class VaeConfig:
     traversal_steps: int = _spec(9, "grid points of each latent traversal", lambda v: 3 <= v <= 101, "3 to 101")
     traversal_range: float = _spec(2.5, "traversal half-width, in prior standard deviations",
                                    lambda v: 0 < v <= 10, "a float in (0, 10]")
-    patch_units: int = _spec(16, "hidden units patched one by one per site (the most variable ones)",
+    patch_units: int = _spec(8, "hidden units patched one by one per site (the most variable ones)",
                              lambda v: 1 <= v <= 4096, "1 to 4096")
-    fvae_votes: int = _spec(300, "FactorVAE-score training votes (evaluation: half as many)",
+    fvae_votes: int = _spec(200, "FactorVAE-score training votes (evaluation: half as many)",
                             lambda v: 20 <= v <= 100_000, "an integer in [20, 100000]")
     dci_trees: int = _spec(10, "boosting stages of DCI's tree classifiers (paper profile: "
                            "disentanglement_lib's 100)", lambda v: 1 <= v <= 10_000, "1 to 10000")
@@ -229,7 +229,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                   train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
                   checkpoint_every=1000,
                   vae_image_size=64, vae_n_images=20_000, vae_n_analysis=2000, vae_n_samples=500,
-                  vae_widths=(32, 32, 64, 64), vae_hidden=256, vae_steps=100_000, vae_lr=1e-4,
+                  vae_widths=(32, 32, 64, 64), vae_hidden=256, vae_steps=100_000, vae_batch_size=64, vae_lr=1e-4,
                   disc_hidden=1000, disc_layers=6, patch_units=64, fvae_votes=10_000, dci_trees=100),
 }
 

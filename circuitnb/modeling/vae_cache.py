@@ -4,10 +4,12 @@
     m.model, m.disc, m.meta["losses"], m.from_cache
 
 The machinery is the diffusion models' (:mod:`circuitnb.modeling.train`): the cache folder is checked
-(:func:`~circuitnb.core.config.check_cache_dir`) and the data read before any training, the entry
-``<cache>/models/<key>`` is a :mod:`circuitnb.core.cache` entry (file lock from the check to the publish,
+(:func:`~circuitnb.core.config.check_cache_dir`) and the data read before any training, the entry is a
+:mod:`circuitnb.core.cache` entry (file lock from the check to the publish,
 so a second process waits and then loads; sha256 manifest; atomic rename), the key hashes every
-training-relevant field, the seed and the data's fingerprint (:func:`circuitnb.data.fingerprint`), and
+training-relevant field, the seed and the data's fingerprint (:func:`circuitnb.data.fingerprint`), the
+entry has the UNet's layout (:class:`~circuitnb.modeling.checkpoints.CacheEntry`: ``models/<key>/final``,
+so ``circuitnb cache ls|verify`` list and check it), and
 :func:`~circuitnb.modeling.vae.train_vae` shows a tqdm bar. A NaN loss is a
 :class:`~circuitnb.modeling.train.TrainingError` (one line, exit 2). Unlike the UNet, a VAE is not
 checkpointed mid-run: at every profile's size it trains in seconds (smoke) to minutes (paper, GPU).
@@ -27,6 +29,7 @@ from circuitnb import data
 from circuitnb.core import cache
 from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.data.vae_data import check_vae_dataset, vae_data, vae_seed
+from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.train import TrainingError
 from circuitnb.modeling.vae import KINDS, VAE, discriminator, train_vae
 
@@ -95,9 +98,14 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
             disc.eval()
         return model.eval(), disc, meta, True
 
-    model, disc, meta, hit = cache.get_or_make(cfg.cache_path / "models" / key, load, make, kind="model",
-                                               settings=dict(settings, key=key, seed=seed, fingerprint=fp),
-                                               what="model cache entry", redo="retraining")
+    entry = CacheEntry(cfg.cache_path, key)          # the UNet's layout: models/<key>/final, lock beside <key>
+    with entry.locked():
+        entry.remove_leftovers()
+        found = cache.read_verified(entry.final_dir, load, "model cache entry", "retraining")
+        if found is cache.MISSING:
+            found = cache.publish(entry.final_dir, make, kind="model",
+                                  settings=dict(settings, key=key, dataset=dataset, seed=seed, fingerprint=fp))
+    model, disc, meta, hit = found
     return TrainedVAE(model.to(cfg.device).eval(), disc, meta, hit)
 
 
