@@ -18,12 +18,6 @@ def cfg(tmp_path_factory):
                   cache_dir=str(tmp_path_factory.mktemp("cache")))
 
 
-@pytest.fixture
-def tables(tmp_path, monkeypatch):
-    monkeypatch.setenv("CIRCUITNB_TABLES", str(tmp_path))
-    return tmp_path
-
-
 def test_chapter20_lists_every_model_and_the_graph(cfg, tables):
     res = vae_data_models.run(cfg)
     models = res.tables["models"]
@@ -70,3 +64,27 @@ def test_chapter22_scorecard_readings_and_order(cfg, tables):
     assert len(res.tables["order"]) == 2 * 4
     res.show("scorecard")
     assert len(pd.read_csv(tables / "22_vae_measures" / "scorecard.csv")) == len(paper)
+
+
+def test_traversal_explorer_responds_offline(cfg, tmp_path):
+    """The explorer's page fragment, alone in a page: moving each control redraws it, with no request
+    leaving the folder and no console error (Chromium, as the book's offline check)."""
+    from circuitnb.publish import browser
+    if browser.find_chromium() is None:
+        pytest.skip("no Chromium")
+    ex = vae_interventions.run(cfg).data["explorer"]
+    page = tmp_path / "explorer.html"
+    page.write_text(f"<!doctype html><html><body>{ex.to_html()}</body></html>")
+    sel = "document.querySelector('.circuitnb-explorer')"
+    snapshot = f"(() => [{sel}.dataset.state, [...{sel}.querySelectorAll('canvas')].map(c => c.toDataURL())])()"
+    with browser.Browser(root=tmp_path) as b:
+        rep = b.load(page, settle=1.0)
+        assert rep.external == [] and rep.errors == [], (rep.external, rep.errors)
+        for control, pick in [("latent", "el.value = el.options[1].value"), ("step", "el.value = '0'"),
+                              ("model", "el.value = el.options[el.options.length - 1].value")]:
+            before = b.evaluate(snapshot)
+            b.evaluate(f"(() => {{ const el = {sel}.querySelector('[data-control=\"{control}\"]'); {pick}; "
+                       f"el.dispatchEvent(new Event(el.tagName === 'INPUT' ? 'input' : 'change')); }})()")
+            after = b.evaluate(snapshot)
+            assert after[0] != before[0], (control, "state unchanged")
+        assert b.report(rep.url, tmp_path).errors == []

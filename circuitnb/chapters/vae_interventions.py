@@ -96,7 +96,8 @@ def run(cfg: Config) -> ChapterResult:
     med, pat = res.tables["mediation"], res.tables["patching"]
     all_ind = med[med.measure == "indirect_all"]["mean"]
     res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=cfg.run.replicates, n=cfg.vae.vae_n_samples,
-                      steps=cfg.vae.traversal_steps, half_width=cfg.vae.traversal_range, patch_units=cfg.vae.patch_units,
+                      steps=cfg.vae.traversal_steps, half_width=cfg.vae.traversal_range,
+                      patch_units=cfg.vae.patch_units,
                       indirect_all_min=float(all_ind.min()), indirect_all_max=float(all_ind.max()),
                       layer_min=float(pat[pat.measure.str.startswith("whole_")]["mean"].min()),
                       kb_explorer=res.data["explorer"].nbytes / 1024)

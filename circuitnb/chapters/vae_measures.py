@@ -84,9 +84,10 @@ def _order(per: pd.DataFrame, cfg: Config) -> pd.DataFrame:
         a = sub[sub.kind == hi].set_index("replicate").value
         b = sub[sub.kind == lo].set_index("replicate").value
         est = verdicts.replicate_ci((a - b).dropna())
-        agrees = "agrees" if est.low > 0 else "reversed" if est.high < 0 else "unresolved (CI spans 0)"
+        ours = ("unresolved (n < 2)" if not np.isfinite(est.low) else "agrees" if est.low > 0 else
+                "reversed" if est.high < 0 else "unresolved (CI spans 0)")
         rows.append(dict(pair=f"{hi} > {lo}", measure=measure, difference=est.mean, ci_low=est.low,
-                         ci_high=est.high, n_pairs=est.n, ours=agrees if np.isfinite(est.low) else "unresolved (n < 2)"))
+                         ci_high=est.high, n_pairs=est.n, ours=ours))
     return pd.DataFrame(rows)
 
 

@@ -141,15 +141,19 @@ class VaeConfig:
                               lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
                               "2 to 5 integers >= 4")
     latent_dim: int = _spec(10, "latent dimensions (dSprites literature: 10)", lambda v: 2 <= v <= 256, "2 to 256")
-    vae_hidden: int = _spec(128, "units of the fully connected layer (paper profile: 256)", lambda v: 8 <= v <= 4096, "8 to 4096")
+    vae_hidden: int = _spec(128, "units of the fully connected layer (paper profile: 256)",
+                            lambda v: 8 <= v <= 4096, "8 to 4096")
     vae_steps: int = _spec(400, "optimizer steps per VAE", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
-    vae_batch_size: int = _spec(32, "images per VAE step (paper profile: 64)", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
+    vae_batch_size: int = _spec(32, "images per VAE step (paper profile: 64)", lambda v: 2 <= v <= 4096,
+                                "an integer in [2, 4096]")
     vae_lr: float = _spec(1e-3, "Adam learning rate of the VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
     vae_beta: float = _spec(4.0, "beta of beta-VAE and beta-TC-VAE", lambda v: 0 < v <= 1000, "a float in (0, 1000]")
     vae_gamma: float = _spec(35.0, "FactorVAE's TC weight gamma (Kim & Mnih: 35 on dSprites)",
                              lambda v: 0 < v <= 1000, "a float in (0, 1000]")
-    disc_hidden: int = _spec(256, "FactorVAE discriminator width (paper profile: Kim & Mnih's 1000)", _pos, "a positive integer")
-    disc_layers: int = _spec(4, "FactorVAE discriminator depth (paper profile: Kim & Mnih's 6)", lambda v: 1 <= v <= 12, "1 to 12")
+    disc_hidden: int = _spec(256, "FactorVAE discriminator width (paper profile: Kim & Mnih's 1000)", _pos,
+                             "a positive integer")
+    disc_layers: int = _spec(4, "FactorVAE discriminator depth (paper profile: Kim & Mnih's 6)",
+                             lambda v: 1 <= v <= 12, "1 to 12")
     traversal_steps: int = _spec(9, "grid points of each latent traversal", lambda v: 3 <= v <= 101, "3 to 101")
     traversal_range: float = _spec(2.5, "traversal half-width, in prior standard deviations",
                                    lambda v: 0 < v <= 10, "a float in (0, 10]")
