@@ -147,3 +147,11 @@ def test_vae_config_is_validated():
                        (dict(vae_datasets=["shapes", "shapes"]), "vae_datasets"), (dict(latent_dim=1), "latent_dim")]:
         with pytest.raises(C.ConfigError, match=match):
             C.load("smoke", **bad)
+
+
+def test_factor_vae_score_renders_are_kept_exactly():
+    from circuitnb.chapters.vae_common import _render_memo
+    from circuitnb.data.shapes import shapes_dataset
+    d = shapes_dataset(40, 16, seed=1)
+    for _ in range(2):                                       # computed, then from the memo: bit for bit
+        assert np.array_equal(_render_memo(d, d.factors.to_numpy()), d.images)

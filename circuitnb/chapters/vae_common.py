@@ -49,12 +49,13 @@ _RENDERS: dict[str, np.ndarray] = {}
 
 
 def _render_memo(held, codes_: np.ndarray) -> np.ndarray:
+    """``held.render(codes)`` [n, 1, H, W], each image kept once as its sub-pixel counts (exact)."""
     key = hashlib.sha256(codes_.tobytes() + str(held.images.shape).encode()).hexdigest()
+    per_pixel = held.antialias ** 2                     # render: 2 * count / per_pixel - 1
     if key not in _RENDERS:
-        levels = 2 * held.antialias ** 2            # render: 2 * coverage - 1, coverage in steps of 1/aa^2
         img = held.render(pd.DataFrame(codes_, columns=list(held.factor_names)))
-        _RENDERS[key] = np.round((img + 1) * levels / 2).astype(np.uint8)
-    return _RENDERS[key].astype(np.float32) * (2 / (2 * held.antialias ** 2)) - 1
+        _RENDERS[key] = np.round((img + 1) / 2 * per_pixel).astype(np.uint8)
+    return _RENDERS[key].astype(np.float32) * np.float32(2 / per_pixel) - 1
 
 
 def _compute(cfg: Config, m: TrainedVAE, dataset: str) -> dict:
