@@ -38,6 +38,11 @@ def test_chapter21_levels_and_explorer(cfg, tables):
     assert np.allclose(med[med.measure == "direct_all"]["mean"], 0, atol=1e-4)
     assert np.allclose(pat[pat.measure == "whole_latent_layer"]["mean"], 1, atol=1e-6)
     assert set(res.tables["input"].n_models) == {R}
+    graph = res.tables["graph"]                        # one row per edge of the causal graph and measure
+    assert set(graph.edge) == {"pos_x -> pos_y", "size -> brightness", "brightness -> background",
+                               "shape -> orientation", "pos_x -> orientation"}
+    data_share = graph[graph.measure == "data_share"]
+    assert (data_share.sd_models == 0).all()           # the images' own answer: the same for every model
     ex = res.data["explorer"]
     assert ex.data["kind"] == "traversal" and len(ex.data["models"]) == 6 and "traversal" in ex.to_html()
     assert "http" not in ex.to_html().split("<script>")[1][:200]                  # no network in the page

@@ -59,6 +59,14 @@ def test_input_manipulation_changes_one_factor(vcfg, dataset):
         # except through pos_y itself; do(size) moves size's descendants (brightness, background).
         assert descendants("pos_y") == set() and {"brightness", "background"} <= descendants("size")
         assert set(names) == set(CAUSAL_ORDER)
+        # Holding brightness at its own value: only the shape's size moves, so the change is smaller, and
+        # holding every path's end (size -> brightness -> background) redraws each image's own background.
+        total, direct = counterfactual(held, "size", 3), counterfactual(held, "size", 3, hold="brightness")
+        assert np.abs(direct - held.images).sum() < np.abs(total - held.images).sum()
+        corner = (0, 0, 0)                                 # a background pixel: far from every shape
+        assert np.allclose(direct[(slice(None), *corner)], held.images[(slice(None), *corner)])
+        with pytest.raises(UserError, match="parameter 'hold'"):
+            counterfactual(held, "size", hold="pos_y")    # not a descendant of size
     with pytest.raises(UserError, match="parameter 'factor'"):
         counterfactual(held, "colour")
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from circuitnb.core import results
 from circuitnb.core.config import Config
+from circuitnb.data.shapes import CAUSAL_GRAPH
 from circuitnb.data.vae_data import codes, counterfactual, factor_names, subset, vae_data
 from circuitnb.interventions.vae_levels import (activations, latent_traversal, mediation, output,
                                                 patched_outputs, patching_effects)
@@ -89,6 +90,7 @@ def _compute(cfg: Config, m: TrainedVAE, dataset: str) -> dict:
         layer.append(layer_row)
         out_change.append(float(np.abs(output(model, x_f) - output(model, x)).mean()))
     effects = {s: ce.effect_matrix(np.stack(deltas[s]), sd[s]) for s in sites}
+    graph = _graph_mediation(cfg, model, sub) if dataset == "causal" else []
     trav = latent_traversal(model, base[LATENT][:8], v.traversal_steps, v.traversal_range)
     z_all, c_all = encode_mean(model, held.images), codes(held)
     half = len(z_all) // 2
@@ -110,8 +112,27 @@ def _compute(cfg: Config, m: TrainedVAE, dataset: str) -> dict:
     return dict(factors=list(names), effects=effects, patch={s: np.stack(p) for s, p in patch.items()},
                 top_units=top, layer=np.array(layer), layer_sites=sites,
                 indirect=np.stack(ind), direct=np.stack(dirs), out_change=np.array(out_change),
-                traversal=trav, scores=scores, kl_active=int((sd[LATENT] > 0.1).sum()),
+                traversal=trav, scores=scores, graph=graph, kl_active=int((sd[LATENT] > 0.1).sum()),
                 recon=_recon(model, x))
+
+
+def _graph_mediation(cfg: Config, model, sub) -> list[dict]:
+    """Level 4 on the causal graph itself: for each edge parent -> child, the share of do(parent)'s total
+    effect that goes through the child, <TE - CDE, TE> / ||TE||^2, where the controlled direct effect CDE
+    holds the child at its own value (:func:`~circuitnb.data.vae_data.counterfactual` with ``hold``); on the
+    model's output and, as the answer the model should match, on the images themselves."""
+    x, out, rows = sub.images.reshape(len(sub), -1), output(model, sub.images), []
+    for child, parents in CAUSAL_GRAPH.items():
+        for parent in parents:
+            x_te, x_de = (counterfactual(sub, parent, cfg.run.seed, hold=h) for h in ("", child))
+            shares = {}
+            for name, base, te, de in (("data", x, x_te.reshape(len(x), -1), x_de.reshape(len(x), -1)),
+                                       ("model", out, output(model, x_te), output(model, x_de))):
+                total = te - base
+                norm = float((total * total).sum())
+                shares[name] = float(((te - de) * total).sum() / norm) if norm > 0 else np.nan
+            rows.append(dict(edge=f"{parent} -> {child}", model_share=shares["model"], data_share=shares["data"]))
+    return rows
 
 
 def _recon(model, x) -> float:

@@ -51,6 +51,10 @@ def _mediation(a: dict) -> dict:
                     indirect_sum=ind[i, 1:].sum()) for i, f in enumerate(a["factors"])}
 
 
+def _graph(a: dict) -> dict:
+    return {r["edge"]: dict(model_share=r["model_share"], data_share=r["data_share"]) for r in a["graph"]}
+
+
 def _traversal(a: dict) -> dict:
     t = a["traversal"]
     active = t["pixel"] > 0.01 * t["pixel"].max() if t["pixel"].max() > 0 else np.zeros(len(t["pixel"]), bool)
@@ -89,6 +93,10 @@ def run(cfg: Config) -> ChapterResult:
     for name, fn in (("input", _input), ("patching", _patching), ("mediation", _mediation)):
         res.tables[name] = _summary(_rows(analyses, fn), ["kind", "dataset", "factor", "measure"])
     res.tables["traversal"] = _summary(_rows(analyses, _traversal), ["kind", "dataset", "measure"])
+    causal = {key: items for key, items in analyses.items() if key[1] == "causal"}
+    if causal:
+        res.tables["graph"] = _summary(_rows(causal, _graph).rename(columns={"factor": "edge"}),
+                                       ["kind", "dataset", "edge", "measure"])
     res.data["effects"] = {f"{k} ({ds})": (items[0]["effects"][LAT], items[0]["factors"])
                            for (k, ds), items in analyses.items()}
     res.data["traversal"] = {f"{k} ({ds})": items[0]["traversal"] for (k, ds), items in analyses.items()}

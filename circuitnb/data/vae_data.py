@@ -22,7 +22,8 @@ import pandas as pd
 from circuitnb.core.config import Config
 from circuitnb.data import REPLICATE_STRIDE, SPLITS
 from circuitnb.data.celeba import DataError
-from circuitnb.data.shapes import CausalShapes, ShapesData, causal_shapes, intervene, shapes_dataset
+from circuitnb.data.shapes import (CausalShapes, ShapesData, causal_shapes, descendants, intervene,
+                                   shapes_dataset)
 
 VAE_DATASETS = ("shapes", "causal")
 # Shapes and causal models of one replicate never share a seed (as synthetic and CelebA in Part I).
@@ -77,7 +78,7 @@ def factor_names(d: ShapesData | CausalShapes) -> tuple[str, ...]:
     return tuple(d.factor_names)
 
 
-def counterfactual(d: ShapesData | CausalShapes, factor: str, seed: int = 0) -> np.ndarray:
+def counterfactual(d: ShapesData | CausalShapes, factor: str, seed: int = 0, hold: str = "") -> np.ndarray:
     """Input manipulation: each image redrawn with ``factor`` changed and nothing else, [n, 1, H, W].
 
     Shapes: the factor's code moves to another of its values, uniformly (every other code kept, exact
@@ -85,10 +86,15 @@ def counterfactual(d: ShapesData | CausalShapes, factor: str, seed: int = 0) -> 
     noise kept (:func:`~circuitnb.data.shapes.intervene`), so the factor's descendants in
     :data:`~circuitnb.data.shapes.CAUSAL_GRAPH` follow: the *total* effect of the intervention. Shape takes
     another shape in both. Deterministic for a seed.
+
+    ``hold`` (causal world only): a descendant kept at its own value, do(factor, hold = as it was), so
+    that only the paths that avoid ``hold`` carry the change (the controlled direct effect).
     """
     names = factor_names(d)
     if factor not in names:
         raise DataError(f"parameter 'factor' = {factor!r}; choose one of {names}")
+    if hold and (not isinstance(d, CausalShapes) or hold not in descendants(factor)):
+        raise DataError(f"parameter 'hold' = {hold!r}: not a descendant of {factor!r} in the causal graph")
     rng = np.random.default_rng([seed, names.index(factor)])
     n = len(d)
     if isinstance(d, ShapesData) or factor == "shape":
@@ -97,6 +103,7 @@ def counterfactual(d: ShapesData | CausalShapes, factor: str, seed: int = 0) -> 
         new = (old + rng.integers(1, k, n)) % k                      # any other code, uniformly
         if isinstance(d, ShapesData):
             return d.render(d.factors.assign(**{factor: new}))
-        return intervene(d, factor, new.astype(float)).images
-    values = d.values[factor].to_numpy()
-    return intervene(d, factor, values[rng.permutation(n)]).images
+        world = intervene(d, factor, new.astype(float))
+    else:
+        world = intervene(d, factor, d.values[factor].to_numpy()[rng.permutation(n)])
+    return (intervene(world, hold, d.values[hold].to_numpy()) if hold else world).images
