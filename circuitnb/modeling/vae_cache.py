@@ -75,12 +75,13 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
         try:
             model, disc, losses = train_vae(kind, x, **_hyper(cfg), steps=v.vae_steps, batch_size=v.vae_batch_size,
                                             lr=v.vae_lr, beta=v.vae_beta, gamma=v.vae_gamma, seed=seed,
-                                            disc_hidden=v.disc_hidden, disc_layers=v.disc_layers, progress=progress)
+                                            disc_hidden=v.disc_hidden, disc_layers=v.disc_layers, progress=progress,
+                                            device=cfg.device)
         except FloatingPointError as err:
             raise TrainingError(f"{err}; lower 'vae_lr' (now {v.vae_lr})") from None
-        save_file(model.state_dict(), tmp / "vae.safetensors")
+        save_file({k: t.cpu() for k, t in model.state_dict().items()}, tmp / "vae.safetensors")
         if disc is not None:
-            save_file(disc.state_dict(), tmp / "disc.safetensors")
+            save_file({k: t.cpu() for k, t in disc.state_dict().items()}, tmp / "disc.safetensors")
         meta = dict(key=key, kind=kind, dataset=dataset, replicate=replicate, seed=seed, fingerprint=fp,
                     n_images=len(x), settings=settings, losses=losses, train_seconds=time.perf_counter() - start)
         text = json.dumps(meta, default=list)
