@@ -33,6 +33,13 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def tables(tmp_path, monkeypatch) -> Path:
+    """A private folder for the CSVs that ``ChapterResult.show`` writes."""
+    monkeypatch.setenv("CIRCUITNB_TABLES", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
 def tiny_cfg(cache):
     """A model small enough to train a few steps in about a second on the synthetic data."""
     return C.load("smoke", n_images=16, n_analysis=8, batch_size=4, train_steps=6, checkpoint_every=2, warmup_steps=1,

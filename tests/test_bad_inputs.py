@@ -186,8 +186,11 @@ def test_failing_cell_index_and_quiet_kernel(tmp_path, capfd):
 def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, tmp_path):
     from circuitnb.publish.book import prepare_models, required_models
     cfg = C.with_overrides(tiny_cfg, celeba_root="")
-    assert [(m.dataset, m.replicate) for m in required_models(cfg)] == [
+    assert [(m.dataset, m.replicate) for m in required_models(cfg) if not m.vae_kind] == [
         (d, r) for d in data.DATASETS for r in range(cfg.run.replicates)]
+    vae_labels = {f"{k} {d} r{r}" for d in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds
+                  for r in range(cfg.run.replicates)}                   # Part II's models too
+    assert {m.label for m in required_models(cfg) if m.vae_kind} == vae_labels
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(tmp_path / "no_celeba"))
     data._natural.cache_clear()
     with pytest.raises(data.DataError, match="CIRCUITNB_CELEBA"):
@@ -195,7 +198,7 @@ def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, 
     assert not (cfg.cache_path / "models").exists()                     # no model was trained first
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(celeba_root))
     models = prepare_models(cfg, progress=False)
-    assert set(models) == {f"{d} r{r}" for d in data.DATASETS for r in range(cfg.run.replicates)}
+    assert set(models) == {f"{d} r{r}" for d in data.DATASETS for r in range(cfg.run.replicates)} | vae_labels
     assert not any(m.from_cache for m in models.values())
     err = capsys.readouterr().err
     assert re.search(r"model synthetic r0: trained in [\d.]+ s", err) and "model celeba r1: trained" in err

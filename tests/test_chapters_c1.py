@@ -27,12 +27,6 @@ def cfg(tmp_path_factory, celeba_root):
                   cache_dir=str(tmp_path_factory.mktemp("cache")))
 
 
-@pytest.fixture
-def tables(tmp_path, monkeypatch):
-    monkeypatch.setenv("CIRCUITNB_TABLES", str(tmp_path))
-    return tmp_path
-
-
 def _finite(frame, columns):
     return np.isfinite(frame[columns].to_numpy(float)).all()
 

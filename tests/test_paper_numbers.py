@@ -3,6 +3,11 @@
 A paper number is a value of claims.csv (paper_value, paper_sd, numbers in its notes) or audit.csv written
 with a decimal point and at least 3 significant digits ("1.084", "0.116", "4.16"): shorter ones ("0.80",
 "100") occur by chance too often to mean anything.
+
+Part II's claims_vae.csv (the VAE paper's abstract) has six numbers, three of them "0.0" and two digits
+("0.084"); its paper values with at least 2 significant digits count. They are looked for in the book and
+in every Part II module (a name with "vae" or "shapes"): package-wide, "3.43" already occurs as one of
+Part I's own measurements (chapters/replicates.py), by chance.
 """
 import re
 from pathlib import Path
@@ -26,14 +31,19 @@ def paper_numbers() -> set[str]:
     return {t for t in texts if "." in t and "e" not in t.lower() and _significant(t) >= 3}
 
 
+def vae_numbers() -> set[str]:
+    vae = pd.read_csv(DATA / "claims_vae.csv", dtype=str).fillna("")
+    return {t for t in [*vae.paper_value, *vae.paper_sd] if "." in t and "e" not in t.lower() and _significant(t) >= 2}
+
+
 def pattern(numbers) -> re.Pattern:
     """A number standing alone: no digit or '.' before it, no digit after (so 1.084 is not found in 11.0845)."""
     alternatives = "|".join(re.escape(n) for n in sorted(numbers, key=len, reverse=True))
     return re.compile(rf"(?<![\d.])({alternatives})(?!\d)")
 
 
-def hits(files) -> list[str]:
-    pat = pattern(paper_numbers())
+def hits(files, numbers=None) -> list[str]:
+    pat = pattern(paper_numbers() if numbers is None else numbers)
     return [f"{path.relative_to(ROOT)}:{i}: {m.group(1)}"
             for path in files for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
             for m in pat.finditer(line)]
@@ -69,3 +79,12 @@ def test_no_paper_numbers_in_the_package():
     assert any(p.name == "scorecard.py" for p in files)
     found = hits(files)
     assert not found, "paper numbers typed in the package (read them from circuitnb/measures/paper):\n" + "\n".join(found)
+
+
+def test_no_vae_paper_numbers_in_part_two():
+    assert vae_numbers() == {"0.084", "0.064", "0.051", "4.59", "3.99", "3.43"}
+    files = _files("book", (".ipynb", ".md"), skip=("vendor",)) + [
+        p for p in _files("circuitnb", (".py", ".js")) if "vae" in p.name or "shapes" in p.name]
+    assert any(p.name == "vae_measures.py" for p in files) and any(p.name.startswith("22_") for p in files)
+    found = hits(files, vae_numbers())
+    assert not found, "VAE paper numbers typed in (read them from claims_vae.csv):\n" + "\n".join(found)

@@ -25,6 +25,8 @@ def test_each_kind_trains(images, kind):
     assert np.mean(losses[-10:]) < np.mean(losses[:10]), (kind, losses[:10], losses[-10:])
     assert (disc is not None) == (kind == "factor_vae")
     assert not model.training and model.kind == kind
+    # β weighs the KL term of beta_vae and beta_tc_vae only; FactorVAE is recon + KL + γ TC (Kim & Mnih 2018).
+    assert model.beta == (4.0 if kind in ("beta_vae", "beta_tc_vae") else 1.0)
 
 
 def test_same_seed_same_weights(images):

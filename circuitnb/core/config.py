@@ -25,7 +25,7 @@ from circuitnb.core.errors import UserError
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "TrainConfig", "AnalysisConfig",
-    "RunConfig", "Config", "PROFILES", "load", "config_hash", "override_names",
+    "RunConfig", "VaeConfig", "Config", "PROFILES", "load", "config_hash", "override_names",
 ]
 
 
@@ -132,6 +132,53 @@ def _valid_reading(item) -> bool:
     return q in READINGS and r in READINGS[q].options
 
 
+_KINDS_VAE = ("vae", "beta_vae", "factor_vae", "beta_tc_vae")     # circuitnb.modeling.vae.KINDS (no upward import)
+
+
+@dataclass(frozen=True)
+class VaeConfig:
+    """Part II: the VAE causal-intervention framework (arXiv:2505.03530) on dSprites-style shapes."""
+    vae_kinds: tuple = _spec(_KINDS_VAE, "architectures trained and compared", lambda v: 1 <= len(v) == len(set(v))
+                             and set(v) <= set(_KINDS_VAE), f"distinct names out of {_KINDS_VAE}")
+    vae_datasets: tuple = _spec(("shapes", "causal"), "'shapes' (dSprites-style benchmark) and/or 'causal' "
+                                "(shapes with a stated causal graph)", lambda v: 1 <= len(v) == len(set(v))
+                                and set(v) <= {"shapes", "causal"}, "'shapes' and/or 'causal'")
+    vae_image_size: int = _spec(32, "side of the shape images (paper: dSprites' 64)", lambda v: v in (16, 32, 64),
+                                "16, 32 or 64")
+    vae_n_images: int = _spec(4000, "images drawn per dataset and replicate", lambda v: 64 <= v <= 1_000_000,
+                              "an integer in [64, 1000000]")
+    vae_n_analysis: int = _spec(500, "of them, held out for analysis (the last ones, the base seed's draw)",
+                                lambda v: 16 <= v <= 100_000, "an integer in [16, 100000]")
+    vae_n_samples: int = _spec(50, "held-out images per model in the intervention analyses",
+                               lambda v: 8 <= v <= 100_000, "an integer in [8, 100000]")
+    vae_widths: tuple = _spec((16, 16, 32, 32), "conv channels (paper profile: Higgins et al.'s 32-32-64-64)",
+                              lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
+                              "2 to 5 integers >= 4")
+    latent_dim: int = _spec(10, "latent dimensions (dSprites literature: 10)", lambda v: 2 <= v <= 256, "2 to 256")
+    vae_hidden: int = _spec(128, "units of the fully connected layer (paper profile: 256)",
+                            lambda v: 8 <= v <= 4096, "8 to 4096")
+    vae_steps: int = _spec(400, "optimizer steps per VAE", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
+    vae_batch_size: int = _spec(32, "images per VAE step (paper profile: 64)", lambda v: 2 <= v <= 4096,
+                                "an integer in [2, 4096]")
+    vae_lr: float = _spec(1e-3, "Adam learning rate of the VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
+    vae_beta: float = _spec(4.0, "beta of beta-VAE and beta-TC-VAE", lambda v: 0 < v <= 1000, "a float in (0, 1000]")
+    vae_gamma: float = _spec(35.0, "FactorVAE's TC weight gamma (Kim & Mnih: 35 on dSprites)",
+                             lambda v: 0 < v <= 1000, "a float in (0, 1000]")
+    disc_hidden: int = _spec(256, "FactorVAE discriminator width (paper profile: Kim & Mnih's 1000)", _pos,
+                             "a positive integer")
+    disc_layers: int = _spec(4, "FactorVAE discriminator depth (paper profile: Kim & Mnih's 6)",
+                             lambda v: 1 <= v <= 12, "1 to 12")
+    traversal_steps: int = _spec(9, "grid points of each latent traversal", lambda v: 3 <= v <= 101, "3 to 101")
+    traversal_range: float = _spec(2.5, "traversal half-width, in prior standard deviations",
+                                   lambda v: 0 < v <= 10, "a float in (0, 10]")
+    patch_units: int = _spec(8, "hidden units patched one by one per site (the most variable ones)",
+                             lambda v: 1 <= v <= 4096, "1 to 4096")
+    fvae_votes: int = _spec(200, "FactorVAE-score training votes (evaluation: half as many)",
+                            lambda v: 20 <= v <= 100_000, "an integer in [20, 100000]")
+    dci_trees: int = _spec(10, "boosting stages of DCI's tree classifiers (paper profile: "
+                           "disentanglement_lib's 100)", lambda v: 1 <= v <= 10_000, "1 to 10000")
+
+
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -156,6 +203,7 @@ class Config:
     train: TrainConfig
     analysis: AnalysisConfig
     run: RunConfig
+    vae: VaeConfig
 
     # --- derived values, computed, never stored -------------------------------------------
     @property
@@ -181,7 +229,7 @@ class Config:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
-             "analysis": AnalysisConfig, "run": RunConfig}
+             "analysis": AnalysisConfig, "run": RunConfig, "vae": VaeConfig}
 
 # Named presets (STYLE §3). `smoke` makes the whole book run in minutes for CI;
 # `quick` is the CPU default, sized from measurements on a 2-core machine
@@ -193,11 +241,17 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=16, n_images=64, n_analysis=16, block_out_channels=(16, 32, 32), train_steps=30,
                   batch_size=16, warmup_steps=5, checkpoint_every=10, n_samples=8, n_bootstrap=200,
-                  replicates=2),
+                  replicates=2,
+                  vae_image_size=16, vae_n_images=400, vae_n_analysis=64, vae_n_samples=16, vae_widths=(8, 16, 16),
+                  latent_dim=6, vae_hidden=32, vae_steps=40, disc_hidden=32, disc_layers=2, traversal_steps=5,
+                  patch_units=4, fvae_votes=40, dci_trees=1),
     "quick": dict(),
     "paper": dict(image_size=64, block_out_channels=(64, 128, 256), norm_num_groups=32,
                   train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
-                  checkpoint_every=1000),
+                  checkpoint_every=1000,
+                  vae_image_size=64, vae_n_images=20_000, vae_n_analysis=2000, vae_n_samples=500,
+                  vae_widths=(32, 32, 64, 64), vae_hidden=256, vae_steps=100_000, vae_batch_size=64, vae_lr=1e-4,
+                  disc_hidden=1000, disc_layers=6, patch_units=64, fvae_votes=10_000, dci_trees=100),
 }
 
 
@@ -298,6 +352,13 @@ def _check_consistency(cfg: Config) -> None:
     if d.n_analysis >= d.n_images:
         raise ConfigError(f"parameter 'n_analysis' = {d.n_analysis} must be smaller than 'n_images' = {d.n_images} "
                           "(the rest are the training images)")
+    v = cfg.vae
+    if v.vae_n_analysis >= v.vae_n_images or v.vae_n_samples > v.vae_n_analysis:
+        raise ConfigError(f"parameters 'vae_n_samples' = {v.vae_n_samples} <= 'vae_n_analysis' = "
+                          f"{v.vae_n_analysis} < 'vae_n_images' = {v.vae_n_images} must hold")
+    if v.vae_image_size % 2 ** len(v.vae_widths):
+        raise ConfigError(f"parameter 'vae_image_size' = {v.vae_image_size} must be divisible by "
+                          f"2**{len(v.vae_widths)} for {len(v.vae_widths)} 'vae_widths'")
     if cfg.analysis.n_samples > d.n_analysis:
         raise ConfigError(f"parameter 'n_samples' = {cfg.analysis.n_samples} must be at most 'n_analysis' = "
                           f"{d.n_analysis}: analysis uses held-out images only")

@@ -1,4 +1,5 @@
-"""One hook protocol, ``fn(x, ctx) -> x``, for every site of a ``UNet2DModel``; contexts that always clean up.
+"""One hook protocol, ``fn(x, ctx) -> x``, for every site of a ``UNet2DModel`` or any other ``nn.Module``
+(see :mod:`circuitnb.hooking.sites`); contexts that always clean up.
 
     with edit(unet, {"down1": lambda x, ctx: 0 * x}):          # ablate: return the replacement
         eps_hat = unet(x_t, t).sample
@@ -97,8 +98,10 @@ class _Clock:
         self.t: torch.Tensor | None = None
 
     def __call__(self, module, args, kwargs) -> None:
-        # UNet2DModel also takes a plain number; hooks always get a tensor.
-        self.t = torch.as_tensor(kwargs["timestep"] if "timestep" in kwargs else args[1])
+        # UNet2DModel also takes a plain number; hooks always get a tensor. A model called without a
+        # timestep (a VAE: forward(x)) leaves ctx.t None.
+        t = kwargs["timestep"] if "timestep" in kwargs else args[1] if len(args) > 1 else None
+        self.t = None if t is None else torch.as_tensor(t)
 
 
 def _attach(stack: contextlib.ExitStack, modules: dict, clock: _Clock, name: str, site: Site, fn: HookFn,

@@ -1,4 +1,4 @@
-"""The one table of hook sites: readable names -> module paths, for any ``UNet2DModel``.
+"""The one table of hook sites: readable names -> module paths, for any ``UNet2DModel`` or other ``nn.Module``.
 
     site_names(unet)          # ['conv_in', 'down0', 'down0.res0', ..., 'up0.attn1.h7', 'skip0', ...]
     table = site_table(unet)  # name -> Site(path, kind, shape)
@@ -24,6 +24,12 @@ decoder blocks into thirds in forward order; with 3 blocks per side:
 ``enc_early = down0``, ``enc_middle = down1``, ``enc_late = down2``, ``middle = mid``,
 ``dec_early = up0``, ``dec_middle = up1``, ``dec_late = up2``. (``dec_early``
 is the decoder block that runs first, at the deepest resolution.)
+
+Any other ``nn.Module`` (the VAEs of Part II) gets the generic table: every named submodule that is not a
+bare index of a container (``encoder.conv0``, not ``encoder.conv0.0``) is a site named by its module path,
+of kind ``module``. When the model has a ``site_shapes()`` method (the VAEs do), it lists the sites with a
+tensor output and their shapes; the encoder, whose output is the tuple (mu, logvar), is then not a site.
+Groups are the top-level children (``encoder``, ``decoder``): every site below them.
 """
 from __future__ import annotations
 
@@ -32,13 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from diffusers import UNet2DModel
+from torch import nn
 
 
 @dataclass(frozen=True)
 class Site:
     name: str
     path: str            # module path in named_modules() ('' for skips, which are tensors in flight)
-    kind: str            # block | resnet | attn | downsample | upsample | conv | skip | probs | head
+    kind: str            # block | resnet | attn | downsample | upsample | conv | skip | probs | head | module
     shape: tuple         # per-example shape without the batch dim, e.g. (C, H, W) or (heads, Q, K)
     consumer: str = ""   # for skips: the decoder resnet site that reads it
     index: int = -1      # head index for heads; position for skips
@@ -55,18 +62,26 @@ def _res(cfg, level: int) -> int:
     return cfg.sample_size // 2 ** level
 
 
-_TABLES: "weakref.WeakKeyDictionary[UNet2DModel, dict[str, Site]]" = weakref.WeakKeyDictionary()
+_TABLES: "weakref.WeakKeyDictionary[nn.Module, dict[str, Site]]" = weakref.WeakKeyDictionary()
 
 
-def site_table(unet: UNet2DModel) -> dict[str, Site]:
-    """Every named site of ``unet``, derived from its config and validated against its modules.
+def site_table(unet: nn.Module) -> dict[str, Site]:
+    """Every named site of ``unet`` (a UNet2DModel: derived from its config and validated against its
+    modules; any other module: the generic table of the module docstring).
 
     Built once per model object (every record/edit/intervention looks sites up);
     callers get their own copy of the dict.
     """
     if unet not in _TABLES:
-        _TABLES[unet] = _build_table(unet)
+        _TABLES[unet] = _build_table(unet) if isinstance(unet, UNet2DModel) else _generic_table(unet)
     return dict(_TABLES[unet])
+
+
+def _generic_table(model: nn.Module) -> dict[str, Site]:
+    shapes = model.site_shapes() if callable(getattr(model, "site_shapes", None)) else None
+    names = [n for n, _ in model.named_modules() if n and not n.split(".")[-1].isdigit()]
+    return {n: Site(n, n, "module", tuple(shapes[n]) if shapes else ()) for n in names
+            if shapes is None or n in shapes}
 
 
 def _build_table(unet: UNet2DModel) -> dict[str, Site]:
@@ -135,12 +150,12 @@ def _order(name: str):
     return [(0, int(p)) if p.isdigit() else (1, p) for p in parts]
 
 
-def site_names(unet: UNet2DModel, kind: str | None = None) -> list[str]:
+def site_names(unet: nn.Module, kind: str | None = None) -> list[str]:
     """All site names (optionally of one kind: block, resnet, attn, probs, head, skip, ...)."""
     return [n for n, s in site_table(unet).items() if kind is None or s.kind == kind]
 
 
-def resolve(unet: UNet2DModel, names) -> dict[str, Site]:
+def resolve(unet: nn.Module, names) -> dict[str, Site]:
     """Look names up, expanding groups (see :func:`groups`); unknown names raise :class:`SiteError`."""
     table = site_table(unet)
     grp = groups(unet)
@@ -155,8 +170,13 @@ def resolve(unet: UNet2DModel, names) -> dict[str, Site]:
     return out
 
 
-def groups(unet: UNet2DModel) -> dict[str, list[str]]:
-    """The paper's Table 3 groups: encoder/decoder early-middle-late thirds, and the middle block."""
+def groups(unet: nn.Module) -> dict[str, list[str]]:
+    """The paper's Table 3 groups: encoder/decoder early-middle-late thirds, and the middle block (a UNet);
+    any other module: each top-level child -> the sites below it."""
+    if not isinstance(unet, UNet2DModel):
+        table = site_table(unet)
+        tops = dict.fromkeys(n.split(".")[0] for n in table if "." in n)
+        return {t: [n for n in table if n.startswith(t + ".")] for t in tops if t not in table}
     n_down, n_up = len(unet.down_blocks), len(unet.up_blocks)
     thirds = ("early", "middle", "late")
     out = {}

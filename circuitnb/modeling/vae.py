@@ -97,7 +97,7 @@ class VAE(nn.Module):
         mu, logvar = self.encoder(x)
         z = mu
         if self.training:
-            z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device)
+            z = mu + torch.exp(0.5 * logvar) * _randn(mu, generator)
         return self.decoder(z), mu, logvar, z
 
     @torch.no_grad()
@@ -121,6 +121,13 @@ class VAE(nn.Module):
             for h in handles:
                 h.remove()
         return shapes
+
+
+def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the generator's device (the seeded CPU generator
+    of :func:`train_vae`, so a CUDA run draws the same noise as a CPU run), then moved to ``like``'s."""
+    dev = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=dev).to(like.device)
 
 
 def discriminator(latent_dim: int, hidden: int = 1000, layers: int = 6) -> nn.Sequential:
@@ -159,20 +166,21 @@ def kl_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, n_data: in
 def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Shuffle each latent dimension independently across the batch: a sample of prod_j q(z_j)
     (Kim & Mnih 2018, Alg. 1)."""
-    idx = torch.argsort(torch.rand(z.shape, generator=generator, device=z.device), dim=0)
+    u = torch.rand(z.shape, generator=generator, device=generator.device if generator is not None else z.device)
+    idx = torch.argsort(u.to(z.device), dim=0)
     return torch.gather(z, 0, idx)
 
 
 def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int, ...] = (32, 32, 64, 64),
               latent_dim: int = 10, hidden: int = 256, steps: int = 5000, batch_size: int = 64,
               lr: float = 1e-4, beta: float = 4.0, gamma: float = 40.0, seed: int = 0,
-              disc_hidden: int = 1000, disc_layers: int = 6, progress: bool = True,
+              disc_hidden: int = 1000, disc_layers: int = 6, progress: bool = True, device: str = "cpu",
               ) -> tuple[VAE, nn.Module | None, list[float]]:
     """``train_vae("factor_vae", x, gamma=40, steps=200)`` -> (model in eval mode, discriminator or
     None, loss per step). ``images``: [N, 1, S, S] in [-1, 1].
 
     Losses, per image, reconstruction summed over pixels (Bernoulli negative log-likelihood):
-    * ``vae``: recon + KL (Kingma & Welling 2014); ``beta`` is ignored (β = 1);
+    * ``vae``: recon + KL (Kingma & Welling 2014); ``beta`` is ignored (β = 1), as for ``factor_vae``;
     * ``beta_vae``: recon + β KL (Higgins et al. 2017);
     * ``factor_vae``: recon + KL + γ TC, TC = E[log D(z) / (1 - D(z))] from a discriminator trained
       against :func:`permute_dims` on a second batch (Kim & Mnih 2018, Alg. 2; their Adam settings:
@@ -180,6 +188,7 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     * ``beta_tc_vae``: recon + MI + β TC + dimension-wise KL (Chen et al. 2018, Eq. 4, α = γ = 1).
     Defaults (β = 4, γ = 40, Adam 1e-4, batch 64, widths 32-32-64-64, hidden 256) sit within the
     published dSprites settings. CPU runs are bit-identical for a seed; the global RNG is untouched.
+    ``device``: where the model trains; batches and noise are drawn by one seeded CPU generator either way.
     """
     if kind not in KINDS:
         raise ValueError(f"parameter 'kind' = {kind!r}; choose one of {KINDS}")
@@ -191,8 +200,11 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     with torch.random.fork_rng(devices=[]):                       # initialise from the seed only
         torch.manual_seed(seed)
         model = VAE(x_all.shape[-1], widths, latent_dim, hidden, kind,
-                    1.0 if kind == "vae" else beta, gamma if kind == "factor_vae" else 0.0)
+                    beta if kind in ("beta_vae", "beta_tc_vae") else 1.0, gamma if kind == "factor_vae" else 0.0)
         disc = discriminator(latent_dim, disc_hidden, disc_layers) if kind == "factor_vae" else None
+    model.to(device)
+    if disc is not None:
+        disc.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.9)) if disc is not None else None
     model.train()
@@ -200,7 +212,7 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     bar = tqdm(range(steps), desc=kind, disable=not progress)
     for step in bar:
         idx = torch.randint(n, (2 * batch_size if disc is not None else batch_size,), generator=g)
-        x = x_all[idx[:batch_size]]
+        x = x_all[idx[:batch_size]].to(device)
         logits, mu, logvar, z = model(x, g)
         recon = F.binary_cross_entropy_with_logits(logits, (x + 1) / 2, reduction="sum") / len(x)
         if kind == "beta_tc_vae":
@@ -222,9 +234,9 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
             # Discriminator step on detached codes: class 0 = q(z) (first batch), class 1 = permuted
             # codes of the second batch, a sample of prod_j q(z_j) (Kim & Mnih 2018, Alg. 2).
             with torch.no_grad():
-                z2 = model(x_all[idx[batch_size:]], g)[3]
+                z2 = model(x_all[idx[batch_size:]].to(device), g)[3]
             d_in = torch.cat([z.detach(), permute_dims(z2, g)])
-            label = torch.cat([torch.zeros(batch_size), torch.ones(batch_size)]).long()
+            label = torch.cat([torch.zeros(batch_size), torch.ones(batch_size)]).long().to(device)
             opt_d.zero_grad()
             F.cross_entropy(disc(d_in), label).backward()
             opt_d.step()

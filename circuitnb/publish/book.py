@@ -33,6 +33,7 @@ from circuitnb import data
 from circuitnb.core import config as config_mod
 from circuitnb.core.errors import UserError
 from circuitnb.core.machine import check_writable_file
+from circuitnb.data.vae_data import vae_data
 
 
 class NotebookError(UserError, RuntimeError):
@@ -49,6 +50,8 @@ def toc_notebooks(root: Path) -> list[Path]:
             files.extend([entry["file"]] if "file" in entry else [])
             walk(entry.get("sections"))
     walk(toc.get("chapters"))
+    for part in toc.get("parts") or []:          # a book in parts (Part I: the diffusion paper, Part II: the VAEs)
+        walk(part.get("chapters"))
     return [Path(f).with_suffix(".ipynb") for f in files if (Path(root) / f).with_suffix(".ipynb").exists()]
 
 
@@ -157,20 +160,31 @@ class RequiredModel:
     cfg: config_mod.Config
     dataset: str
     replicate: int = 0
+    vae_kind: str = ""          # Part II: a VAE architecture (modeling.vae_cache); "" for Part I's UNet
 
     def __call__(self, progress: bool = True, position: int | None = None):
+        if self.vae_kind:
+            from circuitnb.modeling.vae_cache import load_or_train_vae
+            return load_or_train_vae(self.cfg, self.vae_kind, self.dataset, self.replicate, progress=progress)
         from circuitnb.modeling.train import load_or_train
         return load_or_train(self.cfg, self.dataset, progress=progress, replicate=self.replicate, position=position)
 
     @property
     def cached(self) -> bool:
+        if self.vae_kind:
+            from circuitnb.modeling import vae_cache
+            return vae_cache.is_cached(self.cfg, self.vae_kind, self.dataset, self.replicate)
         from circuitnb.modeling.train import is_cached
         return is_cached(self.cfg, self.dataset, self.replicate)
 
 
 def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
-    """Every model some notebook loads: ``cfg.run.replicates`` per dataset (chapters.replicates.load_models)."""
-    return [RequiredModel(f"{ds} r{r}", cfg, ds, r) for ds in data.DATASETS for r in range(cfg.run.replicates)]
+    """Every model some notebook loads: ``cfg.run.replicates`` per dataset (chapters.replicates.load_models),
+    and per VAE architecture and Part II dataset (chapters.vae_common.models)."""
+    reps = range(cfg.run.replicates)
+    return [RequiredModel(f"{ds} r{r}", cfg, ds, r) for ds in data.DATASETS for r in reps] + [
+        RequiredModel(f"{k} {ds} r{r}", cfg, ds, r, k) for ds in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds
+        for r in reps]
 
 
 def _train_one(model: RequiredModel, threads: int, position: int, progress: bool) -> float:
@@ -208,7 +222,10 @@ def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
     needed = required_models(cfg)
     config_mod.check_cache_dir(cfg)
     for model in needed:
-        data.images(model.cfg, model.dataset, "train", model.replicate)
+        if model.vae_kind:
+            vae_data(model.cfg, model.dataset, "train", model.replicate)
+        else:
+            data.images(model.cfg, model.dataset, "train", model.replicate)
     missing = [m for m in needed if not m.cached]
     by_workers = _train_in_parallel(missing, progress) if len(missing) > 1 else set()
     out = {}

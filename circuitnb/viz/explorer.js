@@ -174,8 +174,42 @@
     redraw();
   }
 
+  // Part II: latent traversals of a VAE (chapter 21). D.images[model]: uint8 [latent, step, H, W], grey.
+  function traversal(root, D) {
+    const controls = document.createElement("div"), view = document.createElement("div"), info = document.createElement("div");
+    const state = {};
+    const redraw = () => {
+      const key = state.model.value, k = +state.latent.value, s = +state.step.value, n = D.size * D.size;
+      const grey = bytes(D.images[key]).subarray((k * D.grid.length + s) * n, (k * D.grid.length + s + 1) * n);
+      const rgb = new Uint8Array(3 * n);
+      for (let p = 0; p < n; p++) rgb.fill(grey[p], 3 * p, 3 * p + 3);
+      drawRGB(state.canvas, rgb, D.size, Math.max(1, Math.round(192 / D.size)));
+      const eff = D.effects[key][k], names = D.factors[key];
+      const best = eff.indexOf(Math.max(...eff));
+      state.label.textContent = ` z${k} = ${fmt(D.grid[s], 2)}`;
+      info.textContent = `${key.replace("|", ", ")}, latent ${k} at ${fmt(D.grid[s], 2)} prior sd (other latents at the ` +
+        `image's posterior mean). Mean |pixel change| over the sweep ${fmt(D.pixel[key][k], 4)}. Effect on this latent ` +
+        `of changing each factor (level 1, latent sd): ` + names.map((f, i) => `${f} ${fmt(eff[i], 2)}`).join(", ") +
+        `; it follows ${names[best]} most.`;
+      root.dataset.state = `${key}|${k}|${s}`;
+    };
+    [["model", "model", D.models.map(m => [m, m.replace("|", ", ")])],
+     ["latent", "latent", [...Array(D.latents).keys()].map(k => [k, `z${k}`])]].forEach(([label, k, opts]) => {
+      const [w, el] = select(label, opts, redraw); el.dataset.control = k; state[k] = el; controls.appendChild(w);
+    });
+    const lab = document.createElement("label"), slider = document.createElement("input");
+    lab.textContent = "value ";
+    slider.type = "range"; slider.min = 0; slider.max = D.grid.length - 1; slider.step = 1;
+    slider.value = Math.floor(D.grid.length / 2); slider.dataset.control = "step"; slider.addEventListener("input", redraw);
+    state.step = slider; state.label = document.createElement("span");
+    lab.appendChild(slider); controls.append(lab, state.label);
+    state.canvas = panel(view, "decoded image");
+    root.append(controls, view, info);
+    redraw();
+  }
+
   window.circuitnbExplorer = function (root) {
     const D = JSON.parse(root.querySelector('script[type="application/json"]').textContent);
-    ({ attention, intervention, scrub })[D.kind](root, D);
+    ({ attention, intervention, scrub, traversal })[D.kind](root, D);
   };
 })();

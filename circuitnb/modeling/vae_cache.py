@@ -1,0 +1,128 @@
+"""Part II's models from the cache: ``replicates`` seeds of each VAE architecture, trained once.
+
+    m = load_or_train_vae(cfg, "factor_vae", "shapes", replicate=0)
+    m.model, m.disc, m.meta["losses"], m.from_cache
+
+The machinery is the diffusion models' (:mod:`circuitnb.modeling.train`): the cache folder is checked
+(:func:`~circuitnb.core.config.check_cache_dir`) and the data read before any training, the entry is a
+:mod:`circuitnb.core.cache` entry (file lock from the check to the publish,
+so a second process waits and then loads; sha256 manifest; atomic rename), the key hashes every
+training-relevant field, the seed and the data's fingerprint (:func:`circuitnb.data.fingerprint`), the
+entry has the UNet's layout (:class:`~circuitnb.modeling.checkpoints.CacheEntry`: ``models/<key>/final``,
+so ``circuitnb cache ls|verify`` list and check it), and
+:func:`~circuitnb.modeling.vae.train_vae` shows a tqdm bar. A NaN loss is a
+:class:`~circuitnb.modeling.train.TrainingError` (one line, exit 2). Unlike the UNet, a VAE is not
+checkpointed mid-run: at every profile's size it trains in seconds (smoke) to minutes (paper, GPU).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from circuitnb import data
+from circuitnb.core import cache
+from circuitnb.core.config import Config, check_cache_dir, config_hash
+from circuitnb.data.vae_data import check_vae_dataset, vae_data, vae_seed
+from circuitnb.modeling.checkpoints import CacheEntry
+from circuitnb.modeling.train import TrainingError
+from circuitnb.modeling.vae import KINDS, VAE, discriminator, train_vae
+
+# The VaeConfig fields that change a trained model (analysis fields do not retrain).
+TRAIN_FIELDS = ("vae_image_size", "vae_n_images", "vae_n_analysis", "vae_widths", "latent_dim", "vae_hidden",
+                "vae_steps", "vae_batch_size", "vae_lr", "vae_beta", "vae_gamma", "disc_hidden", "disc_layers")
+
+
+@dataclass
+class TrainedVAE:
+    model: VAE                  # eval mode (z = mu), on cfg.device
+    disc: nn.Module | None      # FactorVAE's TC discriminator, else None
+    meta: dict                  # key, kind, dataset, replicate, seed, fingerprint, losses, seconds
+    from_cache: bool
+
+
+def _settings(cfg: Config, kind: str) -> dict:
+    v = cfg.vae
+    return dict(kind=kind, **{f: getattr(v, f) for f in TRAIN_FIELDS})
+
+
+def _hyper(cfg: Config) -> dict:
+    v = cfg.vae
+    return dict(widths=tuple(v.vae_widths), latent_dim=v.latent_dim, hidden=v.vae_hidden)
+
+
+def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
+    """(cache entry, training images, their fingerprint, seed, keyed settings) of one replicate VAE; the
+    entry has the UNet's layout: models/<key>/final, its lock beside <key>."""
+    seed = vae_seed(cfg, replicate, dataset)
+    x = vae_data(cfg, dataset, "train", replicate).images
+    fp = data.fingerprint(x)
+    settings = _settings(cfg, kind)
+    key = f"vae-{kind}-{dataset}-" + config_hash(extra=dict(settings, seed=seed, data=fp))
+    return CacheEntry(cfg.cache_path, key), x, fp, seed, settings
+
+
+def is_cached(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> bool:
+    """Whether the VAE is in the cache and intact (no lock, nothing loaded or removed)."""
+    final = _entry(cfg, kind, dataset, replicate)[0].final_dir
+    return final.is_dir() and cache.verify(final) is None
+
+
+def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
+                      progress: bool = True) -> TrainedVAE:
+    """Replicate ``replicate`` of architecture ``kind`` on ``dataset``: from the cache, else trained now."""
+    if kind not in KINDS:
+        raise TrainingError(f"parameter 'vae_kinds' has {kind!r}; choose from {KINDS}")
+    check_vae_dataset(dataset)
+    check_cache_dir(cfg)
+    entry, x, fp, seed, settings = _entry(cfg, kind, dataset, replicate)
+    key = entry.key
+    v = cfg.vae
+
+    def make(tmp: Path) -> tuple:
+        start = time.perf_counter()
+        try:
+            model, disc, losses = train_vae(kind, x, **_hyper(cfg), steps=v.vae_steps, batch_size=v.vae_batch_size,
+                                            lr=v.vae_lr, beta=v.vae_beta, gamma=v.vae_gamma, seed=seed,
+                                            disc_hidden=v.disc_hidden, disc_layers=v.disc_layers, progress=progress,
+                                            device=cfg.device)
+        except FloatingPointError as err:
+            raise TrainingError(f"{err}; lower 'vae_lr' (now {v.vae_lr})") from None
+        save_file({k: t.cpu() for k, t in model.state_dict().items()}, tmp / "vae.safetensors")
+        if disc is not None:
+            save_file({k: t.cpu() for k, t in disc.state_dict().items()}, tmp / "disc.safetensors")
+        meta = dict(key=key, kind=kind, dataset=dataset, replicate=replicate, seed=seed, fingerprint=fp,
+                    n_images=len(x), settings=settings, losses=losses, train_seconds=time.perf_counter() - start)
+        text = json.dumps(meta, default=list)
+        (tmp / "meta.json").write_text(text)
+        return model, disc, json.loads(text), False            # the meta a cache hit reads back
+
+    def load(folder: Path) -> tuple:
+        meta = json.loads((folder / "meta.json").read_text())
+        model = VAE(v.vae_image_size, **_hyper(cfg), kind=kind)
+        model.load_state_dict(load_file(folder / "vae.safetensors"))
+        disc = None
+        if (folder / "disc.safetensors").exists():
+            disc = discriminator(v.latent_dim, v.disc_hidden, v.disc_layers)
+            disc.load_state_dict(load_file(folder / "disc.safetensors"))
+            disc.eval()
+        return model.eval(), disc, meta, True
+
+    with entry.locked():
+        entry.remove_leftovers()
+        found = cache.read_verified(entry.final_dir, load, "model cache entry", "retraining")
+        if found is cache.MISSING:
+            found = cache.publish(entry.final_dir, make, kind="model",
+                                  settings=dict(settings, key=key, dataset=dataset, seed=seed, fingerprint=fp))
+    model, disc, meta, hit = found
+    return TrainedVAE(model.to(cfg.device).eval(), disc, meta, hit)
+
+
+def load_all(cfg: Config, progress: bool = False) -> dict[tuple[str, str], list[TrainedVAE]]:
+    """Every (kind, dataset) of the config with its ``cfg.run.replicates`` models."""
+    return {(k, d): [load_or_train_vae(cfg, k, d, r, progress) for r in range(cfg.run.replicates)]
+            for d in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds}
