@@ -1,0 +1,174 @@
+"""The sections of the frozen config: one dataclass per concern, each field with its help and its check.
+
+    DataConfig().n_images                  # 2000
+    fields(AnalysisConfig)[0].metadata     # {"help": ..., "check": ..., "allowed": ...}
+
+:mod:`circuitnb.core.config` assembles them into :class:`~circuitnb.core.config.Config`, holds the named
+profiles and validates overrides against each field's ``check`` (one line naming the parameter).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+def _spec(default: Any, help: str, check: Callable[[Any], bool] | None = None,
+          allowed: str = "") -> Any:
+    # `check` validates the (already type-checked) value; `allowed` is the
+    # human description that goes into the error message.
+    return field(default=default, metadata={"help": help, "check": check, "allowed": allowed})
+
+
+def _pos(x) -> bool:
+    return x > 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the models are trained and analysed on (paper §3.1)."""
+    image_size: int = _spec(32, "side of the square images in pixels",
+                            lambda v: 8 <= v <= 256 and v % 8 == 0, "a multiple of 8 in [8, 256]")
+    n_images: int = _spec(2000, "images per dataset (paper: 2,000 synthetic + 2,000 CelebA)",
+                          lambda v: 8 <= v <= 250_000, "an integer in [8, 250000]")
+    celeba_root: str = _spec("", "CelebA folder (official layout); '' -> $CIRCUITNB_CELEBA, "
+                                 "else the scikit-image LFW faces as a stand-in")
+    match_attributes: bool = _spec(True, "pick CelebA images whose attributes match the synthetic "
+                                         "set's distribution, where attribute rows exist")
+    n_analysis: int = _spec(200, "of the n_images, how many are held out for analysis (the last ones; "
+                                 "no model ever trains on them)", lambda v: 2 <= v <= 100_000,
+                            "an integer in [2, 100000]")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The DDPM: a diffusers UNet2DModel with 8 heads in each of 3 attention layers (§3.1).
+
+    Attention sits at the deepest resolution: one layer in the last encoder
+    block and ``layers_per_block + 1`` in the first decoder block, which with
+    ``layers_per_block=1`` and no mid-block attention gives exactly 3 layers.
+    """
+    block_out_channels: tuple = _spec((32, 64, 128), "channels of the encoder blocks (the last is "
+                                      "the attention width; paper: 256)",
+                                      lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 8 for c in v),
+                                      "2 to 5 integers >= 8")
+    layers_per_block: int = _spec(1, "resnet layers per encoder block", lambda v: 1 <= v <= 4, "1 to 4")
+    n_heads: int = _spec(8, "attention heads per attention layer (paper: 8)", lambda v: 1 <= v <= 64, "1 to 64")
+    mid_attention: bool = _spec(False, "add the mid block's attention layer (a 4th layer)")
+    norm_num_groups: int = _spec(8, "GroupNorm groups", _pos, "a positive integer")
+    num_train_timesteps: int = _spec(1000, "diffusion steps (paper: 1,000)", lambda v: 10 <= v <= 10_000,
+                                     "an integer in [10, 10000]")
+    beta_schedule: str = _spec("squaredcos_cap_v2", "noise schedule (paper: cosine)",
+                               lambda v: v in ("squaredcos_cap_v2", "linear", "scaled_linear"),
+                               "'squaredcos_cap_v2', 'linear' or 'scaled_linear'")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """AdamW + EMA training of the noise-prediction objective."""
+    train_steps: int = _spec(400, "optimizer steps per model", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
+    batch_size: int = _spec(32, "images per step", lambda v: 1 <= v <= 4096, "an integer in [1, 4096]")
+    learning_rate: float = _spec(5e-4, "AdamW peak learning rate", lambda v: 0 < v < 1, "a float in (0, 1)")
+    warmup_steps: int = _spec(100, "linear learning-rate warm-up steps", lambda v: v >= 0, "an integer >= 0")
+    weight_decay: float = _spec(0.0, "AdamW weight decay", lambda v: 0 <= v < 1, "a float in [0, 1)")
+    ema_max_decay: float = _spec(0.9999, "EMA decay ceiling (warm-up as in diffusers' example)",
+                                 lambda v: 0 <= v < 1, "a float in [0, 1)")
+    grad_clip: float = _spec(1.0, "gradient-norm clip", _pos, "a positive float")
+    checkpoint_every: int = _spec(200, "steps between resumable checkpoints", _pos, "a positive integer")
+    n_snapshots: int = _spec(4, "EMA weights kept at this many evenly spaced training steps, the last one "
+                                "final (quantities over training, the paper's future work)",
+                             lambda v: 1 <= v <= 100, "an integer in [1, 100]")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """What the notebooks measure (§3.2-3.3)."""
+    timesteps: tuple = _spec((100, 300, 600, 900), "timesteps analysed (paper: 100/300/600/900)",
+                             lambda v: 1 <= len(v) <= 1000 and len(set(v)) == len(v)
+                             and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= 999 for t in v),
+                             "a non-empty list of distinct integers in [0, 999]")
+    n_samples: int = _spec(100, "images per condition (paper: 100)", lambda v: 2 <= v <= 100_000,
+                           "an integer in [2, 100000]")
+    n_bootstrap: int = _spec(2000, "bootstrap resamples for CIs", lambda v: 100 <= v <= 1_000_000,
+                             "an integer in [100, 1000000]")
+    alpha: float = _spec(0.05, "family-wise significance level", lambda v: 0 < v < 1, "a float in (0, 1)")
+    head_t: int = _spec(300, "timestep of Table 2 (heads) and Table 3 (ablations); paper: 300",
+                        lambda v: 0 <= v <= 9_999, "an integer in [0, 9999]")
+    n_permutations: int = _spec(1000, "permutations of the head-function tests (raised automatically until "
+                                      "Bonferroni over all heads x functions can pass)",
+                                lambda v: 100 <= v <= 1_000_000, "an integer in [100, 1000000]")
+    readings: tuple = _spec((), "readings of undefined quantities the scorecard uses, as 'quantity=reading' "
+                                "(e.g. ['ife=knn', 'ablation=bypass']); others keep their default "
+                                "(circuitnb.core.readings; chapter 12 shows every reading)",
+                            lambda v: all(_valid_reading(r) for r in v),
+                            "a list of 'quantity=reading' from circuitnb.core.readings.READINGS")
+    n_phase_timesteps: int = _spec(20, "timesteps of the profile segmented into denoising phases (§4.5)",
+                                   lambda v: 6 <= v <= 1000, "an integer in [6, 1000]")
+
+
+def _valid_reading(item) -> bool:
+    from circuitnb.core.readings import READINGS
+    q, _, r = str(item).partition("=")
+    return q in READINGS and r in READINGS[q].options
+
+
+_KINDS_VAE = ("vae", "beta_vae", "factor_vae", "beta_tc_vae")     # circuitnb.modeling.vae.KINDS (no upward import)
+
+
+@dataclass(frozen=True)
+class VaeConfig:
+    """Part II: the VAE causal-intervention framework (arXiv:2505.03530) on dSprites-style shapes."""
+    vae_kinds: tuple = _spec(_KINDS_VAE, "architectures trained and compared", lambda v: 1 <= len(v) == len(set(v))
+                             and set(v) <= set(_KINDS_VAE), f"distinct names out of {_KINDS_VAE}")
+    vae_datasets: tuple = _spec(("shapes", "causal"), "'shapes' (dSprites-style benchmark) and/or 'causal' "
+                                "(shapes with a stated causal graph)", lambda v: 1 <= len(v) == len(set(v))
+                                and set(v) <= {"shapes", "causal"}, "'shapes' and/or 'causal'")
+    vae_image_size: int = _spec(32, "side of the shape images (paper: dSprites' 64)", lambda v: v in (16, 32, 64),
+                                "16, 32 or 64")
+    vae_n_images: int = _spec(4000, "images drawn per dataset and replicate", lambda v: 64 <= v <= 1_000_000,
+                              "an integer in [64, 1000000]")
+    vae_n_analysis: int = _spec(500, "of them, held out for analysis (the last ones, the base seed's draw)",
+                                lambda v: 16 <= v <= 100_000, "an integer in [16, 100000]")
+    vae_n_samples: int = _spec(50, "held-out images per model in the intervention analyses",
+                               lambda v: 8 <= v <= 100_000, "an integer in [8, 100000]")
+    vae_widths: tuple = _spec((16, 16, 32, 32), "conv channels (paper profile: Higgins et al.'s 32-32-64-64)",
+                              lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
+                              "2 to 5 integers >= 4")
+    latent_dim: int = _spec(10, "latent dimensions (dSprites literature: 10)", lambda v: 2 <= v <= 256, "2 to 256")
+    vae_hidden: int = _spec(128, "units of the fully connected layer (paper profile: 256)",
+                            lambda v: 8 <= v <= 4096, "8 to 4096")
+    vae_steps: int = _spec(400, "optimizer steps per VAE", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
+    vae_batch_size: int = _spec(32, "images per VAE step (paper profile: 64)", lambda v: 2 <= v <= 4096,
+                                "an integer in [2, 4096]")
+    vae_lr: float = _spec(1e-3, "Adam learning rate of the VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
+    vae_beta: float = _spec(4.0, "beta of beta-VAE and beta-TC-VAE", lambda v: 0 < v <= 1000, "a float in (0, 1000]")
+    vae_gamma: float = _spec(35.0, "FactorVAE's TC weight gamma (Kim & Mnih: 35 on dSprites)",
+                             lambda v: 0 < v <= 1000, "a float in (0, 1000]")
+    disc_hidden: int = _spec(256, "FactorVAE discriminator width (paper profile: Kim & Mnih's 1000)", _pos,
+                             "a positive integer")
+    disc_layers: int = _spec(4, "FactorVAE discriminator depth (paper profile: Kim & Mnih's 6)",
+                             lambda v: 1 <= v <= 12, "1 to 12")
+    traversal_steps: int = _spec(9, "grid points of each latent traversal", lambda v: 3 <= v <= 101, "3 to 101")
+    traversal_range: float = _spec(2.5, "traversal half-width, in prior standard deviations",
+                                   lambda v: 0 < v <= 10, "a float in (0, 10]")
+    patch_units: int = _spec(8, "hidden units patched one by one per site (the most variable ones)",
+                             lambda v: 1 <= v <= 4096, "1 to 4096")
+    fvae_votes: int = _spec(200, "FactorVAE-score training votes (evaluation: half as many)",
+                            lambda v: 20 <= v <= 100_000, "an integer in [20, 100000]")
+    dci_trees: int = _spec(10, "boosting stages of DCI's tree classifiers (paper profile: "
+                           "disentanglement_lib's 100)", lambda v: 1 <= v <= 10_000, "1 to 10000")
+
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how reproducibly to run."""
+    seed: int = _spec(0, "seed for data, initialisation, training and analysis",
+                      lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
+    device: str = _spec("auto", "'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' or 'mps'",
+                        lambda v: bool(_DEVICE_RE.match(v)), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    cache_dir: str = _spec("", "models and results cache; '' -> $CIRCUITNB_CACHE, else ~/.cache/circuitnb")
+    replicates: int = _spec(3, "models trained per dataset, each with its own seed (synthetic: and its own "
+                               "data draw); the model is the unit of every dataset contrast",
+                            lambda v: 1 <= v <= 100, "an integer in [1, 100]")
