@@ -101,7 +101,8 @@ def test_snapshot_sweeps_are_cached_apart_from_the_final(cfg, res):
     assert len(early.meta["losses"]) == steps[0] and early.meta["steps"] == steps[0]
     assert last.meta["key"] == final.meta["key"]          # the last snapshot is the final model, cache and all
     ts = tuple(cfg.analysis.timesteps)
-    paths = [results.result_path(cfg, "sweep", [m.meta["key"]], dataset="synthetic", timesteps=ts)
+    x0 = common.analysis_images(cfg, "synthetic")
+    paths = [results.result_path(cfg, "sweep", [m.meta["key"]], dataset="synthetic", timesteps=ts, data=x0)
              for m in (early, final)]
     assert paths[0] != paths[1] and all(p.is_file() for p in paths)   # both swept (by the chapter), apart
     a, b = (sweep.sweep(cfg, "synthetic", m) for m in (early, final))

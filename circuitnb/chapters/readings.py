@@ -239,7 +239,7 @@ def run(cfg: Config) -> ChapterResult:
     reason = heads.heads_profile_reason(profile)
     calib = pd.concat([information.calibration(RHOS, n=n, n_rep=50, seed=cfg.run.seed)
                        for n in sorted({cfg.analysis.n_samples, N_PAPER})], ignore_index=True)
-    ph = phase_table(cfg, models)
+    ph = phase_table(cfg, common.models_and_sweeps(cfg)[0])
     res = ChapterResult(CHAPTER)
     flipped = table[table.flips]
     res.tables.update(sensitivity=table, flipped=flipped, readings=readings_table(), phases=ph,

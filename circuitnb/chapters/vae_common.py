@@ -144,7 +144,8 @@ def _recon(model, x) -> float:
 
 def analysis(cfg: Config, m: TrainedVAE, dataset: str) -> dict:
     """One model's four-level analysis and scores (see :func:`_compute`), from the results cache."""
-    return results.cached(cfg, "vae_analysis", m, lambda: _compute(cfg, m, dataset), reads=READS, dataset=dataset)
+    return results.cached(cfg, "vae_analysis", m, lambda: _compute(cfg, m, dataset), reads=READS, dataset=dataset,
+                          data=vae_data(cfg, dataset, "analysis").images)
 
 
 def all_analyses(cfg: Config) -> dict[tuple[str, str], list[dict]]:

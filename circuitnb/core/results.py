@@ -133,20 +133,22 @@ def _read_settings(cfg: Config, reads: Iterable[str] | None) -> dict:
 
 
 def result_settings(cfg: Config, name: str, model_keys: Iterable[str], reads: Iterable[str] | None = None,
-                    **extra: Any) -> dict:
-    """The settings that locate a result: name, models, the config fields it reads, extras."""
+                    data: Any = None, **extra: Any) -> dict:
+    """The settings that locate a result: name, models, the config fields it reads, the images, extras."""
+    if data is not None:
+        extra["data"] = data_fingerprint(data)
     return dict(name=name, models=list(model_keys), settings=_read_settings(cfg, reads),
                 extra=json.loads(json.dumps(extra, sort_keys=True, default=str)))
 
 
 def result_path(cfg: Config, name: str, model_keys: Iterable[str], reads: Iterable[str] | None = None,
-                **extra: Any) -> Path:
+                data: Any = None, **extra: Any) -> Path:
     """The pickle of a result: ``<cache>/results/<name>-<hash of its settings>/value.pkl``.
 
     The code fingerprint is not in the folder name but in the manifest, and checked on every
     read: an entry computed by other code is replaced, so the cache holds one result per setting.
     """
-    settings = result_settings(cfg, name, model_keys, reads, **extra)
+    settings = result_settings(cfg, name, model_keys, reads, data, **extra)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return cfg.cache_path / "results" / f"{name}-{key}" / VALUE
 
@@ -173,12 +175,10 @@ def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads:
     ``compute``'s own module.
     """
     check_cache_dir(cfg)
-    if data is not None:
-        extra["data"] = data_fingerprint(data)
     models = models if isinstance(models, (list, tuple)) else [models]
     keys = [m.meta["key"] for m in models]
     fingerprint = code_fingerprint(compute, *code)
-    settings = {**result_settings(cfg, name, keys, reads, **extra), "code": fingerprint}
+    settings = {**result_settings(cfg, name, keys, reads, data, **extra), "code": fingerprint}
 
     def make(tmp: Path) -> Any:
         value = compute()
@@ -188,6 +188,6 @@ def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads:
     def load(folder: Path) -> Any:
         return pickle.loads((folder / VALUE).read_bytes())   # only after its sha256 matched
 
-    return cache.get_or_make(result_path(cfg, name, keys, reads, **extra).parent, load, make, kind="result",
+    return cache.get_or_make(result_path(cfg, name, keys, reads, data, **extra).parent, load, make, kind="result",
                              settings=settings, what="result cache entry", redo="recomputing",
                              accept=lambda manifest: manifest["settings"].get("code") == fingerprint)
