@@ -96,6 +96,15 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest if ok else None
 
 
+def array_fingerprint(x) -> str:
+    """Content hash of an array (shape, dtype and bytes), 16 hex digits: the key of training data
+    (:func:`circuitnb.data.fingerprint`) and of the images a result reads (``results.cached(data=)``)."""
+    import numpy as np
+    h = hashlib.sha256(f"{x.shape}{x.dtype}".encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()[:16]
+
+
 def verify(folder: Path) -> str | None:
     """None when every file of the entry matches its manifest; else what is wrong, naming the file."""
     folder = Path(folder)

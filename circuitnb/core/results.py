@@ -158,8 +158,7 @@ def data_fingerprint(data: Any) -> Any:
     if isinstance(data, dict):
         return {k: data_fingerprint(v) for k, v in sorted(data.items())}
     import numpy as np
-    a = np.ascontiguousarray(np.asarray(data))
-    return hashlib.sha256(repr((a.shape, a.dtype.str)).encode() + a.tobytes()).hexdigest()[:16]
+    return cache.array_fingerprint(np.asarray(data))
 
 
 def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads: Iterable[str] | None = None,

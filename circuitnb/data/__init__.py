@@ -16,10 +16,10 @@ data and differ only in the training seed.
 from __future__ import annotations
 
 import functools
-import hashlib
 
 import numpy as np
 
+from circuitnb.core import cache
 from circuitnb.core.config import Config
 from circuitnb.data.celeba import LFW_NOTICE, DataError, NaturalFaces, load_celeba, load_lfw, read_attributes
 from circuitnb.data.synthetic import CORRELATIONS, PARTS, SyntheticFaces, generate_faces, sample_attributes
@@ -101,6 +101,4 @@ def source(cfg: Config, dataset: str) -> str:
 
 def fingerprint(x: np.ndarray) -> str:
     """Content hash of an image array (shape, dtype and bytes), for cache keys."""
-    h = hashlib.sha256(f"{x.shape}{x.dtype}".encode())
-    h.update(np.ascontiguousarray(x).tobytes())
-    return h.hexdigest()[:16]
+    return cache.array_fingerprint(x)

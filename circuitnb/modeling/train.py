@@ -164,7 +164,7 @@ def is_cached(cfg: Config, dataset: str, replicate: int = 0) -> bool:
     """Whether the model and its snapshots are in the cache and intact (no lock, nothing loaded or removed)."""
     entry = _entry(cfg, dataset, replicate)[0]
     folders = [entry.final_dir] + [entry.snapshot_dir(s) for s in snapshot_steps(cfg)[:-1]]
-    return all(f.is_dir() and cache.verify(f) is None for f in folders)
+    return all(cache.verify(f) is None for f in folders)          # a missing folder is a problem too
 
 
 def load_or_train(cfg: Config, dataset: str, progress: bool = True,

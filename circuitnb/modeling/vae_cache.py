@@ -69,7 +69,7 @@ def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
 def is_cached(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> bool:
     """Whether the VAE is in the cache and intact (no lock, nothing loaded or removed)."""
     final = _entry(cfg, kind, dataset, replicate)[0].final_dir
-    return final.is_dir() and cache.verify(final) is None
+    return cache.verify(final) is None                              # a missing folder is a problem too
 
 
 def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
