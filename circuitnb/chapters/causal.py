@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from circuitnb.chapters import common, replicates
 from circuitnb.chapters.model_stats import EQ, beside_null, image_bootstrap, over_models, sources
-from circuitnb.chapters.common import analysis_images
+from circuitnb.chapters.common import intervention_images
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
@@ -80,7 +80,7 @@ def intervention_sweep(cfg: Config, models: dict, progress: bool = False) -> pd.
     """
     frames = []
     for name, m in models.items():
-        x0 = analysis_images(cfg, name)
+        x0 = intervention_images(cfg, name)
         f = results.cached(cfg, "interventions", m, lambda: _run(m, x0, cfg.analysis.timesteps, cfg.run.seed,
                                                                    progress), timesteps=cfg.analysis.timesteps, data=x0)
         frames.append(f.assign(dataset=name))
@@ -192,7 +192,7 @@ def patching(cfg: Config, models: dict[str, list], t: int) -> pd.DataFrame:
     """
     frames = []
     for name, ms in models.items():
-        x0 = analysis_images(cfg, name)
+        x0 = intervention_images(cfg, name)
         for r, tgt in enumerate(ms):
             for kind, sd, sr in sources(models, name, r):
                 src = models[sd][sr]
@@ -217,7 +217,7 @@ def circuit_sizes(cfg: Config, models: dict[str, list], t: int) -> tuple[pd.Data
     """
     rows, curves = [], []
     for name, ms in models.items():
-        x0 = analysis_images(cfg, name)
+        x0 = intervention_images(cfg, name)
         for r, m in enumerate(ms):
             for kind, comps in (("heads", head_sites(m.unet)), ("groups", list(groups(m.unet)))):
                 size = results.cached(cfg, "circuit_size", m, lambda: effective_circuit_size(

@@ -58,3 +58,7 @@ def analysis_images(cfg: Config, dataset: str) -> np.ndarray:
     return data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
 
 
+def intervention_images(cfg: Config, dataset: str) -> np.ndarray:
+    """The images chapter 6's interventions run on: the first ``n_intervention_samples`` of
+    :func:`analysis_images` (every intervention at every timestep costs one forward pass per image)."""
+    return analysis_images(cfg, dataset)[: cfg.analysis.n_intervention_samples]

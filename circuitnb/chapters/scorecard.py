@@ -32,7 +32,8 @@ def measured_rows(cfg: Config) -> pd.DataFrame:
     by_design = common.labelled_row(
         "n_per_condition", n, "by design",
         f"a parameter (n_samples): {n} held-out images per model and timestep, on {cfg.run.replicates} models "
-        "per dataset; the model is the unit of every dataset contrast")
+        f"per dataset ({min(n, cfg.analysis.n_intervention_samples)} in chapter 6's interventions, "
+        "n_intervention_samples); the model is the unit of every dataset contrast")
     return pd.concat([*frames, pd.DataFrame([by_design])], ignore_index=True)
 
 

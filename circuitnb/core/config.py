@@ -85,7 +85,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                   patch_units=4, fvae_votes=40, dci_trees=1),
     "quick": dict(),
     "paper": dict(image_size=64, block_out_channels=(64, 128, 256), norm_num_groups=32,
-                  train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
+                  n_intervention_samples=100, train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
                   checkpoint_every=1000,
                   vae_image_size=64, vae_n_images=20_000, vae_n_analysis=2000, vae_n_samples=500,
                   vae_widths=(32, 32, 64, 64), vae_hidden=256, vae_steps=100_000, vae_batch_size=64, vae_lr=1e-4,

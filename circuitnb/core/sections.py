@@ -88,6 +88,10 @@ class AnalysisConfig:
                              "a non-empty list of distinct integers in [0, 999]")
     n_samples: int = _spec(100, "images per condition (paper: 100)", lambda v: 2 <= v <= 100_000,
                            "an integer in [2, 100000]")
+    n_intervention_samples: int = _spec(40, "of the n_samples images, how many chapter 6's interventions use per "
+                                            "model (every intervention x timestep, patching, circuit size: the "
+                                            "book's most expensive sweep; capped at n_samples; paper profile: 100)",
+                                        lambda v: 2 <= v <= 100_000, "an integer in [2, 100000]")
     n_bootstrap: int = _spec(2000, "bootstrap resamples for CIs", lambda v: 100 <= v <= 1_000_000,
                              "an integer in [100, 1000000]")
     alpha: float = _spec(0.05, "family-wise significance level", lambda v: 0 < v < 1, "a float in (0, 1)")

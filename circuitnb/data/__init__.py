@@ -16,10 +16,15 @@ data and differ only in the training seed.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import pickle
+from pathlib import Path
 
 import numpy as np
 
 from circuitnb.core import cache
+from circuitnb.core.results import code_fingerprint
 from circuitnb.core.config import Config
 from circuitnb.data.celeba import LFW_NOTICE, DataError, NaturalFaces, load_celeba, load_lfw, read_attributes
 from circuitnb.data.synthetic import CORRELATIONS, PARTS, SyntheticFaces, generate_faces, sample_attributes
@@ -43,12 +48,27 @@ def check_dataset(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _synthetic(n: int, image_size: int, seed: int) -> SyntheticFaces:
-    return generate_faces(n, image_size, seed)
+def _synthetic(n: int, image_size: int, seed: int, store: str = "") -> SyntheticFaces:
+    """The faces of one draw: from the cache folder ``store`` when given (drawing 2,000 faces takes ~4 s, and
+    every notebook needs every replicate's draw to find its models), else drawn now."""
+    if not store:
+        return generate_faces(n, image_size, seed)
+    settings = dict(n=n, image_size=image_size, seed=seed, code=code_fingerprint(generate_faces))
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+    def make(tmp: Path) -> SyntheticFaces:
+        faces = generate_faces(n, image_size, seed)
+        (tmp / "faces.pkl").write_bytes(pickle.dumps(faces, protocol=pickle.HIGHEST_PROTOCOL))
+        return faces
+    return cache.get_or_make(Path(store) / "results" / f"synthetic_faces-{key}",
+                             lambda folder: pickle.loads((folder / "faces.pkl").read_bytes()), make, kind="data",
+                             settings=settings, what="data cache entry", redo="drawing the faces again")
 
 
-def synthetic_faces(cfg: Config) -> SyntheticFaces:
-    return _synthetic(cfg.data.n_images, cfg.data.image_size, cfg.run.seed)
+def synthetic_faces(cfg: Config, seed: int | None = None) -> SyntheticFaces:
+    """The synthetic faces of ``seed`` (default: the run's seed, whose last ``n_analysis`` are analysed)."""
+    return _synthetic(cfg.data.n_images, cfg.data.image_size, cfg.run.seed if seed is None else seed,
+                      str(cfg.cache_path))
 
 
 @functools.lru_cache(maxsize=4)
@@ -78,7 +98,7 @@ def images(cfg: Config, dataset: str, split: str = "train", replicate: int = 0) 
     n_train = cfg.data.n_images - cfg.data.n_analysis
     if dataset == "synthetic":
         seed = replicate_seed(cfg, replicate, dataset) if split == "train" else cfg.run.seed
-        x = _synthetic(cfg.data.n_images, cfg.data.image_size, seed).images
+        x = synthetic_faces(cfg, seed).images
     else:
         x = natural_faces(cfg).images
         if len(x) < cfg.data.n_images:            # a smaller folder: the same rule on what is there
