@@ -32,6 +32,21 @@ def test_notebooks_have_flat_parameters_cell():
         assert {"profile", "seed", "timesteps", "n_samples", "celeba_root", "device"} <= set(params), nb
 
 
+def test_papermill_sees_every_parameter():
+    # papermill skips (with only a log line) any parameter line holding a second '=', e.g. in its comment;
+    # `-p` would then refuse that parameter as unknown. Every name the cell assigns must be seen.
+    import ast
+    import json
+    import papermill as pm
+    for nb in toc_notebooks(ROOT):
+        cells = json.loads((ROOT / nb).read_text())["cells"]
+        cell = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+        assigned = {node.target.id if isinstance(node, ast.AnnAssign) else node.targets[0].id
+                    for node in ast.parse("".join(cell["source"])).body
+                    if isinstance(node, (ast.Assign, ast.AnnAssign))}
+        assert assigned and set(pm.inspect_notebook(str(ROOT / nb))) == assigned, nb
+
+
 def test_notebook_sources_carry_no_outputs():
     for nb in toc_notebooks(ROOT):
         assert '"output_type"' not in (ROOT / nb).read_text(), nb
