@@ -106,10 +106,12 @@ def table4(img: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     out["paper_d"] = _paper_d().reindex(out.index)
     out["p_holm"] = stats.correct(out.p_models.fillna(1.0).to_numpy(), alpha).p_holm.to_numpy()
     out["n_models"] = int(levels.n_models.min())
-    out["n_images"] = int(levels.n_images.min())
+    # per metric: intervention impact is measured on chapter 6's images (n_intervention_samples), the rest on
+    # the recorded sweep's
+    out["n_images"] = levels.n_images.groupby(level="metric").min().reindex(out.index).astype(int)
     out["n_t"] = int(img.n_t.min())
     out["mde_models"] = _mde(int(out.n_models.iloc[0]), alpha)
-    out["mde_images"] = _mde(int(out.n_images.iloc[0]), alpha)
+    out["mde_images"] = [_mde(int(n), alpha) for n in out.n_images]
     return out.reset_index()
 
 
@@ -165,7 +167,8 @@ def run(cfg) -> ChapterResult:
     res.data["effects"] = t4                   # Figure 7.1: d, its CI, the same-data null, the paper's d
     first = t4.iloc[0]
     res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=int(first.n_models),
-                      n=int(first.n_images), n_t=int(first.n_t), alpha=cfg.analysis.alpha,
+                      n=int(first.n_images), n_ii=int(t4.set_index("metric").n_images["Intervention Impact"]),
+                      n_t=int(first.n_t), alpha=cfg.analysis.alpha,
                       timesteps=", ".join(map(str, cfg.analysis.timesteps)),
                       n_beyond=int(t4.d_beyond_null.sum()), n_holm=int((t4.p_holm < cfg.analysis.alpha).sum()),
                       n_metrics=len(t4), mde_models=first.mde_models, mde_images=first.mde_images,
