@@ -48,7 +48,9 @@ def cmd_train(args) -> None:
     cfg = _load(args)
     datasets = ("synthetic", "celeba") if args.dataset == "both" else (args.dataset,)
     config_mod.check_cache_dir(cfg)
-    for ds in datasets:                 # every dataset is read (and checked) before the first training
+    # every dataset is read (and checked) before the first training; the user's CelebA folder first, so a bad
+    # one fails before the synthetic draw is written to the cache
+    for ds in sorted(datasets, key=lambda d: d != "celeba"):
         data.images(cfg, ds)
     for ds in datasets:
         model = load_or_train(cfg, ds)

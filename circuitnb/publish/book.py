@@ -221,8 +221,8 @@ def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
     """
     needed = required_models(cfg)
     config_mod.check_cache_dir(cfg)
-    for model in needed:
-        if model.vae_kind:
+    for model in sorted(needed, key=lambda m: m.dataset != "celeba"):   # a bad CelebA folder fails first,
+        if model.vae_kind:                                                  # before any draw is cached
             vae_data(model.cfg, model.dataset, "train", model.replicate)
         else:
             data.images(model.cfg, model.dataset, "train", model.replicate)
