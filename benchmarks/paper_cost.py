@@ -2,7 +2,7 @@
 
     python benchmarks/paper_cost.py [--device cuda] [--steps 60]
 
-Times ``--steps`` optimisation steps of the paper-profile UNet (after 10 warm-up steps) on one fixed batch
+Times ``--steps`` optimisation steps of the paper-profile UNet (after ``--warmup`` untimed ones) on one fixed batch
 and projects ``train_steps`` x (2 datasets x ``replicates``) models trained one at a time. Recorded result:
 benchmarks/results/paper-cost.md.
 """
@@ -22,6 +22,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps first (on a CPU one step takes minutes)")
     args = p.parse_args(argv)
     cfg = config.load("paper", device=args.device)
     unet, scheduler = build_unet(cfg, seed=0).to(args.device), build_scheduler(cfg)
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(cfg.train.batch_size, 3, cfg.data.image_size, cfg.data.image_size, device=args.device)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    for n in (10, args.steps):                      # warm-up, then the timed steps
+    for n in (args.warmup, args.steps):             # warm-up, then the timed steps
         sync()
         start = time.perf_counter()
         for _ in range(n):
