@@ -60,10 +60,12 @@ def test_cache_ls_and_verify(capsys, cache):
     assert main(args) == 0
     assert main(["cache", "ls"]) == 0
     out = capsys.readouterr().out
-    # the final weights, and the EMA snapshot of step 1 (snapshot steps of a 2-step run: 1 and 2 = final)
-    assert "ok       model" in out and "dataset=synthetic" in out and "steps=2" in out and "2 entries" in out
+    # the final weights, the EMA snapshot of step 1 (snapshot steps of a 2-step run: 1 and 2 = final), and
+    # the synthetic draw the model trained on
+    assert "ok       model" in out and "dataset=synthetic" in out and "steps=2" in out and "3 entries" in out
     assert "ok       snapshot" in out and "step=1" in out
-    assert main(["cache", "verify"]) == 0 and "2 intact, 0 damaged" in capsys.readouterr().out
+    assert "ok       data" in out and "seed=0" in out
+    assert main(["cache", "verify"]) == 0 and "3 intact, 0 damaged" in capsys.readouterr().out
     (config_json,) = cache.glob("models/*/final/unet/config.json")
     config_json.write_text(config_json.read_text().replace('"norm_eps": 1e-05', '"norm_eps": 0.01'))
     assert main(["cache", "verify"]) == 1

@@ -108,10 +108,11 @@ def table4(img: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     out["n_models"] = int(levels.n_models.min())
     # per metric: intervention impact is measured on chapter 6's images (n_intervention_samples), the rest on
     # the recorded sweep's
-    out["n_images"] = levels.n_images.groupby(level="metric").min().reindex(out.index).astype(int)
+    # the recorded sweep's; a metric left out (chapter 13 has no intervention impact) has none ("Int64": NA)
+    out["n_images"] = levels.n_images.groupby(level="metric").min().reindex(out.index).astype("Int64")
     out["n_t"] = int(img.n_t.min())
     out["mde_models"] = _mde(int(out.n_models.iloc[0]), alpha)
-    out["mde_images"] = [_mde(int(n), alpha) for n in out.n_images]
+    out["mde_images"] = [np.nan if pd.isna(n) else _mde(int(n), alpha) for n in out.n_images]
     return out.reset_index()
 
 

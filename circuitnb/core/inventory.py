@@ -23,7 +23,7 @@ __all__ = ["EntryStatus", "scan", "remove", "summary"]
 @dataclass
 class EntryStatus:
     path: Path                     # the entry folder (or leftover)
-    kind: str                      # 'model', 'checkpoint', 'snapshot', 'result' or 'leftover'
+    kind: str                      # 'model', 'checkpoint', 'snapshot', 'result', 'data' or 'leftover'
     size: int                      # bytes
     settings: dict = field(default_factory=dict)    # what keys it (from its manifest)
     problem: str | None = None     # None when intact
@@ -38,6 +38,8 @@ def _entry(path: Path, kind: str, lock_target: Path) -> EntryStatus:
     if cache.is_locked(lock_target):
         return EntryStatus(path, kind, cache.size_of(path), in_use=True)
     manifest = cache.read_manifest(path) or {}
+    if manifest.get("kind") == "data":             # a cached synthetic draw, kept beside the results
+        kind = "data"
     return EntryStatus(path, kind, cache.size_of(path), manifest.get("settings", {}), cache.verify(path))
 
 
