@@ -48,11 +48,9 @@ def check_dataset(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _synthetic(n: int, image_size: int, seed: int, store: str = "") -> SyntheticFaces:
-    """The faces of one draw: from the cache folder ``store`` when given (drawing 2,000 faces takes ~4 s, and
-    every notebook needs every replicate's draw to find its models), else drawn now."""
-    if not store:
-        return generate_faces(n, image_size, seed)
+def _synthetic(n: int, image_size: int, seed: int, store: str) -> SyntheticFaces:
+    """The faces of one draw, kept in the cache folder ``store`` (drawing 2,000 faces takes ~4 s, and every
+    notebook needs every replicate's draw to find its models)."""
     settings = dict(n=n, image_size=image_size, seed=seed, code=code_fingerprint(generate_faces))
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
