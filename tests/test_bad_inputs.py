@@ -204,3 +204,48 @@ def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, 
     assert re.search(r"model synthetic r0: trained in [\d.]+ s", err) and "model celeba r1: trained" in err
     prepare_models(cfg, progress=False)
     assert "model celeba r1: loaded from the cache" in capsys.readouterr().err
+
+
+def test_kernel_sockets_stay_out_of_the_notebook_folder(tmp_path):
+    """The kernel's IPC sockets live in a private temporary folder: a killed build used to leave
+    kernel-ipc-* sockets in book/, and the next build's copy of the sources failed on them."""
+    from circuitnb.publish.book import run_notebook
+    nb = _notebook(tmp_path / "nb.ipynb", ['seed = 0', 'import glob\nassert not glob.glob("kernel-ipc*"), glob.glob("*")'])
+    run_notebook(nb, {"seed": 1}, output=tmp_path / "out" / "nb.ipynb")
+    assert not list(tmp_path.glob("kernel-ipc*"))
+
+
+def test_stage_skips_a_killed_kernels_socket(tmp_path):
+    import socket
+    from circuitnb.publish.book import stage_sources
+    root, stage = tmp_path / "root", tmp_path / "stage"
+    (root / "book").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        (root / name).write_text("")
+    (root / "book" / "01_x.md").write_text("# paired twin\n")
+    (root / "book" / "02_y.md").write_text("# a page\n")
+    (root / "book" / "01_x.ipynb").write_text("{}")
+    leftover = socket.socket(socket.AF_UNIX)
+    leftover.bind(str(root / "book" / "kernel-ipc-1"))      # what a killed kernel left behind
+    try:
+        stage_sources(root, stage, [Path("book/01_x.ipynb")])
+    finally:
+        leftover.close()
+    assert sorted(p.name for p in (stage / "book").iterdir()) == ["02_y.md"]
+    assert (stage / "_toc.yml").exists()
+
+
+def test_notebooks_run_side_by_side_and_a_failure_names_its_notebook(tmp_path):
+    import nbformat
+    from circuitnb.publish.book import NotebookError, _cores, execute_notebooks
+    probe = 'import os\nopen("threads_" + name, "w").write(os.environ["OMP_NUM_THREADS"])'
+    jobs = [(_notebook(tmp_path / f"{n}.ipynb", ['name = ""', probe]), tmp_path / "out" / f"{n}.ipynb")
+            for n in ("a", "b", "c")]
+    execute_notebooks(jobs, {"name": "x"})
+    for _, out in jobs:
+        assert out.exists() and nbformat.read(str(out), as_version=4).cells
+    workers = min(_cores(), 3)
+    assert (tmp_path / "threads_x").read_text() == str(max(1, _cores() // workers))
+    bad = _notebook(tmp_path / "bad.ipynb", ['name = ""', 'raise RuntimeError("planted")'])
+    with pytest.raises(NotebookError, match=r"bad\.ipynb: cell 2 .*RuntimeError: planted"):
+        execute_notebooks([jobs[0], (bad, tmp_path / "out" / "bad.ipynb")], {"name": "y"})

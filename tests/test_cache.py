@@ -197,6 +197,37 @@ def test_two_processes_compute_one_result_once(tmp_path):
     assert "waiting for another process" in second.stderr
 
 
+
+def test_each_takes_entries_in_progress_elsewhere_last(tiny_cfg):
+    """results.each: a result whose lock another writer holds is taken after the free ones (which are
+    computed meanwhile), then waited for; values come back in the callers' order."""
+    import functools
+    import threading
+    from filelock import FileLock
+    order = []
+
+    def call(i, wait=True):
+        return results.cached(tiny_cfg, "each_demo", fake_model(), lambda: order.append(i) or 10 * i, i=i, wait=wait)
+    busy = results.result_path(tiny_cfg, "each_demo", ["synthetic-0"], i=0).parent
+    busy.parent.mkdir(parents=True, exist_ok=True)
+    held = threading.Event()
+
+    def other_writer():                                        # holds entry 0's lock until 1 and 2 are done
+        lock = FileLock(str(cache.lock_path(busy)))
+        with lock:
+            held.set()
+            deadline = time.time() + 60
+            while len(order) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+    threading.Thread(target=other_writer).start()
+    held.wait()
+    assert call(0, wait=False) is results.BUSY
+    assert results.each([functools.partial(call, i) for i in range(3)]) == [0, 10, 20]
+    assert order == [1, 2, 0]                                  # in order it would have waited first
+    assert results.each([functools.partial(call, i) for i in range(3)]) == [0, 10, 20] and order == [1, 2, 0]
+
+
 # --- inventory (circuitnb cache ls / verify) -----------------------------------------------------------
 def test_scan_lists_entries_and_finds_damage(tmp_path):
     root = tmp_path / "cache"

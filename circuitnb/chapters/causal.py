@@ -9,6 +9,8 @@ model's own interval (a paired bootstrap over its images) carries that model's v
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -78,19 +80,21 @@ def intervention_sweep(cfg: Config, models: dict, progress: bool = False) -> pd.
     Columns: dataset, t, name, family, target, kind, strength, image, mse_base, mse_int, impact.
     Note the per-image impact averages differently from Eq. 5 on mean MSEs; :func:`summary` gives the latter.
     """
-    frames = []
-    for name, m in models.items():
-        x0 = intervention_images(cfg, name)
-        f = results.cached(cfg, "interventions", m, lambda: _run(m, x0, cfg.analysis.timesteps, cfg.run.seed,
-                                                                   progress), timesteps=cfg.analysis.timesteps, data=x0)
-        frames.append(f.assign(dataset=name))
-    return pd.concat(frames, ignore_index=True)
+    frames = results.each([functools.partial(_interventions, cfg, name, m, progress) for name, m in models.items()])
+    return pd.concat([f.assign(dataset=name) for name, f in zip(models, frames)], ignore_index=True)
+
+
+def _interventions(cfg: Config, dataset: str, m, progress: bool = False, wait: bool = True) -> pd.DataFrame:
+    """One model's cached intervention sweep (:func:`intervention_sweep`'s rows, without ``dataset``)."""
+    x0 = intervention_images(cfg, dataset)
+    return results.cached(cfg, "interventions", m, lambda: _run(m, x0, cfg.analysis.timesteps, cfg.run.seed, progress),
+                          timesteps=cfg.analysis.timesteps, data=x0, wait=wait)
 
 
 def replicate_sweeps(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
-    """:func:`intervention_sweep` of every replicate model, with a ``replicate`` column."""
-    return pd.concat([intervention_sweep(cfg, {name: m}).assign(replicate=r)
-                      for name, ms in models.items() for r, m in enumerate(ms)], ignore_index=True)
+    """:func:`intervention_sweep` of every replicate model, with ``dataset`` and ``replicate`` columns."""
+    return replicates.per_replicate(models, lambda m, wait=True: _interventions(cfg, m.meta["dataset"], m, wait=wait),
+                                    cached=True)
 
 
 def _eq5(base, intervened, axis=-1):
@@ -190,17 +194,18 @@ def patching(cfg: Config, models: dict[str, list], t: int) -> pd.DataFrame:
     Columns: dataset, replicate, source, source_dataset, source_replicate, t, block, mse_base, mse_patched,
     impact, n (images).
     """
-    frames = []
-    for name, ms in models.items():
-        x0 = intervention_images(cfg, name)
-        for r, tgt in enumerate(ms):
-            for kind, sd, sr in sources(models, name, r):
-                src = models[sd][sr]
-                rows = results.cached(cfg, "patching_at", [tgt, src], lambda: _patch_rows(cfg, tgt, src, x0, t),
-                                      t=t, data=x0)
-                frames.append(pd.DataFrame(rows).assign(dataset=name, replicate=r, source=kind, source_dataset=sd,
-                                                        source_replicate=sr, n=len(x0)))
-    return pd.concat(frames, ignore_index=True)
+    x0 = {name: intervention_images(cfg, name) for name in models}
+    pairs = [(name, r, kind, sd, sr) for name, ms in models.items() for r in range(len(ms))
+             for kind, sd, sr in sources(models, name, r)]
+
+    def one(name, r, sd, sr, wait=True):
+        tgt, src = models[name][r], models[sd][sr]
+        return results.cached(cfg, "patching_at", [tgt, src], lambda: _patch_rows(cfg, tgt, src, x0[name], t),
+                              t=t, data=x0[name], wait=wait)
+    rows = results.each([functools.partial(one, name, r, sd, sr) for name, r, _, sd, sr in pairs])
+    return pd.concat([pd.DataFrame(rw).assign(dataset=name, replicate=r, source=kind, source_dataset=sd,
+                                              source_replicate=sr, n=len(x0[name]))
+                      for (name, r, kind, sd, sr), rw in zip(pairs, rows)], ignore_index=True)
 
 
 def patch_table(patch: pd.DataFrame) -> pd.DataFrame:
@@ -215,16 +220,19 @@ def circuit_sizes(cfg: Config, models: dict[str, list], t: int) -> tuple[pd.Data
 
     Returns (one row per model and component kind, the curves: performance retained by share kept).
     """
-    rows, curves = [], []
-    for name, ms in models.items():
-        x0 = intervention_images(cfg, name)
-        for r, m in enumerate(ms):
-            for kind, comps in (("heads", head_sites(m.unet)), ("groups", list(groups(m.unet)))):
-                size = results.cached(cfg, "circuit_size", m, lambda: effective_circuit_size(
-                    m.unet, m.scheduler, x0, t, comps, seed=cfg.run.seed), t=t, kind=kind, data=x0)
-                rows.append(dict(dataset=name, replicate=r, components=kind, n_components=size.n_components,
-                                 share=100 * size.fraction, most_important=size.order[0], n=len(x0)))
-                curves.append(size.curve.assign(dataset=name, replicate=r, components=kind))
+    x0 = {name: intervention_images(cfg, name) for name in models}
+    jobs = [(name, r, kind) for name, ms in models.items() for r in range(len(ms)) for kind in ("heads", "groups")]
+
+    def one(name, r, kind, wait=True):
+        m = models[name][r]
+        comps = head_sites(m.unet) if kind == "heads" else list(groups(m.unet))
+        return results.cached(cfg, "circuit_size", m, lambda: effective_circuit_size(
+            m.unet, m.scheduler, x0[name], t, comps, seed=cfg.run.seed), t=t, kind=kind, data=x0[name], wait=wait)
+    sizes = results.each([functools.partial(one, *job) for job in jobs])
+    rows = [dict(dataset=name, replicate=r, components=kind, n_components=size.n_components,
+                 share=100 * size.fraction, most_important=size.order[0], n=len(x0[name]))
+            for (name, r, kind), size in zip(jobs, sizes)]
+    curves = [size.curve.assign(dataset=name, replicate=r, components=kind) for (name, r, kind), size in zip(jobs, sizes)]
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
 
 

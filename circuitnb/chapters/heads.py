@@ -52,15 +52,15 @@ def head_values_per_image(sw, t: int) -> pd.DataFrame:
     return out
 
 
-def importance(cfg: Config, model, t: int) -> pd.DataFrame:
+def importance(cfg: Config, model, t: int, wait: bool = True) -> pd.DataFrame:
     """Head importance (:func:`circuitnb.interventions.circuits.head_importance`) of one model at t (cached)."""
     x0 = common.analysis_images(cfg, model.meta["dataset"])
     return results.cached(cfg, "head_importance", model,
                           lambda: circuits.head_importance(model.unet, model.scheduler, x0, t, seed=cfg.run.seed), t=t,
-                          data=x0)
+                          data=x0, wait=wait)
 
 
-def functions(cfg: Config, sw, model, t: int) -> pd.DataFrame:
+def functions(cfg: Config, sw, model, t: int, wait: bool = True) -> pd.DataFrame:
     """Every (head, function) test of one model at t (cached): head, function, score, p, p_bonferroni,
     significant, and ``label`` (the head's one assigned function, :func:`head_functions.assign_functions`).
 
@@ -78,7 +78,7 @@ def functions(cfg: Config, sw, model, t: int) -> pd.DataFrame:
         label = head_functions.assign_functions(scores).set_index("head").function
         return scores.assign(label=scores["head"].map(label))
     return results.cached(cfg, "head_functions", model, compute, t=t, dataset=sw.dataset,
-                          data=common.analysis_images(cfg, sw.dataset))
+                          data=common.analysis_images(cfg, sw.dataset), wait=wait)
 
 
 def heads_per_model(per_image: pd.DataFrame, imp: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
@@ -235,9 +235,9 @@ def run(cfg: Config) -> ChapterResult:
     if t not in cfg.analysis.timesteps:                        # a sweep at head_t alone (cached)
         sweeps = replicates.load_sweeps(cfg, models, timesteps=(t,))
     per_image = replicates.per_replicate(sweeps, lambda sw: head_values_per_image(sw, t))
-    imp = replicates.per_replicate(models, lambda m: importance(cfg, m, t))
+    imp = replicates.per_replicate(models, lambda m, wait=True: importance(cfg, m, t, wait), cached=True)
     pairs = {name: list(zip(sweeps[name], models[name])) for name in models}
-    tests = replicates.per_replicate(pairs, lambda p: functions(cfg, p[0], p[1], t))
+    tests = replicates.per_replicate(pairs, lambda p, wait=True: functions(cfg, p[0], p[1], t, wait), cached=True)
     per_model = heads_per_model(per_image, imp, tests)
     matches = table2_matches(tests)
     distinct = distinct_heads(per_model)

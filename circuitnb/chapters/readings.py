@@ -13,6 +13,8 @@ the scorecard's row.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -89,8 +91,10 @@ def head_tests(cfg: Config, models: dict, sweeps: dict, t: int) -> dict:
                                                                                 .shape[-1])
                   for name in sweeps for r, sw in enumerate(sweeps[name])}
     return dict(per_image=replicates.per_replicate(sweeps, lambda sw: heads.head_values_per_image(sw, t)),
-                imp=replicates.per_replicate(models, lambda m: heads.importance(cfg, m, t)),
-                tests=replicates.per_replicate(pairs, lambda p: heads.functions(cfg, p[0], p[1], t)),
+                imp=replicates.per_replicate(models, lambda m, wait=True: heads.importance(cfg, m, t, wait),
+                                             cached=True),
+                tests=replicates.per_replicate(pairs, lambda p, wait=True: heads.functions(cfg, p[0], p[1], t, wait),
+                                               cached=True),
                 uniformity=uniformity)
 
 
@@ -177,18 +181,23 @@ def complexity_per_image(cfg: Config, models: dict, site: str) -> pd.DataFrame:
     """Circuit complexity per image, t and model from the head energies at ``site`` (before / after to_out)."""
     col = {"heads": "before", "to_out": "after"}[site]
 
-    def one(m):
+    def energies(m, wait=True):
         x0 = common.analysis_images(cfg, m.meta["dataset"])
-        e = results.cached(cfg, "head_energies", m, lambda: head_energies(m.unet, m.scheduler, x0,
-                                                                          cfg.analysis.timesteps, cfg.run.seed),
-                           data=x0)
+        return results.cached(cfg, "head_energies", m, lambda: head_energies(m.unet, m.scheduler, x0,
+                                                                             cfg.analysis.timesteps, cfg.run.seed),
+                              data=x0, wait=wait)
+
+    def one(e, m):
         frames = []
         for t, g in e.groupby("t", sort=False):
             wide = g.pivot_table(index="image", columns="head", values=col, sort=False)
             frames.append(pd.DataFrame(dict(dataset=m.meta["dataset"], t=t, image=wide.index,
                                             value=quantities.circuit_complexity(wide.to_numpy()))))
         return pd.concat(frames, ignore_index=True)
-    return replicates.per_replicate(models, one)
+    jobs = [(name, r, m) for name, ms in models.items() for r, m in enumerate(ms)]
+    found = results.each([functools.partial(energies, m) for *_, m in jobs])
+    return pd.concat([one(e, m).assign(dataset=name, replicate=r) for (name, r, m), e in zip(jobs, found)],
+                     ignore_index=True)
 
 
 def complexity_rows(cfg: Config, models: dict) -> list[pd.DataFrame]:

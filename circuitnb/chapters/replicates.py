@@ -21,6 +21,7 @@ image-level Cohen's d (pingouin).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Callable
 
@@ -31,6 +32,7 @@ from scipy import stats as sps
 
 from circuitnb import data
 from circuitnb.chapters import sweep
+from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.measures.verdicts import Estimate, replicate_ci
 from circuitnb.modeling import train
@@ -48,15 +50,20 @@ def load_models(cfg: Config, progress: bool = False, at_step: int | None = None)
 def load_sweeps(cfg: Config, models: dict, timesteps=None) -> dict[str, list]:
     """The cached recorded sweep of every replicate model on its dataset's held-out images (a snapshot
     model from ``load_models(cfg, at_step=s)`` carries its own cache key, so its sweep is its own)."""
-    return {name: [sweep.sweep(cfg, name, m, timesteps) for m in ms] for name, ms in models.items()}
+    jobs = [(name, m) for name, ms in models.items() for m in ms]
+    done = results.each([functools.partial(sweep.sweep, cfg, name, m, timesteps) for name, m in jobs])
+    return {name: [s for (n, _), s in zip(jobs, done) if n == name] for name in models}
 
 
-def per_replicate(items: dict[str, list], fn: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+def per_replicate(items: dict[str, list], fn: Callable[..., pd.DataFrame], cached: bool = False) -> pd.DataFrame:
     """``fn(item)`` for every replicate item (sweep or model) of every dataset, concatenated with
-    ``dataset`` and ``replicate`` columns."""
-    frames = [fn(item).assign(dataset=name, replicate=r)
-              for name, seq in items.items() for r, item in enumerate(seq)]
-    return pd.concat(frames, ignore_index=True)
+    ``dataset`` and ``replicate`` columns. ``cached``: ``fn(item, wait=...)`` ends in a cached result, and
+    the items whose result another process is computing are taken last (:func:`circuitnb.core.results.each`)."""
+    jobs = [(name, r, item) for name, seq in items.items() for r, item in enumerate(seq)]
+    values = (results.each([functools.partial(fn, item) for _, _, item in jobs]) if cached
+              else [fn(item) for _, _, item in jobs])
+    return pd.concat([v.assign(dataset=name, replicate=r) for (name, r, _), v in zip(jobs, values)],
+                     ignore_index=True)
 
 
 def listed(values) -> str:

@@ -131,13 +131,14 @@ def record_sweep(unet, scheduler, x0, timesteps, seed: int = 0, dataset: str = "
                  pc=pc, received=received, maps=maps, layers=layers, block_names=blocks, grid=grid)
 
 
-def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = False) -> Sweep:
-    """The cached :func:`record_sweep` of ``model`` on the first ``n_samples`` images of ``dataset``."""
+def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = False, wait: bool = True) -> Sweep:
+    """The cached :func:`record_sweep` of ``model`` on the first ``n_samples`` images of ``dataset``
+    (``wait``: :func:`circuitnb.core.results.cached`'s)."""
     timesteps = tuple(cfg.analysis.timesteps if timesteps is None else timesteps)
     x0 = data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
     return results.cached(cfg, "sweep", model, lambda: record_sweep(
         model.unet, model.scheduler, x0, timesteps, seed=cfg.run.seed, dataset=dataset, progress=progress),
-        dataset=dataset, timesteps=timesteps, data=x0)
+        dataset=dataset, timesteps=timesteps, data=x0, wait=wait)
 
 
 def noisy_inputs(cfg: Config, dataset: str, model, n: int = N_MAPS, timesteps=None) -> dict:

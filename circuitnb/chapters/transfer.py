@@ -9,6 +9,8 @@ the similarity of two models trained on the same data with different seeds.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -96,9 +98,13 @@ def block_similarity(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
     Columns: dataset, replicate (the pair's first model), source, data, t, block, cka, n.
     """
     images = {n: analysis_images(cfg, n) for n in models}
-    fac = {(n, r): results.cached(cfg, "cka_factors", m, lambda: _factors(cfg, m, images),
-                                  timesteps=cfg.analysis.timesteps, data=images)
-           for n, ms in models.items() for r, m in enumerate(ms)}
+    jobs = [(n, r) for n, ms in models.items() for r in range(len(ms))]
+
+    def factors(n, r, wait=True):
+        m = models[n][r]
+        return results.cached(cfg, "cka_factors", m, lambda: _factors(cfg, m, images),
+                              timesteps=cfg.analysis.timesteps, data=images, wait=wait)
+    fac = dict(zip(jobs, results.each([functools.partial(factors, n, r) for n, r in jobs])))
     pairs = [(n, r, kind, sd, sr) for n, ms in models.items() for r in range(len(ms))
              for kind, sd, sr in model_stats.sources(models, n, r)
              if (kind != "same data" and n == A) or (kind == "same data" and sr > r)]

@@ -142,14 +142,17 @@ def _recon(model, x) -> float:
     return float(-(t * np.log(p) + (1 - t) * np.log(1 - p)).sum(1).mean())
 
 
-def analysis(cfg: Config, m: TrainedVAE, dataset: str) -> dict:
+def analysis(cfg: Config, m: TrainedVAE, dataset: str, wait: bool = True) -> dict:
     """One model's four-level analysis and scores (see :func:`_compute`), from the results cache."""
     return results.cached(cfg, "vae_analysis", m, lambda: _compute(cfg, m, dataset), reads=READS, dataset=dataset,
-                          data=vae_data(cfg, dataset, "analysis").images)
+                          data=vae_data(cfg, dataset, "analysis").images, wait=wait)
 
 
 def all_analyses(cfg: Config) -> dict[tuple[str, str], list[dict]]:
-    return {key: [analysis(cfg, m, key[1]) for m in ms] for key, ms in models(cfg).items()}
+    by_key = models(cfg)
+    jobs = [(key, m) for key, ms in by_key.items() for m in ms]
+    done = results.each([functools.partial(analysis, cfg, m, key[1]) for key, m in jobs])
+    return {key: [d for (k, _), d in zip(jobs, done) if k == key] for key in by_key}
 
 
 def measures_frame(cfg: Config) -> pd.DataFrame:

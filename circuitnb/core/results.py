@@ -26,12 +26,12 @@ import pickle
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from circuitnb.core import cache
 from circuitnb.core.config import Config, check_cache_dir
 
-__all__ = ["cached", "result_path", "result_settings", "code_fingerprint"]
+__all__ = ["cached", "each", "BUSY", "result_path", "result_settings", "code_fingerprint"]
 
 VALUE = "value.pkl"
 _PACKAGE = Path(__file__).resolve().parents[1]        # the circuitnb folder
@@ -161,8 +161,11 @@ def data_fingerprint(data: Any) -> Any:
     return cache.array_fingerprint(np.asarray(data))
 
 
+BUSY = object()         # what cached(wait=False) returns while another process is computing that entry
+
+
 def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads: Iterable[str] | None = None,
-           code: Iterable[Callable] = (), data: Any = None, **extra: Any) -> Any:
+           code: Iterable[Callable] = (), data: Any = None, wait: bool = True, **extra: Any) -> Any:
     """``compute()``'s result, from the cache when the same name, models, settings and code were seen before.
 
     ``data`` is the images ``compute`` reads (an array, or a dict of them): their content keys the result,
@@ -171,7 +174,8 @@ def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads:
     :class:`circuitnb.modeling.train.TrainedModel` or a list of them. ``reads``
     narrows the key to the config fields the result depends on (default: every analysis
     setting and the seed); ``code`` adds functions whose modules' code keys it besides
-    ``compute``'s own module.
+    ``compute``'s own module. ``wait=False``: :data:`BUSY` instead of waiting while another process
+    is computing the entry (see :func:`each`).
     """
     check_cache_dir(cfg)
     models = models if isinstance(models, (list, tuple)) else [models]
@@ -187,6 +191,37 @@ def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads:
     def load(folder: Path) -> Any:
         return pickle.loads((folder / VALUE).read_bytes())   # only after its sha256 matched
 
-    return cache.get_or_make(result_path(cfg, name, keys, reads, data, **extra).parent, load, make, kind="result",
+    target = result_path(cfg, name, keys, reads, data, **extra).parent
+    if not wait and cache.is_locked(target):
+        return BUSY
+    return cache.get_or_make(target, load, make, kind="result",
                              settings=settings, what="result cache entry", redo="recomputing",
                              accept=lambda manifest: manifest["settings"].get("code") == fingerprint)
+
+
+def each(calls: Sequence[Callable[..., Any]]) -> list[Any]:
+    """``[call() for call in calls]`` for calls that end in :func:`cached` and take its ``wait``, with the
+    entries another process is computing right now taken last.
+
+        sweeps = each([functools.partial(sweep, cfg, name, m) for m in models])
+
+    Why: the book runs notebooks side by side (:func:`circuitnb.publish.book.execute_notebooks`), and
+    two chapters often need the same per-model results in the same order. Taken in order, the second
+    waits for each model the first is computing, one after the other; taken this way, it computes the
+    models nobody has started, and the two share the work. The values come back in the order of ``calls``.
+    """
+    out: dict[int, Any] = {}
+    pending = list(range(len(calls)))
+    while pending:
+        busy = []
+        for i in pending:
+            value = calls[i](wait=False)
+            if value is BUSY:
+                busy.append(i)
+            else:
+                out[i] = value
+        if busy and len(busy) == len(pending):          # nothing left but work in progress elsewhere: wait
+            out[busy[0]] = calls[busy[0]](wait=True)
+            busy = busy[1:]
+        pending = busy
+    return [out[i] for i in range(len(calls))]
