@@ -253,3 +253,32 @@ def test_nested_request_for_one_entry_does_not_deadlock(tmp_path):
         with cache.locked(target):                  # the same process re-enters its own lock
             assert cache.is_locked(target)
     assert not cache.is_locked(target)
+
+
+def test_chapter_results_are_cached_and_keyed_by_what_they_read(tiny_cfg, monkeypatch, tmp_path):
+    """common.cached_chapter: a second call is served from the cache; another config value, option or
+    package data file (the claims and margins a verdict reads) computes it again."""
+    import shutil
+    from circuitnb.chapters import common
+    calls = []
+
+    @common.cached_chapter()
+    def chapter(cfg, k=0):
+        calls.append(k)
+        return {"k": k, "n": cfg.analysis.n_bootstrap}
+    assert chapter(tiny_cfg) == {"k": 0, "n": tiny_cfg.analysis.n_bootstrap} and chapter(tiny_cfg) == chapter(tiny_cfg)
+    assert calls == [0]
+    assert chapter(tiny_cfg, k=1)["k"] == 1 and calls == [0, 1]                     # an option keys it
+    other = C.with_overrides(tiny_cfg, n_bootstrap=tiny_cfg.analysis.n_bootstrap + 1)
+    assert chapter(other)["n"] == other.analysis.n_bootstrap and calls == [0, 1, 0]  # a config field keys it
+    package = tmp_path / "circuitnb"                                                  # a package whose margins differ
+    shutil.copytree(results._DATA_FILES, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(results, "_DATA_FILES", package)
+    before = results.package_data_fingerprint()
+    chapter(tiny_cfg)
+    assert calls == [0, 1, 0]                                                         # same files: a hit
+    margins = package / "measures" / "paper" / "margins.csv"
+    margins.write_text(margins.read_text().replace(",", ", ", 1))
+    assert results.package_data_fingerprint() != before
+    chapter(tiny_cfg)
+    assert calls == [0, 1, 0, 0]

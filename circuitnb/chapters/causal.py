@@ -280,6 +280,7 @@ def _with_paper(t3: pd.DataFrame, t: int) -> pd.DataFrame:
     return t3.assign(paper=value)
 
 
+@common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 6: Table 3, every family by t, patching and circuit size, on every replicate model."""
     models, _ = common.models_and_sweeps(cfg)

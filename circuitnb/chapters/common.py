@@ -7,9 +7,52 @@ import numpy as np
 
 from circuitnb import data
 from circuitnb.chapters import replicates
+from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, verdicts
 from circuitnb.measures.verdicts import Estimate
+from circuitnb.modeling import train, vae_cache
+
+# A chapter's result may read any config field but these two: where the cache lives, and the CelebA
+# folder's path (the content of its images keys the result instead).
+_NOT_KEYED = ("cache_dir", "celeba_root")
+
+
+def model_keys(cfg: Config, part: str) -> list[str]:
+    """The cache keys of every model of one part of the book: "unet" (Part I's replicates per dataset)
+    or "vae" (Part II's, per architecture and dataset)."""
+    reps = range(cfg.run.replicates)
+    if part == "unet":
+        return [train.model_key(cfg, ds, r) for ds in data.DATASETS for r in reps]
+    return [vae_cache.model_key(cfg, k, ds, r) for ds in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds for r in reps]
+
+
+def cached_chapter(part: str = "unet"):
+    """Decorator: a chapter function ``fn(cfg, **options)`` served from the results cache.
+
+        @cached_chapter()
+        def run(cfg: Config) -> ChapterResult: ...
+
+    Keyed by every config field (but :data:`_NOT_KEYED`), the cache keys of the part's models, the content
+    of Part I's held-out images, the package's data files (claims and margins: verdicts depend on them),
+    the options, and the code of ``fn``'s module and of everything it imports. Why: each notebook reran
+    its chapter's bootstraps, tests and figures' data on every build, and the scorecard (chapter 10)
+    reran the eight chapters it gathers; the underlying sweeps were cached, their statistics were not.
+    ``fn.__wrapped__`` is the uncached function.
+    """
+    def wrap(fn):
+        name = f"chapter_{fn.__module__.rsplit('.', 1)[-1]}_{fn.__name__}"
+
+        @functools.wraps(fn)
+        def wrapper(cfg: Config, **options):
+            fields = [f for section in cfg.to_dict().values() if isinstance(section, dict) for f in section
+                      if f not in _NOT_KEYED]
+            images = {ds: data.images(cfg, ds, "analysis") for ds in data.DATASETS} if part == "unet" else None
+            return results.cached(cfg, name, [], lambda: fn(cfg, **options), reads=fields, code=[fn], data=images,
+                                  trained=model_keys(cfg, part), package_data=results.package_data_fingerprint(),
+                                  options=options)
+        return wrapper
+    return wrap
 
 
 @functools.lru_cache(maxsize=2)

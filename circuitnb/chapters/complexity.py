@@ -74,6 +74,7 @@ def table1_claims(per: pd.DataFrame) -> list[dict]:
     return rows
 
 
+@common.cached_chapter()
 def run(cfg) -> ChapterResult:
     """Chapter 3: Table 1 and its figure, from every replicate model on held-out images."""
     _, sweeps = common.models_and_sweeps(cfg)

@@ -153,6 +153,7 @@ def table4_claims(img: pd.DataFrame) -> list[dict]:
     return claims.known(rows)
 
 
+@common.cached_chapter()
 def run(cfg) -> ChapterResult:
     """Chapter 7: Table 4 and its per-timestep view, from every replicate model on held-out images."""
     models, sweeps = common.models_and_sweeps(cfg)

@@ -118,6 +118,7 @@ def attention_maps(cfg: Config, models: dict, sweeps: dict, image_index: int = 0
     return dict(maps=out, query=q, grid=grid, image=i)
 
 
+@common.cached_chapter()
 def run(cfg: Config, image_index: int = 0, query: int = -1) -> ChapterResult:
     """Chapter 8: the attention-map figure (first models) and the divergence per t over replicate pairs."""
     models, sweeps = common.models_and_sweeps(cfg)

@@ -228,6 +228,7 @@ def figure_data(sweeps: dict, tests: pd.DataFrame, t: int) -> dict:
                 correlation=pd.DataFrame(corr, index=syn[0].head_ids, columns=syn[0].head_ids))
 
 
+@common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 4: every head of every replicate model at ``cfg.analysis.head_t``, Table 2, figures."""
     t = cfg.analysis.head_t

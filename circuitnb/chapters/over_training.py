@@ -25,7 +25,7 @@ from __future__ import annotations
 import pandas as pd
 from tqdm.auto import tqdm
 
-from circuitnb.chapters import complexity, cross_dataset, heads, performance, replicates
+from circuitnb.chapters import common, complexity, cross_dataset, heads, performance, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, verdicts
@@ -104,6 +104,7 @@ def verdicts_by_step(rows: pd.DataFrame, alpha: float) -> pd.DataFrame:
                 "changes_over_training", "reason"]]
 
 
+@common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 13: the headline quantities and followed verdicts at every saved training step."""
     steps = train.snapshot_steps(cfg)

@@ -68,6 +68,7 @@ def claim_rows(acc: pd.DataFrame, fc: pd.DataFrame) -> list[dict]:
     return claims.known(rows)
 
 
+@common.cached_chapter()
 def run(cfg) -> ChapterResult:
     """Chapter 2: accuracy and feature complexity per timestep, from every replicate model on held-out images."""
     _, sweeps = common.models_and_sweeps(cfg)

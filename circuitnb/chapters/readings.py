@@ -228,6 +228,7 @@ def phase_table(cfg: Config, models: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@common.cached_chapter()
 def sensitivity(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The sensitivity table (every claim under every reading, with ``flips``) and the global-head
     classification under each threshold; the scorecard's ``flips_across_readings`` comes from here."""
@@ -241,6 +242,7 @@ def sensitivity(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     return flips(pd.concat(blocks, ignore_index=True)), classified
 
 
+@common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 12: the sensitivity table over every reading, phases vs smooth, IFE calibration."""
     table, classified = sensitivity(cfg)

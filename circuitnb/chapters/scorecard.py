@@ -56,6 +56,7 @@ def with_readings(card: pd.DataFrame, sens: pd.DataFrame, picked: dict[str, str]
     return card
 
 
+@common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 10: the scorecard (all claim ids), the verdict counts, the margins used and the audit."""
     paper, margins = claims.load(), verdicts.load_margins()

@@ -272,6 +272,7 @@ def phase_tables(dense: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return pd.DataFrame(chosen), pd.concat(bic, ignore_index=True), found
 
 
+@common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 5: IFE ranges per depth group over every replicate model, and each model's phases."""
     models, sweeps = common.models_and_sweeps(cfg)

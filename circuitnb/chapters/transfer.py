@@ -185,6 +185,7 @@ def robustness_table(per: pd.DataFrame, pairs: list) -> pd.DataFrame:
                                                        "n_models", "n_images"]]
 
 
+@common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 9: the three §4.9 quantities on every replicate model, with the same-data null for CKA."""
     models, _ = common.models_and_sweeps(cfg)

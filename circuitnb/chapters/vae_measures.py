@@ -91,6 +91,7 @@ def _order(per: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@common.cached_chapter("vae")
 def run(cfg: Config) -> ChapterResult:
     """Chapter 22: the measures per architecture with CIs over replicates, the scorecard, readings and order."""
     per = vae_common.measures_frame(cfg)

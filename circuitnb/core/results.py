@@ -31,10 +31,11 @@ from typing import Any, Callable, Iterable, Sequence
 from circuitnb.core import cache
 from circuitnb.core.config import Config, check_cache_dir
 
-__all__ = ["cached", "each", "BUSY", "result_path", "result_settings", "code_fingerprint"]
+__all__ = ["cached", "each", "BUSY", "result_path", "result_settings", "code_fingerprint", "package_data_fingerprint"]
 
 VALUE = "value.pkl"
 _PACKAGE = Path(__file__).resolve().parents[1]        # the circuitnb folder
+_DATA_FILES = _PACKAGE                                 # where package_data_fingerprint looks (a test swaps it)
 _LIBRARIES = ("torch", "diffusers", "numpy", "scipy", "pandas", "pingouin", "scikit-learn")
 
 
@@ -117,6 +118,15 @@ def code_fingerprint(*functions: Callable) -> str:
             versions[lib] = None
     text = json.dumps([parts, versions], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def package_data_fingerprint() -> str:
+    """16 hex digits that change when a data file of the package changes (the paper's claims, margins and
+    audit, the explorers' script): what a result computed from them, such as a verdict, depends on."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in _DATA_FILES.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")):
+        h.update(str(path.relative_to(_DATA_FILES)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _read_settings(cfg: Config, reads: Iterable[str] | None) -> dict:

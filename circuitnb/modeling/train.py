@@ -153,6 +153,11 @@ def _entry(cfg: Config, dataset: str, replicate: int) -> tuple[CacheEntry, np.nd
     return CacheEntry(cfg.cache_path, cache_key(cfg, dataset, fp, seed)), x0, fp, seed
 
 
+def model_key(cfg: Config, dataset: str, replicate: int = 0) -> str:
+    """The cache key of one replicate model (its settings, seed and training images), without loading it."""
+    return _entry(cfg, dataset, replicate)[0].key
+
+
 def snapshot_meta(meta: dict, step: int) -> dict:
     """The final model's meta as of training step ``step``: its own ``key`` (so results cached per model,
     e.g. sweeps, never mix a snapshot with the final weights), ``at_step``, and the losses up to ``step``."""

@@ -66,6 +66,11 @@ def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
     return CacheEntry(cfg.cache_path, key), x, fp, seed, settings
 
 
+def model_key(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> str:
+    """The cache key of one replicate VAE, without loading it."""
+    return _entry(cfg, kind, dataset, replicate)[0].key
+
+
 def is_cached(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> bool:
     """Whether the VAE is in the cache and intact (no lock, nothing loaded or removed)."""
     final = _entry(cfg, kind, dataset, replicate)[0].final_dir
