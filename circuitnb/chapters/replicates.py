@@ -50,19 +50,25 @@ def load_models(cfg: Config, progress: bool = False, at_step: int | None = None)
 def load_sweeps(cfg: Config, models: dict, timesteps=None) -> dict[str, list]:
     """The cached recorded sweep of every replicate model on its dataset's held-out images (a snapshot
     model from ``load_models(cfg, at_step=s)`` carries its own cache key, so its sweep is its own)."""
-    jobs = [(name, m) for name, ms in models.items() for m in ms]
-    done = results.each([functools.partial(sweep.sweep, cfg, name, m, timesteps) for name, m in jobs])
-    return {name: [s for (n, _), s in zip(jobs, done) if n == name] for name in models}
+    return each_of(models, lambda name, m, wait=True: sweep.sweep(cfg, name, m, timesteps, wait=wait))
+
+
+def each_of(items: dict, fn: Callable) -> dict:
+    """``{key: [fn(key, item) for item in seq] for key, seq in items.items()}`` for an ``fn(key, item, wait=...)``
+    that ends in a cached result: the items whose result another process is computing are taken last
+    (:func:`circuitnb.core.results.each`)."""
+    jobs = [(key, item) for key, seq in items.items() for item in seq]
+    done = iter(results.each([functools.partial(fn, key, item) for key, item in jobs]))
+    return {key: [next(done) for _ in seq] for key, seq in items.items()}
 
 
 def per_replicate(items: dict[str, list], fn: Callable[..., pd.DataFrame], cached: bool = False) -> pd.DataFrame:
     """``fn(item)`` for every replicate item (sweep or model) of every dataset, concatenated with
     ``dataset`` and ``replicate`` columns. ``cached``: ``fn(item, wait=...)`` ends in a cached result, and
     the items whose result another process is computing are taken last (:func:`circuitnb.core.results.each`)."""
-    jobs = [(name, r, item) for name, seq in items.items() for r, item in enumerate(seq)]
-    values = (results.each([functools.partial(fn, item) for _, _, item in jobs]) if cached
-              else [fn(item) for _, _, item in jobs])
-    return pd.concat([v.assign(dataset=name, replicate=r) for (name, r, _), v in zip(jobs, values)],
+    values = (each_of(items, lambda _, item, wait=True: fn(item, wait=wait)) if cached
+              else {name: [fn(item) for item in seq] for name, seq in items.items()})
+    return pd.concat([v.assign(dataset=name, replicate=r) for name, seq in values.items() for r, v in enumerate(seq)],
                      ignore_index=True)
 
 

@@ -14,8 +14,6 @@ Phases are found per model by segmenting a dense profile over ``cfg.analysis.n_p
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pandas as pd
 
@@ -82,13 +80,11 @@ def ife_model(sw, n_bootstrap: int, seed: int = 0, reading: str = "binned") -> d
 def ife_models(cfg: Config, models: dict, sweeps: dict, reading: str = "binned") -> dict[str, pd.DataFrame]:
     """:func:`ife_model` of every replicate model (cached), concatenated with dataset and replicate."""
     nb, seed = cfg.analysis.n_bootstrap, cfg.run.seed
-    def one(name, r, wait=True):
-        sw = sweeps[name][r]
-        return results.cached(cfg, "ife_model", models[name][r], lambda: ife_model(sw, nb, seed, reading),
+    def one(name, model_and_sweep, wait=True):
+        m, sw = model_and_sweep
+        return results.cached(cfg, "ife_model", m, lambda: ife_model(sw, nb, seed, reading),
                               dataset=sw.dataset, reading=reading, data=common.analysis_images(cfg, name), wait=wait)
-    jobs = [(name, r) for name in models for r in range(len(models[name]))]
-    done = results.each([functools.partial(one, name, r) for name, r in jobs])
-    out = {name: [d for (n, _), d in zip(jobs, done) if n == name] for name in models}
+    out = replicates.each_of({name: list(zip(models[name], sweeps[name])) for name in models}, one)
     frames = {part: replicates.per_replicate(out, lambda d, part=part: d[part]) for part in ("values", "ranges")}
     return {part: f[["dataset", "replicate", *f.columns[:-2]]] for part, f in frames.items()}
 

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from circuitnb.chapters.replicates import each_of
 from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.data.shapes import CAUSAL_GRAPH
@@ -149,10 +150,7 @@ def analysis(cfg: Config, m: TrainedVAE, dataset: str, wait: bool = True) -> dic
 
 
 def all_analyses(cfg: Config) -> dict[tuple[str, str], list[dict]]:
-    by_key = models(cfg)
-    jobs = [(key, m) for key, ms in by_key.items() for m in ms]
-    done = results.each([functools.partial(analysis, cfg, m, key[1]) for key, m in jobs])
-    return {key: [d for (k, _), d in zip(jobs, done) if k == key] for key in by_key}
+    return each_of(models(cfg), lambda key, m, wait=True: analysis(cfg, m, key[1], wait))
 
 
 def measures_frame(cfg: Config) -> pd.DataFrame:
