@@ -249,3 +249,14 @@ def test_notebooks_run_side_by_side_and_a_failure_names_its_notebook(tmp_path):
     bad = _notebook(tmp_path / "bad.ipynb", ['name = ""', 'raise RuntimeError("planted")'])
     with pytest.raises(NotebookError, match=r"bad\.ipynb: cell 2 .*RuntimeError: planted"):
         execute_notebooks([jobs[0], (bad, tmp_path / "out" / "bad.ipynb")], {"name": "y"})
+
+
+def test_chapters_that_gather_start_after_what_they_gather():
+    from circuitnb.publish.book import start_order, toc_notebooks
+    order = [nb.stem for nb in start_order(toc_notebooks(ROOT))]
+    assert sorted(order) == sorted(nb.stem for nb in toc_notebooks(ROOT))
+    assert order[-1] == "10_scorecard"
+    part1 = [s for s in order if s[0] in "01" and s not in ("10_scorecard", "12_readings")]
+    assert max(order.index(s) for s in part1) < order.index("12_readings") < min(
+        order.index(s) for s in order if s.startswith("2"))
+    assert part1 == sorted(part1)                              # reading order otherwise

@@ -127,7 +127,7 @@ def test_lfw_fallback_with_notice(cache, monkeypatch):
     monkeypatch.delenv("CIRCUITNB_CELEBA", raising=False)
     cfg = C.load("smoke", n_images=100)   # 16 of them held out for analysis
     with pytest.warns(UserWarning, match="scikit-image"):
-        nat = data._natural.__wrapped__("", 100, 16, 0, True)
+        nat = data._natural.__wrapped__("", 100, 16, 0, True, str(cache))
     assert nat.source == "lfw" and len(nat) == 100 and "stand-in" in nat.notice
     assert cfg.celeba_root == "" and nat.images.shape == (100, 3, 16, 16)
 
@@ -154,3 +154,28 @@ def test_celeba_fingerprint_and_model_key_change_when_an_image_changes(small_cel
     after = data.fingerprint(data.images(cfg, "celeba"))
     assert after != before and cache_key(cfg, "celeba", after) != cache_key(cfg, "celeba", before)
     data._natural.cache_clear()
+
+
+def test_decoded_celeba_is_cached_and_keyed_by_the_files_content(small_celeba, tiny_cfg, monkeypatch):
+    from circuitnb import data
+    from circuitnb.data import celeba as celeba_mod
+    cfg = C.with_overrides(tiny_cfg, celeba_root=str(small_celeba), match_attributes=False)
+    data._natural.cache_clear()
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        first = data.natural_faces(cfg)
+    decoded = []
+    real = celeba_mod._load_image
+    monkeypatch.setattr(celeba_mod, "_load_image", lambda *a: decoded.append(a) or real(*a))
+    data._natural.cache_clear()                          # a new process: only the disk cache is left
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):      # still said on a cache hit
+        again = data.natural_faces(cfg)
+    assert decoded == [] and again.names == first.names and np.array_equal(again.images, first.images)
+    # Same names, other bytes: the entry is not served.
+    img = small_celeba / "img_align_celeba"
+    (img / first.names[0]).write_bytes((img / first.names[1]).read_bytes())
+    data._natural.cache_clear()
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        changed = data.natural_faces(cfg)
+    assert len(decoded) == len(first.names) + 1                       # decoded again, the corrupt file too
+    assert np.array_equal(changed.images[0], changed.images[1]) and not np.array_equal(changed.images[0],
+                                                                                        first.images[0])

@@ -28,7 +28,6 @@ from circuitnb.measures.verdicts import Estimate, replicate_ci
 CHAPTER = "05_temporal_dynamics"
 DEPTH_GROUPS = ("early", "middle", "late")
 ENDS = {"lo": ("low", np.min), "hi": ("high", np.max)}      # claim suffix -> column, reduction
-IFE_READINGS = {"binned": metrics.ife_from_scores, "knn": information.ife_knn}   # READINGS["ife"]
 SMOOTH_DEGREE = 3                # the smooth alternative to phases: a cubic in t per feature
 
 
@@ -45,12 +44,21 @@ def _pairs(sw) -> pd.DataFrame:
                              group=[depth_group(d) for d in mid]))
 
 
+def _each_pair(ife):
+    """A reading of Eq. 4 on one pair of samples, applied to every pair of ``[..., n]`` arrays."""
+    return lambda a, b: np.array([ife(x, y) for x, y in zip(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]))]
+                                 ).reshape(a.shape[:-1])
+
+
+# READINGS["ife"]: reading -> fn(a, b) with a, b [..., n] first-PC scores, giving IFE [...]
+IFE_READINGS = {"binned": _each_pair(metrics.ife_from_scores), "knn": information.ife_knn}
+
+
 def _ife_grid(sw, idx: np.ndarray, reading: str = "binned") -> np.ndarray:
     """IFE ``[timesteps, pairs]`` of one model on the images ``idx`` (Eq. 4 from first-PC scores), by one
-    reading of Eq. 4 (``READINGS["ife"]``: binned, or the kNN estimator)."""
-    blocks, ife = sw.block_names, IFE_READINGS[reading]
-    return np.array([[ife(sw.pc[(t, a)][idx], sw.pc[(t, b)][idx])
-                      for a, b in zip(blocks[:-1], blocks[1:])] for t in sw.timesteps])
+    reading of Eq. 4 (``READINGS["ife"]``: binned, or the kNN estimator); the pairs are adjacent blocks."""
+    scores = np.stack([[sw.pc[(t, block)][idx] for block in sw.block_names] for t in sw.timesteps])  # [T, blocks, n]
+    return IFE_READINGS[reading](scores[:, :-1], scores[:, 1:])
 
 
 def ife_model(sw, n_bootstrap: int, seed: int = 0, reading: str = "binned") -> dict[str, pd.DataFrame]:

@@ -26,7 +26,8 @@ import numpy as np
 from circuitnb.core import cache
 from circuitnb.core.results import code_fingerprint
 from circuitnb.core.config import Config
-from circuitnb.data.celeba import LFW_NOTICE, DataError, NaturalFaces, load_celeba, load_lfw, read_attributes
+from circuitnb.data.celeba import (LFW_NOTICE, DataError, NaturalFaces, celeba_plan, load_celeba, load_lfw,
+                                   read_attributes, warn_skipped)
 from circuitnb.data.synthetic import CORRELATIONS, PARTS, SyntheticFaces, generate_faces, sample_attributes
 
 DATASETS = ("synthetic", "celeba")   # "celeba" means the natural dataset in force (maybe LFW)
@@ -69,17 +70,63 @@ def synthetic_faces(cfg: Config, seed: int | None = None) -> SyntheticFaces:
                       str(cfg.cache_path))
 
 
+def _digest(paths) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+class _SparesChanged(ValueError):
+    """The spare images a cached decode fell back on have changed since (the entry is decoded again)."""
+
+
+def _celeba(root: str, n: int, image_size: int, seed: int, match: bool, store: str) -> NaturalFaces:
+    """:func:`load_celeba`, kept decoded in the cache folder ``store`` and keyed by the files' content.
+
+    Why: every notebook needs the CelebA images (to find its models' keys, and to analyse them), and decoding
+    and resizing 2,000 JPEGs took about 3 s of each kernel; reading their bytes to check them takes a tenth
+    of that. The key holds the bytes of the ``n`` files tried first, the attribute file and the list of
+    names; the spares that stood in for skipped files are checked when the entry is read.
+    """
+    img_dir, candidates, _ = celeba_plan(root, n, seed, match)
+    attr_file = Path(root).expanduser() / "list_attr_celeba.txt"
+    settings = dict(root=str(Path(root).expanduser().resolve()), n=n, image_size=image_size, seed=seed, match=match,
+                    files=_digest(img_dir / nm for nm in candidates[:n]),
+                    names=hashlib.sha256("\0".join(candidates).encode()).hexdigest()[:16],
+                    attributes=_digest([attr_file]) if attr_file.exists() else None,
+                    code=code_fingerprint(load_celeba))
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    spares = lambda faces: [img_dir / nm for nm in candidates[n:len(faces.names) + len(faces.skipped)]]  # noqa: E731
+
+    def make(tmp: Path) -> NaturalFaces:
+        faces = load_celeba(root, n, image_size, seed=seed, match_attributes=match)
+        (tmp / "faces.pkl").write_bytes(pickle.dumps(faces, protocol=pickle.HIGHEST_PROTOCOL))
+        (tmp / "spares.json").write_text(json.dumps(_digest(spares(faces))))
+        return faces
+
+    def load(folder: Path) -> NaturalFaces:
+        faces = pickle.loads((folder / "faces.pkl").read_bytes())
+        if json.loads((folder / "spares.json").read_text()) != _digest(spares(faces)):
+            raise _SparesChanged("spare images that replaced skipped files have changed")
+        warn_skipped(faces.skipped)
+        return faces
+    return cache.get_or_make(Path(store) / "results" / f"celeba_images-{key}", load, make, kind="data",
+                             settings=settings, what="data cache entry", redo="decoding the images again")
+
+
 @functools.lru_cache(maxsize=4)
-def _natural(root: str, n: int, image_size: int, seed: int, match: bool) -> NaturalFaces:
+def _natural(root: str, n: int, image_size: int, seed: int, match: bool, store: str) -> NaturalFaces:
     if root:
-        return load_celeba(root, n, image_size, seed=seed, match_attributes=match)
+        return _celeba(root, n, image_size, seed, match, store)
     return load_lfw(n, image_size)
 
 
 def natural_faces(cfg: Config) -> NaturalFaces:
-    """CelebA from ``cfg.celeba_root``; without one, the LFW stand-in (``.source == 'lfw'``)."""
+    """CelebA from ``cfg.celeba_root`` (decoded once, then read from the cache); without one, the LFW stand-in
+    (``.source == 'lfw'``)."""
     return _natural(cfg.celeba_root, cfg.data.n_images, cfg.data.image_size, cfg.run.seed,
-                    cfg.data.match_attributes)
+                    cfg.data.match_attributes, str(cfg.cache_path))
 
 
 def replicate_seed(cfg: Config, replicate: int, dataset: str = "synthetic") -> int:

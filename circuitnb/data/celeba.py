@@ -152,9 +152,10 @@ def select_matching(attrs: pd.DataFrame, names: list[str], n: int, seed: int) ->
     return [names[i] for i in sorted(idx)]
 
 
-def load_celeba(root: str | Path, n: int, image_size: int, seed: int = 0,
-                match_attributes: bool = True, progress: bool = False) -> NaturalFaces:
-    """Load up to ``n`` CelebA images from ``root`` (official layout)."""
+def celeba_plan(root: str | Path, n: int, seed: int = 0, match_attributes: bool = True
+                ) -> tuple[Path, list[str], pd.DataFrame | None]:
+    """The image folder, the file names in the order :func:`load_celeba` tries them (the ``n`` chosen, then
+    spares that replace skipped files) and the attribute table (or None): everything but the decoding."""
     root = Path(root).expanduser()
     img_dir = root / "img_align_celeba"
     if not img_dir.is_dir():
@@ -168,9 +169,20 @@ def load_celeba(root: str | Path, n: int, image_size: int, seed: int = 0,
     if match_attributes and attrs is not None:
         chosen = select_matching(attrs, names, n, seed)
         taken = set(chosen)
-        candidates = chosen + [nm for nm in names if nm not in taken]   # spares replace skipped files
-    else:
-        candidates = names
+        return img_dir, chosen + [nm for nm in names if nm not in taken], attrs
+    return img_dir, names, attrs
+
+
+def warn_skipped(skipped: list[str]) -> None:
+    if skipped:
+        warnings.warn(f"CelebA: skipped {len(skipped)} unreadable or unusable file(s): {', '.join(skipped[:10])}"
+                      + (" ..." if len(skipped) > 10 else ""), stacklevel=3)
+
+
+def load_celeba(root: str | Path, n: int, image_size: int, seed: int = 0,
+                match_attributes: bool = True, progress: bool = False) -> NaturalFaces:
+    """Load up to ``n`` CelebA images from ``root`` (official layout); ``.skipped`` names the files passed over."""
+    img_dir, candidates, attrs = celeba_plan(root, n, seed, match_attributes)
     from tqdm.auto import tqdm
     images, kept, skipped = [], [], []
     for nm in tqdm(candidates, desc="CelebA", disable=not progress, total=min(n, len(candidates))):
@@ -183,11 +195,9 @@ def load_celeba(root: str | Path, n: int, image_size: int, seed: int = 0,
                 Image.DecompressionBombWarning) as err:   # what PIL raises for damaged or foreign files
             reason = str(err) if isinstance(err, _TooSmall) else type(err).__name__
             skipped.append(f"{nm} ({reason})")
-    if skipped:
-        warnings.warn(f"CelebA: skipped {len(skipped)} unreadable or unusable file(s): {', '.join(skipped[:10])}"
-                      + (" ..." if len(skipped) > 10 else ""), stacklevel=2)
+    warn_skipped(skipped)
     if not kept:
-        raise DataError(f"parameter 'celeba_root' = {str(root)!r}: no readable images")
+        raise DataError(f"parameter 'celeba_root' = {str(Path(root).expanduser())!r}: no readable images")
     sub_attrs = attrs.loc[[k for k in kept if k in attrs.index]] if attrs is not None else None
     return NaturalFaces(images=np.stack(images), names=kept, source="celeba",
                         attributes=sub_attrs, skipped=skipped)
