@@ -96,6 +96,17 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest if ok else None
 
 
+def files_fingerprint(paths, relative_to: Path | None = None) -> str:
+    """Content hash of files (each one's name and bytes, in the order given), 16 hex digits: the key of the
+    package's data files (``results.package_data_fingerprint``) and of the CelebA files a decode read.
+    The name is the path relative to ``relative_to``, else the file name."""
+    h = hashlib.sha256()
+    for path in paths:
+        name = str(path.relative_to(relative_to)) if relative_to is not None else path.name
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def array_fingerprint(x) -> str:
     """Content hash of an array (shape, dtype and bytes), 16 hex digits: the key of training data
     (:func:`circuitnb.data.fingerprint`) and of the images a result reads (``results.cached(data=)``)."""

@@ -137,10 +137,8 @@ def code_fingerprint(*functions: Callable) -> str:
 def package_data_fingerprint() -> str:
     """16 hex digits that change when a data file of the package changes (the paper's claims, margins and
     audit, the explorers' script): what a result computed from them, such as a verdict, depends on."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in _DATA_FILES.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")):
-        h.update(str(path.relative_to(_DATA_FILES)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    files = sorted(p for p in _DATA_FILES.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc"))
+    return cache.files_fingerprint(files, relative_to=_DATA_FILES)
 
 
 def _read_settings(cfg: Config, reads: Iterable[str] | None) -> dict:

@@ -70,13 +70,6 @@ def synthetic_faces(cfg: Config, seed: int | None = None) -> SyntheticFaces:
                       str(cfg.cache_path))
 
 
-def _digest(paths) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
 class _SparesChanged(ValueError):
     """The spare images a cached decode fell back on have changed since (the entry is decoded again)."""
 
@@ -92,9 +85,9 @@ def _celeba(root: str, n: int, image_size: int, seed: int, match: bool, store: s
     img_dir, candidates, _ = celeba_plan(root, n, seed, match)
     attr_file = Path(root).expanduser() / "list_attr_celeba.txt"
     settings = dict(root=str(Path(root).expanduser().resolve()), n=n, image_size=image_size, seed=seed, match=match,
-                    files=_digest(img_dir / nm for nm in candidates[:n]),
+                    files=cache.files_fingerprint(img_dir / nm for nm in candidates[:n]),
                     names=hashlib.sha256("\0".join(candidates).encode()).hexdigest()[:16],
-                    attributes=_digest([attr_file]) if attr_file.exists() else None,
+                    attributes=cache.files_fingerprint([attr_file]) if attr_file.exists() else None,
                     code=code_fingerprint(load_celeba))
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     spares = lambda faces: [img_dir / nm for nm in candidates[n:len(faces.names) + len(faces.skipped)]]  # noqa: E731
@@ -102,12 +95,12 @@ def _celeba(root: str, n: int, image_size: int, seed: int, match: bool, store: s
     def make(tmp: Path) -> NaturalFaces:
         faces = load_celeba(root, n, image_size, seed=seed, match_attributes=match)
         (tmp / "faces.pkl").write_bytes(pickle.dumps(faces, protocol=pickle.HIGHEST_PROTOCOL))
-        (tmp / "spares.json").write_text(json.dumps(_digest(spares(faces))))
+        (tmp / "spares.json").write_text(json.dumps(cache.files_fingerprint(spares(faces))))
         return faces
 
     def load(folder: Path) -> NaturalFaces:
         faces = pickle.loads((folder / "faces.pkl").read_bytes())
-        if json.loads((folder / "spares.json").read_text()) != _digest(spares(faces)):
+        if json.loads((folder / "spares.json").read_text()) != cache.files_fingerprint(spares(faces)):
             raise _SparesChanged("spare images that replaced skipped files have changed")
         warn_skipped(faces.skipped)
         return faces
