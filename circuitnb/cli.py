@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -111,9 +112,21 @@ def cmd_book(args) -> None:
     print(f"book built: {html}")
 
 
+def _existing_cache(cfg: config_mod.Config) -> Path:
+    """The cache folder ``cache ls`` / ``cache verify`` read; a UserError naming where it came from when it is
+    not an existing folder (an empty listing would read as "nothing damaged")."""
+    root = cfg.cache_path
+    origin = ("parameter 'cache_dir'" if cfg.run.cache_dir else
+              "$CIRCUITNB_CACHE" if os.environ.get("CIRCUITNB_CACHE") else "the default cache folder")
+    if root.is_dir():
+        return root
+    what = "is a file, not a folder" if root.exists() else "does not exist (nothing has been cached there)"
+    raise UserError(f"{origin} = {str(root)!r} {what}; give the folder that train and book write to")
+
+
 def cmd_cache(args) -> int:
     from circuitnb.core import inventory
-    root = _load(args).cache_path
+    root = _existing_cache(_load(args))
     entries = inventory.scan(root)
     if args.action == "ls":
         for e in entries:
@@ -133,8 +146,53 @@ def cmd_cache(args) -> int:
     return 1 if damaged and not args.fix else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are user errors: one line on stderr naming the argument and what it accepts,
+    exit status 2, no usage dump (``--help`` shows the usage). Subcommand parsers are of this class too
+    (``add_subparsers`` makes its parsers with the class of the parser it is called on)."""
+
+    def error(self, message: str):
+        hint = self._accepted(message)
+        self.exit(2, f"{self.prog}: error: {message}{'; ' + hint if hint else ''}\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extra = super().parse_known_args(args, namespace)
+        command = self._commands().get(getattr(ns, "command", None))
+        if extra and command is not None:     # argparse blames the top-level parser: name the subcommand's options
+            command.error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns, extra
+
+    def _commands(self) -> dict:
+        return next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+    def _accepted(self, message: str) -> str:
+        """What the argument an argparse message names accepts, when the message does not already say it."""
+        if "choose from" in message:
+            return ""
+        if message.startswith("unrecognized arguments"):
+            return "this command accepts " + ", ".join(_usage(a) for a in self._actions if a.option_strings)
+        for action in self._actions:
+            name = argparse._get_action_name(action)
+            if name and (message.startswith(f"argument {name}:") or message.endswith(f"required: {name}")):
+                if action.choices:
+                    return f"{name} is one of {', '.join(map(str, action.choices))}"
+                what = (action.help or "").split(";")[0]          # -p's help goes on to list every name
+                return f"give {_usage(action)}" + (f" ({what})" if what else "")
+        return ""
+
+
+def _usage(action: argparse.Action) -> str:
+    """``-p NAME VALUE``, ``--profile PROFILE``, ``--debug``, ``notebook``: how one argument is written."""
+    if not action.option_strings:
+        return action.metavar or action.dest
+    if action.nargs == 0:
+        return action.option_strings[0]
+    metavar = action.metavar or action.dest.upper()
+    return " ".join([action.option_strings[0], *(metavar if isinstance(metavar, tuple) else [metavar])])
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="circuitnb", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="circuitnb", description=__doc__.split("\n\n")[0])
     debug_help = "show the traceback of a user error instead of one line"
     p.add_argument("--debug", action="store_true", help=debug_help)
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_data)
 
     sp = sub.add_parser("run", help="execute one notebook with papermill")
-    sp.add_argument("notebook")
+    sp.add_argument("notebook", help="the notebook to execute, e.g. book/01_data_and_model.ipynb")
     sp.add_argument("-o", "--output", help="executed notebook path (default _build/executed/<name>)")
     common(sp, with_profile=False)
     sp.set_defaults(func=cmd_run)

@@ -1,6 +1,9 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from circuitnb.cli import main
 
@@ -82,3 +85,48 @@ def test_warnings_are_one_line(capsys, cache, small_celeba):
                  "-p", "match_attributes", "False"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("circuitnb: warning: CelebA: skipped 1") and "999999.jpg" in err[0]
+
+
+# --- issue 23, item 7: every user error is one line on stderr and exit status 2, no usage dump --------------
+CLI = Path(sys.executable).parent / "circuitnb"
+
+
+def one_line(argv, env=None) -> str:
+    """Run the installed command; assert exit 2, nothing on stdout, one stderr line and no usage; return the line."""
+    out = subprocess.run([str(CLI), *argv], capture_output=True, text=True, env=env, timeout=300)
+    lines = out.stderr.splitlines()
+    assert out.returncode == 2 and out.stdout == "" and len(lines) == 1, (argv, out.returncode, out.stderr)
+    assert lines[0].startswith("circuitnb") and "usage:" not in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["train", "--dataset", "mnist"], ["circuitnb train: error:", "--dataset", "'mnist'", "'synthetic'", "'both'"]),
+    (["run", "book/01_data_and_model.ipynb", "-p", "n_images"], ["circuitnb run: error:", "-p/--param",
+                                                                  "-p NAME VALUE"]),
+    (["frobnicate"], ["circuitnb: error:", "command", "'frobnicate'", "'train'", "'cache'"]),
+    ([], ["circuitnb: error:", "command", "train, data, run, book, cache"]),
+    (["train", "--bogus", "1"], ["circuitnb train: error:", "--bogus", "--dataset", "-p NAME VALUE"]),
+    (["cache"], ["circuitnb cache: error:", "action", "ls, verify"]),
+    (["cache", "ls", "--profile"], ["--profile", "'smoke'"]),
+    (["run"], ["circuitnb run: error:", "notebook", ".ipynb"]),
+], ids=["dataset-choice", "param-without-value", "unknown-command", "no-command", "unknown-option",
+        "cache-without-action", "profile-without-value", "run-without-notebook"])
+def test_command_line_mistakes_are_one_line_naming_the_argument(argv, names):
+    line = one_line(argv)
+    for name in names:
+        assert name in line, (name, line)
+
+
+def test_cache_commands_name_a_cache_folder_that_is_not_there(tmp_path):
+    missing, blocker = tmp_path / "no" / "such", tmp_path / "a_file"
+    blocker.write_text("")
+    for action in ("ls", "verify"):
+        line = one_line(["cache", action, "-p", "cache_dir", str(missing)])
+        assert "'cache_dir'" in line and repr(str(missing)) in line and "does not exist" in line
+        line = one_line(["cache", action, "--fix", "-p", "cache_dir", str(blocker)] if action == "verify"
+                        else ["cache", action, "-p", "cache_dir", str(blocker)])
+        assert "'cache_dir'" in line and repr(str(blocker)) in line and "is a file" in line
+    env = {k: v for k, v in os.environ.items() if k != "CIRCUITNB_CACHE"} | {"CIRCUITNB_CACHE": str(missing)}
+    assert "$CIRCUITNB_CACHE" in one_line(["cache", "verify"], env=env)
+    assert not tmp_path.joinpath("no").exists() and blocker.read_text() == ""      # nothing created or touched

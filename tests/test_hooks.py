@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -114,7 +115,7 @@ def test_context_names_site_timestep_head_and_batch(unet, batch):
     with attach(unet, {"mid": look}, observe=True):
         unet(x[:2], 7)                                                    # a plain int timestep
     assert isinstance(seen["mid"].t, torch.Tensor) and int(seen["mid"].t) == 7 and seen["mid"].batch == 2
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         seen["mid"].site = "down0"                                        # frozen: hooks cannot rewrite it
 
 

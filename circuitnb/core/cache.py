@@ -86,12 +86,17 @@ def write_manifest(folder: Path, kind: str, settings: dict) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
 
 
-def read_manifest(folder: Path) -> dict | None:
-    """The parsed manifest, or None when it is missing or not a manifest."""
+def _manifest_json(folder: Path) -> Any:
+    """The manifest file's JSON as it stands (any layout), or None when it cannot be read or parsed."""
     try:
-        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+        return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """The parsed manifest, or None when it is missing, not a manifest, or of another format version."""
+    manifest = _manifest_json(folder)
     ok = isinstance(manifest, dict) and manifest.get("format") == FORMAT and isinstance(manifest.get("files"), dict)
     return manifest if ok else None
 
@@ -125,6 +130,10 @@ def verify(folder: Path) -> str | None:
     if manifest is None and not (folder / MANIFEST).exists():
         return f"{folder / MANIFEST} is missing (an entry written before manifests, or cut short)"
     if manifest is None:
+        raw = _manifest_json(folder)
+        if isinstance(raw, dict) and raw.get("format") != FORMAT:    # another layout: its hashes mean nothing here
+            found = f"format {raw['format']!r}" if "format" in raw else "no format version"
+            return f"{folder / MANIFEST} has {found}; this version reads format {FORMAT} only"
         return f"{folder / MANIFEST} is unreadable or not a manifest"
     present = _files(folder)
     for rel, digest in sorted(manifest["files"].items()):

@@ -4,6 +4,7 @@ score and DCI, from their published definitions with disentanglement_lib's setti
 
     mig(latents, factors)                                   # latents float [n, d], factors int [n, k]
     dci(latents, factors, test_latents, test_factors)       # {"disentanglement", "completeness", ...}
+    dci_scores(importance)                                  # D and C of an importance matrix [d, k]
     to_latents = lambda codes: encode_mean(model, data.render(pd.DataFrame(codes, columns=data.factor_names)))
     factor_vae_score(to_latents, data.n_values)             # needs fresh draws with one factor fixed
 
@@ -114,7 +115,7 @@ def dci(latents: np.ndarray, factors: np.ndarray, test_latents: np.ndarray, test
     gives the importance matrix R [d, k] (``importance``). Disentanglement: 1 - entropy (base k)
     of each latent's importances over factors, weighted by the latent's share of all importance.
     Completeness: 1 - entropy (base d) of each factor's importances over latents, weighted by
-    the factor's share. Informativeness: mean held-out classification accuracy over factors
+    the factor's share (both from R by :func:`dci_scores`). Informativeness: mean held-out classification accuracy over factors
     (disentanglement_lib's ``informativeness_test``; the paper reports the error, 1 minus it).
     """
     latents, factors = _check(latents, factors)
@@ -126,10 +127,29 @@ def dci(latents: np.ndarray, factors: np.ndarray, test_latents: np.ndarray, test
         gbt.fit(latents, factors[:, j])
         r[:, j] = np.abs(gbt.feature_importances_)
         accuracy.append(gbt.score(test_latents, test_factors[:, j]))
+    scores = dci_scores(r)
+    return {"disentanglement": scores["disentanglement"], "completeness": scores["completeness"],
+            "informativeness": float(np.mean(accuracy)), "importance": r}
+
+
+def dci_scores(importance: np.ndarray) -> dict[str, float | np.ndarray]:
+    """``dci_scores(R)``: DCI's disentanglement and completeness of an importance matrix R
+    [d latents, k factors] (Eastwood & Williams 2018, §3; disentanglement_lib's ``dci``).
+
+    With P_ij = R_ij / sum_k R_ik (latent i's importance over factors): D_i = 1 - H_k(P_i.), entropy
+    base k = number of factors; D = sum_i rho_i D_i with rho_i = sum_j R_ij / sum R. With
+    P~_ij = R_ij / sum_i R_ij (factor j's importance over latents): C_j = 1 - H_d(P~_.j), base d =
+    number of latents; C = sum_j C_j (sum_i R_ij / sum R). Also returns the per-latent D_i
+    (``per_latent``, [d]) and the per-factor C_j (``per_factor``, [k]).
+    """
+    r = np.abs(np.asarray(importance, float))
+    if r.ndim != 2 or min(r.shape) < 2:
+        raise ValueError(f"need an importance matrix [d latents >= 2, k factors >= 2]; got shape {r.shape}")
+    d, k = r.shape
     # 1e-11 keeps an all-zero row finite, as in disentanglement_lib.
-    per_latent = 1 - scipy.stats.entropy(r.T + 1e-11, base=k)
-    per_factor = 1 - scipy.stats.entropy(r + 1e-11, base=d)
+    per_latent = 1 - scipy.stats.entropy(r.T + 1e-11, base=k)      # over factors (axis 0 of R.T): [d]
+    per_factor = 1 - scipy.stats.entropy(r + 1e-11, base=d)        # over latents (axis 0 of R): [k]
     w = r if r.sum() > 0 else np.ones_like(r)
     return {"disentanglement": float(np.sum(per_latent * w.sum(1) / w.sum())),
             "completeness": float(np.sum(per_factor * w.sum(0) / w.sum())),
-            "informativeness": float(np.mean(accuracy)), "importance": r}
+            "per_latent": per_latent, "per_factor": per_factor}
