@@ -6,13 +6,14 @@
 
 Layers, bottom to top (a module imports only from its own layer or below;
 ``tests/test_layers.py`` enforces it): core, data, measures, modeling, hooking,
-interventions, viz, chapters, publish, then cli.
+interventions, analysis, viz, chapters, publish, then cli.
 """
 import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("core", "data", "measures", "modeling", "hooking", "interventions", "viz", "chapters", "publish", "cli")
+_SUBMODULES = ("core", "data", "measures", "modeling", "hooking", "interventions", "analysis", "viz", "chapters", "publish",
+               "cli")
 
 
 def __getattr__(name: str):

@@ -6,7 +6,8 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "circuitnb"
 # Bottom to top; a module may import from its own layer or any layer below (see circuitnb/__init__.py).
-LAYERS = ["core", "data", "measures", "modeling", "hooking", "interventions", "viz", "chapters", "publish", "cli"]
+LAYERS = ["core", "data", "measures", "modeling", "hooking", "interventions", "analysis", "viz", "chapters", "publish",
+          "cli"]
 
 
 def module_name(path: Path, pkg: Path = PKG) -> str:

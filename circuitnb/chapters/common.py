@@ -6,7 +6,9 @@ import functools
 import numpy as np
 
 from circuitnb import data
+from circuitnb.analysis import convergence
 from circuitnb.chapters import replicates
+from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, verdicts
@@ -48,11 +50,21 @@ def cached_chapter(part: str = "unet"):
             fields = [f for section in cfg.to_dict().values() if isinstance(section, dict) for f in section
                       if f not in _NOT_KEYED]
             images = {ds: data.images(cfg, ds, "analysis") for ds in data.DATASETS} if part == "unet" else None
-            return results.cached(cfg, name, [], lambda: fn(cfg, **options), reads=fields, code=[fn], data=images,
+            return results.cached(cfg, name, [], lambda: _stated(cfg, part, fn(cfg, **options)), reads=fields,
+                                  code=[fn, _stated], data=images,
                                   trained=model_keys(cfg, part), package_data=results.package_data_fingerprint(),
                                   options=options)
         return wrapper
     return wrap
+
+
+def _stated(cfg: Config, part: str, res):
+    """The chapter's result with ``models_converged``: the line that says whether the models it read passed
+    the convergence rule (:mod:`circuitnb.analysis.convergence`), glued on every page that judges models."""
+    if isinstance(res, ChapterResult):            # not helpers such as chapter 12's sensitivity tables
+        res.values["models_converged"] = (convergence.unet_convergence(cfg) if part == "unet" else
+                                          convergence.vae_convergence(cfg, vae_cache.load_all(cfg)))["summary"]["line"]
+    return res
 
 
 @functools.lru_cache(maxsize=2)

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from circuitnb import data
+from circuitnb.analysis import convergence
 from circuitnb.chapters import common, replicates
 from circuitnb.chapters.report import ChapterResult
-from circuitnb.core import results
 from circuitnb.core.config import Config
-from circuitnb.modeling import sampling
+from circuitnb.modeling import precision, train
 from circuitnb.modeling.unet import describe
 
 CHAPTER = "01_data_and_model"
@@ -98,7 +98,7 @@ def replicate_table(cfg: Config, models: dict) -> pd.DataFrame:
             rows.append(dict(dataset=name, replicate=r, seed=data.replicate_seed(cfg, r, name),
                              training_data=f"own draw (seed {data.replicate_seed(cfg, r, name)})" if own else "shared",
                              n_train=int(m.meta["n_images"]), steps=int(m.meta["steps"]),
-                             train_seconds=float(m.meta["train_seconds"]),
+                             precision=m.meta.get("precision", "fp32"), train_seconds=float(m.meta["train_seconds"]),
                              final_loss=float(np.mean(m.meta["losses"][-LOSS_WINDOW:])), key=m.meta["key"]))
     return pd.DataFrame(rows)
 
@@ -111,8 +111,15 @@ def noise_mse_per_image(sw) -> pd.DataFrame:
 def generated(cfg: Config, models: dict, n: int = N_GENERATED) -> dict[str, np.ndarray]:
     """``n`` DDIM samples of every replicate model, stacked per dataset [R n, 3, H, W] (cached per model);
     every model starts from the same noise (seed ``cfg.run.seed``), so rows differ only by the model."""
-    return {name: np.concatenate([results.cached(cfg, "samples", m, lambda m=m: sampling.sample_images(
-        m.unet, m.scheduler, n, seed=cfg.run.seed), n=n) for m in ms]) for name, ms in models.items()}
+    return {name: np.concatenate([convergence.model_samples(cfg, m, n) for m in ms]) for name, ms in models.items()}
+
+
+def snapshot_samples(cfg: Config, n: int = N_GENERATED, replicate: int = 0) -> dict[str, np.ndarray]:
+    """``n`` samples of replicate ``replicate`` of each dataset at every saved training step, from the same
+    noise: {dataset: [steps x n, 3, H, W]}, one row per step."""
+    return {name: np.concatenate([convergence.model_samples(cfg, train.load_or_train(
+        cfg, name, progress=False, replicate=replicate, at_step=step), n) for step in train.snapshot_steps(cfg)])
+        for name in data.DATASETS}
 
 
 def run(cfg: Config) -> ChapterResult:
@@ -132,12 +139,18 @@ def run(cfg: Config) -> ChapterResult:
     res.tables["noise_mse"] = mse = mse.sort_values(["dataset", "t"], ascending=[False, True],
                                                       ignore_index=True)        # synthetic first
     res.tables["noise_mse_per_model"] = replicates.model_means(per, ["t"]).rename(columns={"value": "mse"})
+    conv = convergence.unet_convergence(cfg)
+    res.tables["convergence"] = conv["per_model"]
+    res.tables["heldout_curves"] = conv["curves"]
+    res.tables["noise_r2_by_step"] = conv["r2"].pivot_table(index=["dataset", "replicate", "step"], columns="t",
+                                                            values="r2").add_prefix("r2_t").reset_index()
     res.data.update(synthetic=syn.images[:N_GRID], labels=syn.labels[:N_GRID], parts=data.PARTS,
                     natural=nat.images[:N_GRID], mse=mse.rename(columns={"mean": "value"}),
                     losses=[{name: ms[r].meta["losses"] for name, ms in models.items()}
                             for r in range(cfg.run.replicates)],
                     seeds=[data.replicate_seed(cfg, r, name) for name in data.DATASETS for r in range(cfg.run.replicates)],
-                    samples=generated(cfg, models))
+                    samples=generated(cfg, models), curves=conv["curves"], steps=train.snapshot_steps(cfg),
+                    snapshot_samples=snapshot_samples(cfg))
     natural = natural_summary(nat)
     by_ds = sp.set_index("dataset")
     res.values = dict(profile=cfg.profile, seed=cfg.run.seed, timesteps=", ".join(map(str, cfg.analysis.timesteps)),
@@ -150,11 +163,20 @@ def run(cfg: Config) -> ChapterResult:
                       n_parameters=int(arch.attrs["n_parameters"]), channels=str(cfg.model.block_out_channels),
                       n_heads=int(arch.heads.sum()), n_layers=len(arch), steps=cfg.train.train_steps,
                       batch_size=cfg.train.batch_size, learning_rate=cfg.train.learning_rate,
-                      loss_window=LOSS_WINDOW, n_generated=N_GENERATED)
+                      loss_window=LOSS_WINDOW, n_generated=N_GENERATED,
+                      precision_line=precision.describe(cfg.train.precision, cfg.device),
+                      loss_weighting=cfg.train.loss_weighting, lr_schedule=cfg.train.lr_schedule,
+                      converged_line=conv["summary"]["line"], n_converged=conv["summary"]["n_converged"],
+                      n_models_all=conv["summary"]["n_models"], converged_tol=cfg.analysis.converged_tol,
+                      n_heldout_t=cfg.analysis.n_heldout_t,
+                      snapshot_steps=", ".join(map(str, train.snapshot_steps(cfg))))
     for name in data.DATASETS:
         r = reps[reps.dataset == name]
         res.values.update({f"n_train_{name}": int(by_ds.loc[name, "n_train"]),
                            f"n_analysis_{name}": int(by_ds.loc[name, "n_analysis"]),
                            f"final_loss_{name}": float(r.final_loss.mean()),
                            f"seconds_{name}": float(r.train_seconds.sum())})
+        c = conv["per_model"][conv["per_model"].dataset == name]
+        res.values.update({f"heldout_loss_{name}": float(c.loss_final.mean()), f"bpd_{name}": float(c.bpd_final.mean()),
+                           f"improvement_{name}": ", ".join(f"{v:.1%}" for v in c.rel_improvement)})
     return res

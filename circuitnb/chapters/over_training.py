@@ -89,6 +89,32 @@ def step_sweeps(cfg: Config, step: int) -> tuple[dict, dict]:
     return sweeps, sweeps if t in cfg.analysis.timesteps else replicates.load_sweeps(cfg, models, timesteps=(t,))
 
 
+def stability(long: pd.DataFrame, verdict: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Are the followed values still moving? Per value (quantity, dataset, t): the last step's mean against the
+    previous step's 95% CI; and the followed verdicts that change between the last two steps.
+
+    A value outside the previous snapshot's interval is still moving (issue 22's stability line).
+    """
+    steps = sorted(long.step.unique())
+    if len(steps) < 2:
+        return pd.DataFrame(), dict(n_values=0, n_stable=0, n_verdicts=0, n_verdict_changes=0, stable_line="one step")
+    prev, last = steps[-2], steps[-1]
+    keys = ["quantity", "dataset", "t"]
+    a = long[long.step == prev].set_index(keys)[["mean", "ci_low", "ci_high"]]
+    b = long[long.step == last].set_index(keys)[["mean"]].rename(columns={"mean": "mean_last"})
+    table = a.join(b, how="inner").reset_index()
+    table["inside_previous_ci"] = (table.mean_last >= table.ci_low) & (table.mean_last <= table.ci_high)
+    table = table.rename(columns={"mean": "mean_previous", "ci_low": "previous_ci_low", "ci_high": "previous_ci_high"})
+    v = verdict[verdict.step.isin([prev, last])].pivot(index="id", columns="step", values="verdict")
+    changed = v[v[prev] != v[last]].index.tolist()
+    n, ok = len(table), int(table.inside_previous_ci.sum())
+    line = (f"{ok} of {n} followed values at step {last} lie inside the step-{prev} 95% CI; "
+            f"{len(changed)} of {len(v)} followed verdicts change between the two steps")
+    return table.assign(previous_step=prev, last_step=last), dict(
+        n_values=n, n_stable=ok, n_verdicts=len(v), n_verdict_changes=len(changed),
+        verdict_changes=", ".join(changed) if changed else "none", stable_line=line)
+
+
 def verdicts_by_step(rows: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """The scorecard verdict of each followed claim at each step; ``changes_over_training`` when they differ."""
     paper, margins = claims.load(), verdicts.load_margins()
@@ -123,7 +149,8 @@ def run(cfg: Config) -> ChapterResult:
     wide.columns = [f"step {s}" for s in wide.columns]
     res.tables["verdicts_wide"] = wide.join(verdict.groupby("id").changes_over_training.first()).reset_index()
     res.data["quantities"] = long
-    res.values = _values(cfg, steps, long, verdict)
+    res.tables["stability"], stable = stability(long, verdict)
+    res.values = {**_values(cfg, steps, long, verdict), **stable}
     return res
 
 

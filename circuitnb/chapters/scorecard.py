@@ -14,6 +14,7 @@ import importlib
 
 import pandas as pd
 
+from circuitnb.analysis import convergence
 from circuitnb.chapters import common, readings
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
@@ -66,6 +67,9 @@ def run(cfg: Config) -> ChapterResult:
     sens = readings.sensitivity(cfg)[0]
     card["flips_across_readings"] = card.id.isin(set(sens.query("flips").id))
     card = with_readings(card, sens, chosen(cfg))
+    # Every measured row reads all replicate UNets: a verdict on an unfinished model is not evidence.
+    conv = convergence.unet_convergence(cfg)["summary"]
+    card["converged"] = conv["all_converged"]
     counts = card.verdict.value_counts().reindex(verdicts.VERDICTS, fill_value=0)
     checks = audit.audit(paper)
     res = ChapterResult(CHAPTER)
@@ -78,6 +82,7 @@ def run(cfg: Config) -> ChapterResult:
                   "n_claims": len(card), "n_disagree": int(card.replicates_disagree.sum()),
                   "n_flips": int(card.flips_across_readings.sum()),
                   "n_models": cfg.run.replicates, "profile": cfg.profile, "seed": cfg.run.seed,
+                  "converged_line": conv["line"],
                   "n_audit": len(checks), "n_inconsistent": int((checks.consistent == False).sum()),  # noqa: E712
                   "t4_cc": pick("Table 4 circuit complexity"), "hmax": pick("Table 2: one Hmax"),
                   "div_ratio": pick("§4.8"), "mde": pick("§1.1: the smallest effect"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from circuitnb.analysis import convergence
 from circuitnb.chapters import vae_common
 from circuitnb.chapters.replicates import across_replicates
 from circuitnb.chapters.report import ChapterResult
@@ -21,7 +22,7 @@ from circuitnb.core.config import Config
 from circuitnb.data.shapes import CAUSAL_BINS, CAUSAL_GRAPH, SHAPES
 from circuitnb.data.vae_data import factor_names, vae_data
 from circuitnb.interventions.vae_levels import output
-from circuitnb.modeling.vae import encode_mean
+from circuitnb.modeling.vae_cache import active_latents
 
 CHAPTER = "20_vae_data_models"
 DESCRIBE = {"shapes": "dSprites-style: factors independent and uniform",
@@ -42,12 +43,11 @@ def _model_row(cfg: Config, m, ds: str) -> dict:
     x = vae_data(cfg, ds, "analysis").images[: cfg.vae.vae_n_samples]
     p = np.clip(output(m.model, x), 1e-6, 1 - 1e-6)
     t = ((x + 1) / 2).reshape(len(x), -1)
-    z = encode_mean(m.model, x)
     losses = m.meta["losses"]
     return dict(kind=m.meta["kind"], dataset=ds, replicate=m.meta["replicate"], seed=m.meta["seed"],
                 final_loss=float(np.mean(losses[-max(1, len(losses) // 10):])),
                 recon_nats=float(-(t * np.log(p) + (1 - t) * np.log(1 - p)).sum(1).mean()),
-                active_latents=int((z.std(0, ddof=1) > 0.1).sum()), train_seconds=m.meta["train_seconds"],
+                active_latents=active_latents(m.model, x), train_seconds=m.meta["train_seconds"],
                 from_cache=m.from_cache)
 
 
@@ -62,6 +62,9 @@ def run(cfg: Config) -> ChapterResult:
     res.tables["graph"] = pd.DataFrame([dict(factor=f, parents=", ".join(p) or "none", bins=CAUSAL_BINS[f])
                                         for f, p in CAUSAL_GRAPH.items()])
     res.tables["models"] = per
+    conv = convergence.vae_convergence(cfg, models)
+    res.tables["convergence"] = conv["per_model"]
+    res.data["convergence_curves"] = conv["curves"]
     res.tables["training"] = across_replicates(long, by=["measure", "kind", "dataset"]).drop(columns="n_images")
     first = {ds: vae_data(cfg, ds, "analysis").images[:16] for ds in cfg.vae.vae_datasets}
     recon = {f"{k} ({ds})": np.concatenate([first[ds][:8], 2 * output(ms[0].model, first[ds][:8]).reshape(
@@ -75,5 +78,6 @@ def run(cfg: Config) -> ChapterResult:
                       n_samples=v.vae_n_samples, size=v.vae_image_size, latent_dim=v.latent_dim, steps=v.vae_steps,
                       batch=v.vae_batch_size, beta=v.vae_beta, gamma=v.vae_gamma, shapes=", ".join(SHAPES),
                       train_minutes=float(per.train_seconds.sum() / 60),
-                      n_cached=int(per.from_cache.sum()), recon_order="; ".join(recon))
+                      n_cached=int(per.from_cache.sum()), recon_order="; ".join(recon),
+                      converged_line=conv["summary"]["line"], converged_tol=cfg.analysis.converged_tol)
     return res

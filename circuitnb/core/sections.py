@@ -75,8 +75,19 @@ class TrainConfig:
     grad_clip: float = _spec(1.0, "gradient-norm clip", _pos, "a positive float")
     checkpoint_every: int = _spec(200, "steps between resumable checkpoints", _pos, "a positive integer")
     n_snapshots: int = _spec(4, "EMA weights kept at this many evenly spaced training steps, the last one "
-                                "final (quantities over training, the paper's future work)",
+                                "final (convergence, and quantities over training: the paper's future work)",
                              lambda v: 1 <= v <= 100, "an integer in [1, 100]")
+    precision: str = _spec("auto", "training precision: 'auto' (bf16 autocast where the device has native bf16, "
+                                   "else fp32), 'fp32' or 'bf16'; weights, EMA, loss and analysis stay fp32",
+                           lambda v: v in ("auto", "fp32", "bf16"), "'auto', 'fp32' or 'bf16'")
+    loss_weighting: str = _spec("mse", "per-timestep loss weight: 'mse' (Ho et al.'s L_simple) or 'min_snr' "
+                                       "(Min-SNR-gamma, Hang et al. 2023)",
+                                lambda v: v in ("mse", "min_snr"), "'mse' or 'min_snr'")
+    snr_gamma: float = _spec(5.0, "gamma of Min-SNR weighting (Hang et al.'s recommended 5)", _pos,
+                             "a positive float")
+    lr_schedule: str = _spec("constant", "learning rate after warm-up: 'constant' or 'cosine' (to 0 at "
+                                         "train_steps)", lambda v: v in ("constant", "cosine"),
+                             "'constant' or 'cosine'")
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,12 @@ class AnalysisConfig:
                             "a list of 'quantity=reading' from circuitnb.core.readings.READINGS")
     n_phase_timesteps: int = _spec(20, "timesteps of the profile segmented into denoising phases (§4.5)",
                                    lambda v: 6 <= v <= 1000, "an integer in [6, 1000]")
+    converged_tol: float = _spec(0.02, "a model is converged when its held-out loss improved by less than this "
+                                       "fraction over the last quarter of training (about the seed-to-seed "
+                                       "spread of the held-out loss: more training moves it less than a new seed)",
+                                 lambda v: 0 < v < 1, "a float in (0, 1)")
+    n_heldout_t: int = _spec(8, "timesteps drawn per held-out image (stratified) for the held-out loss and "
+                                "bits/dim at each snapshot", lambda v: 1 <= v <= 1000, "an integer in [1, 1000]")
 
 
 def _valid_reading(item) -> bool:

@@ -19,7 +19,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 from circuitnb import data
 from circuitnb.core import cache
 from circuitnb.core.errors import UserError
+from circuitnb.modeling import precision as precision_mod
 from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.modeling.unet import build_scheduler, build_unet, n_parameters
@@ -46,9 +46,11 @@ class TrainedModel:
 
 
 def cache_key(cfg: Config, dataset: str, fingerprint: str, seed: int | None = None) -> str:
-    """Hash of every training-relevant field, the training seed and the dataset's content fingerprint."""
+    """Hash of every training-relevant field, the training seed, the dataset's content fingerprint and the
+    precision training runs in here ('auto' resolves per machine, and bf16 and fp32 give other weights)."""
     return f"{dataset}-" + config_hash(cfg.model, cfg.train, extra=dict(
-        image_size=cfg.data.image_size, seed=cfg.run.seed if seed is None else seed, data=fingerprint))
+        image_size=cfg.data.image_size, seed=cfg.run.seed if seed is None else seed, data=fingerprint,
+        precision=precision_mod.resolve(cfg.train.precision, cfg.device)))
 
 
 def snapshot_steps(cfg: Config) -> list[int]:
@@ -60,18 +62,36 @@ def snapshot_steps(cfg: Config) -> list[int]:
 def _make_trainer(cfg: Config, unet: UNet2DModel):
     t = cfg.train
     optimizer = torch.optim.AdamW(unet.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
-    lr_schedule = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=t.warmup_steps)
+    lr_schedule = get_scheduler(f"{t.lr_schedule}_with_warmup" if t.lr_schedule == "constant" else t.lr_schedule,
+                                optimizer, num_warmup_steps=t.warmup_steps, num_training_steps=t.train_steps)
     ema = EMAModel(unet.parameters(), decay=t.ema_max_decay, use_ema_warmup=True, inv_gamma=1.0,
                    power=3 / 4, model_cls=UNet2DModel, model_config=unet.config)
     return optimizer, lr_schedule, ema
 
 
-def train_step(unet, scheduler, optimizer, lr_schedule, ema, x0, generator, grad_clip) -> float:
-    """One optimisation step of the eps-prediction objective; returns the loss."""
+def loss_weights(scheduler, t: torch.Tensor, weighting: str, gamma: float) -> torch.Tensor:
+    """Per-sample weight of the eps-MSE: 1 for 'mse' (L_simple); Min-SNR-gamma's min(SNR_t, gamma) / SNR_t
+    for eps-prediction (Hang et al. 2023, Eq. 9; as diffusers' training examples compute it)."""
+    if weighting == "mse":
+        return torch.ones(len(t), device=t.device)
+    abar = scheduler.alphas_cumprod.to(t.device)[t]
+    snr = abar / (1 - abar)
+    return snr.clamp(max=gamma) / snr
+
+
+def train_step(unet, scheduler, optimizer, lr_schedule, ema, x0, generator, grad_clip,
+               precision: str = "fp32", weighting: str = "mse", gamma: float = 5.0) -> float:
+    """One optimisation step of the eps-prediction objective; returns the (weighted) loss.
+
+    ``precision`` 'bf16' runs the UNet's forward (and so its backward) under autocast; the loss, the
+    weights and the optimizer stay fp32.
+    """
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator).to(x0.device)
-    eps_hat = unet(scheduler.add_noise(x0, eps, t), t).sample
-    loss = F.mse_loss(eps_hat, eps)
+    with precision_mod.autocast(str(x0.device), precision):
+        eps_hat = unet(scheduler.add_noise(x0, eps, t), t).sample
+    per_sample = (eps_hat.float() - eps).pow(2).mean(dim=(1, 2, 3))
+    loss = (loss_weights(scheduler, t, weighting, gamma) * per_sample).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(unet.parameters(), grad_clip)
@@ -115,6 +135,7 @@ def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta
     ema.to(device)
     images = torch.from_numpy(x0_all)
     steps = cfg.train.train_steps
+    prec = precision_mod.resolve(cfg.train.precision, device)
     bar = tqdm(total=steps, initial=step, desc=f"train {dataset} (seed {seed})", disable=not progress, unit="step",
                position=position)
     keep = set(snapshot_steps(cfg)[:-1])                 # the last one is the final entry
@@ -122,7 +143,7 @@ def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta
     while step < steps:
         idx = torch.randint(0, len(images), (cfg.train.batch_size,), generator=generator)
         loss = train_step(unet, scheduler, optimizer, lr_schedule, ema, images[idx].to(device),
-                          generator, cfg.train.grad_clip)
+                          generator, cfg.train.grad_clip, prec, cfg.train.loss_weighting, cfg.train.snr_gamma)
         if not math.isfinite(loss):
             raise TrainingError(f"training {dataset}: loss became {loss} at step {step + 1}; "
                                 f"try a lower 'learning_rate' (now {cfg.train.learning_rate})")
@@ -141,7 +162,8 @@ def train(cfg: Config, dataset: str, entry: CacheEntry, x0_all: np.ndarray, meta
     ema.copy_to(unet.parameters())
     unet.eval()
     entry.write_final(unet, {**meta, "steps": step, "losses": losses, "n_parameters": n_parameters(unet),
-                             "train_seconds": time.perf_counter() - start, "resumed": resumed is not None})
+                             "train_seconds": time.perf_counter() - start, "resumed": resumed is not None,
+                             "precision": prec, "threads": torch.get_num_threads()})
     return unet
 
 

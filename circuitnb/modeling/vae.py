@@ -28,6 +28,7 @@ last, which gives the logits [B, 1, S, S]).
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -175,6 +176,7 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
               latent_dim: int = 10, hidden: int = 256, steps: int = 5000, batch_size: int = 64,
               lr: float = 1e-4, beta: float = 4.0, gamma: float = 40.0, seed: int = 0,
               disc_hidden: int = 1000, disc_layers: int = 6, progress: bool = True, device: str = "cpu",
+              callback: Callable[[int, VAE], None] | None = None, callback_steps: Sequence[int] = (),
               ) -> tuple[VAE, nn.Module | None, list[float]]:
     """``train_vae("factor_vae", x, gamma=40, steps=200)`` -> (model in eval mode, discriminator or
     None, loss per step). ``images``: [N, 1, S, S] in [-1, 1].
@@ -189,6 +191,8 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     Defaults (β = 4, γ = 40, Adam 1e-4, batch 64, widths 32-32-64-64, hidden 256) sit within the
     published dSprites settings. CPU runs are bit-identical for a seed; the global RNG is untouched.
     ``device``: where the model trains; batches and noise are drawn by one seeded CPU generator either way.
+    ``callback(step, model)`` runs after each step in ``callback_steps`` (1-based), with the model in eval
+    mode (e.g. the held-out objective at snapshots; it must not draw from the training generator).
     """
     if kind not in KINDS:
         raise ValueError(f"parameter 'kind' = {kind!r}; choose one of {KINDS}")
@@ -241,12 +245,36 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
             F.cross_entropy(disc(d_in), label).backward()
             opt_d.step()
         losses.append(loss.item())
+        if step + 1 in callback_steps and callback is not None:
+            model.eval()
+            callback(step + 1, model)
+            model.train()
         if step % 10 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{losses[-1]:.2f}", refresh=False)
     model.eval()
     if disc is not None:
         disc.eval()
     return model, disc, losses
+
+
+@torch.no_grad()
+def negative_elbo_per_image(model: VAE, images: np.ndarray | torch.Tensor, seed: int = 0,
+                            batch_size: int = 1024) -> np.ndarray:
+    """The plain negative ELBO (beta = 1: Bernoulli reconstruction NLL summed over pixels + KL to the prior),
+    in nats per image, one posterior sample per image from a generator seeded with ``seed``, so two calls
+    (e.g. two training snapshots) are paired. ``negative_elbo_per_image(model, x_heldout)`` -> [N]."""
+    x_all = torch.as_tensor(np.asarray(images, np.float32))
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for a in range(0, len(x_all), batch_size):
+        x = x_all[a:a + batch_size].to(dev)
+        mu, logvar = model.encoder(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g).to(dev)
+        recon = F.binary_cross_entropy_with_logits(model.decoder(z), (x + 1) / 2, reduction="none").sum((1, 2, 3))
+        kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
+        out.append((recon + kl).cpu())
+    return torch.cat(out).double().numpy()
 
 
 @torch.no_grad()

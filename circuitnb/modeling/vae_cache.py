@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -30,7 +31,7 @@ from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.data.vae_data import check_vae_dataset, vae_data, vae_seed
 from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.train import TrainingError
-from circuitnb.modeling.vae import KINDS, VAE, discriminator, train_vae
+from circuitnb.modeling.vae import KINDS, VAE, discriminator, encode_mean, negative_elbo_per_image, train_vae
 
 # The VaeConfig fields that change a trained model (analysis fields do not retrain).
 TRAIN_FIELDS = ("vae_image_size", "vae_n_images", "vae_n_analysis", "vae_widths", "latent_dim", "vae_hidden",
@@ -62,8 +63,26 @@ def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
     x = vae_data(cfg, dataset, "train", replicate).images
     fp = data.fingerprint(x)
     settings = _settings(cfg, kind)
-    key = f"vae-{kind}-{dataset}-" + config_hash(extra=dict(settings, seed=seed, data=fp))
+    key = f"vae-{kind}-{dataset}-" + config_hash(extra=dict(settings, seed=seed, data=fp,
+                                                          heldout=[snapshot_steps(cfg), cfg.vae.vae_n_samples]))
     return CacheEntry(cfg.cache_path, key), x, fp, seed, settings
+
+
+def snapshot_steps(cfg: Config) -> list[int]:
+    """Steps at which a VAE's held-out negative ELBO is measured: ``n_snapshots`` evenly spaced (as the UNet's)."""
+    n, steps = cfg.train.n_snapshots, cfg.vae.vae_steps
+    return sorted({max(1, round(k * steps / n)) for k in range(1, n + 1)})
+
+
+def heldout_images(cfg: Config, dataset: str) -> np.ndarray:
+    """The held-out images of a Part II dataset that convergence is measured on (the first ``vae_n_samples``)."""
+    return vae_data(cfg, dataset, "analysis").images[: cfg.vae.vae_n_samples]
+
+
+def active_latents(model: VAE, images) -> int:
+    """Latent dimensions in use: SD over images of the posterior mean > 0.1, i.e. Var > 0.01 (Burda et al.
+    2016, §5.2's activity threshold)."""
+    return int((encode_mean(model, images).std(0, ddof=1) > 0.1).sum())
 
 
 def model_key(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> str:
@@ -88,20 +107,28 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
     key = entry.key
     v = cfg.vae
 
+    x_heldout = heldout_images(cfg, dataset)
+    heldout: dict[int, list[float]] = {}
+
+    def score(step: int, model: VAE) -> None:          # paired draws: the same seed at every snapshot
+        heldout[step] = negative_elbo_per_image(model, x_heldout, seed=cfg.run.seed).tolist()
+
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
         try:
             model, disc, losses = train_vae(kind, x, **_hyper(cfg), steps=v.vae_steps, batch_size=v.vae_batch_size,
                                             lr=v.vae_lr, beta=v.vae_beta, gamma=v.vae_gamma, seed=seed,
                                             disc_hidden=v.disc_hidden, disc_layers=v.disc_layers, progress=progress,
-                                            device=cfg.device)
+                                            device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
         except FloatingPointError as err:
             raise TrainingError(f"{err}; lower 'vae_lr' (now {v.vae_lr})") from None
         save_file({k: t.cpu() for k, t in model.state_dict().items()}, tmp / "vae.safetensors")
         if disc is not None:
             save_file({k: t.cpu() for k, t in disc.state_dict().items()}, tmp / "disc.safetensors")
         meta = dict(key=key, kind=kind, dataset=dataset, replicate=replicate, seed=seed, fingerprint=fp,
-                    n_images=len(x), settings=settings, losses=losses, train_seconds=time.perf_counter() - start)
+                    n_images=len(x), settings=settings, losses=losses, train_seconds=time.perf_counter() - start,
+                    heldout_steps=sorted(heldout), heldout_nelbo=[heldout[s] for s in sorted(heldout)],
+                    active_latents=active_latents(model, x_heldout))
         text = json.dumps(meta, default=list)
         (tmp / "meta.json").write_text(text)
         return model, disc, json.loads(text), False            # the meta a cache hit reads back

@@ -257,6 +257,9 @@ def _train_one(model: RequiredModel, threads: int, position: int, progress: bool
     torch.set_num_threads(threads)
     start = time.perf_counter()
     model(progress=progress, position=position)
+    if not model.vae_kind:                  # its snapshots' held-out scores (chapter 1), while a core is ours
+        from circuitnb.analysis.convergence import model_scores
+        model_scores(model.cfg, model.dataset, model.replicate)
     return time.perf_counter() - start
 
 
@@ -290,6 +293,8 @@ def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
     """
     needed = required_models(cfg)
     config_mod.check_cache_dir(cfg)
+    from circuitnb.modeling.precision import describe
+    print(describe(cfg.train.precision, cfg.device), file=sys.stderr, flush=True)
     for model in sorted(needed, key=lambda m: m.dataset != "celeba"):   # a bad CelebA folder fails first,
         if model.vae_kind:                                                  # before any draw is cached
             vae_data(model.cfg, model.dataset, "train", model.replicate)

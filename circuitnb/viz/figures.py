@@ -200,3 +200,24 @@ def ife_calibration(calib: pd.DataFrame):
     axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def convergence_curves(curves: pd.DataFrame):
+    """Held-out loss and bits/dim against training step (chapter 1): per dataset the mean over replicate models
+    (line) and their range (band), each model faint. ``curves``: :func:`circuitnb.analysis.convergence.curves`."""
+    panels = (("heldout_loss", "held-out L_simple\n(eps-MSE per pixel)"), ("bpd", "variational bound\n(bits/dim)"))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), squeeze=False)
+    for ax, (col, label) in zip(axes[0], panels):
+        for name, g in curves.groupby("dataset", sort=False):
+            c = DATASET_COLOURS.get(name, "#6a3d9a")
+            for _, h in g.groupby("replicate"):
+                ax.plot(h.step, h[col], color=c, alpha=0.35, lw=0.8)
+            band = g.groupby("step")[col].agg(["mean", "min", "max"])
+            ax.plot(band.index, band["mean"], "o-", color=c, label=f"{name} (mean of models)")
+            ax.fill_between(band.index, band["min"], band["max"], color=c, alpha=0.2, lw=0,
+                            label=f"{name} (range over models)")
+        ax.set_xlabel("training step (optimizer steps)")
+        ax.set_ylabel(label)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
