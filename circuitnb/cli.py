@@ -53,6 +53,8 @@ def cmd_train(args) -> None:
     # one fails before the synthetic draw is written to the cache
     for ds in sorted(datasets, key=lambda d: d != "celeba"):
         data.images(cfg, ds)
+    from circuitnb.modeling.precision import describe
+    print(describe(cfg.train.precision, cfg.device), file=sys.stderr, flush=True)
     for ds in datasets:
         model = load_or_train(cfg, ds)
         m = model.meta

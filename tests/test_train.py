@@ -193,3 +193,23 @@ def test_bf16_and_fp32_losses_agree_within_the_seed_spread(tiny_cfg):
     loss = {k: np.asarray(m.meta["losses"][-20:]) for k, m in runs.items()}
     sampling = 2 * np.sqrt(loss["fp32"].var(ddof=1) / 20 + loss["bf16"].var(ddof=1) / 20)
     assert abs(loss["bf16"].mean() - loss["fp32"].mean()) < abs(loss["fp32_seed1"].mean() - loss["fp32"].mean()) + sampling
+
+
+def test_models_trained_side_by_side_equal_those_trained_one_at_a_time(tiny_cfg, tmp_path):
+    # Issue 22: concurrent training (the build's worker pool, one thread per worker) must give the same weights
+    # as training the models one at a time. Both sides run on one thread, so the kernels are the same.
+    from circuitnb.publish import book
+    side = C.with_overrides(tiny_cfg, cache_dir=str(tmp_path / "side"), train_steps=6, n_snapshots=2)
+    alone = C.with_overrides(side, cache_dir=str(tmp_path / "alone"))
+    book._train_in_parallel([book.RequiredModel(f"r{r}", side, "synthetic", r) for r in range(2)], progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for r in range(2):
+            a = load_or_train(side, "synthetic", replicate=r, progress=False)
+            b = load_or_train(alone, "synthetic", replicate=r, progress=False)
+            assert a.from_cache and not b.from_cache
+            for (name, x), y in zip(a.unet.state_dict().items(), b.unet.state_dict().values()):
+                assert torch.equal(x, y), name
+    finally:
+        torch.set_num_threads(threads)
