@@ -60,7 +60,8 @@ def run_option(label: str, profile: str, steps: int, snapshots: int, dataset: st
     for step in train.snapshot_steps(cfg):
         m = train.load_or_train(cfg, dataset, progress=False, at_step=step)
         loss = heldout_loss_per_image(m.unet, m.scheduler, x0, n_t=cfg.analysis.n_heldout_t, seed=cfg.run.seed)
-        rows.append(dict(option=label, step=step, wall_s=seconds * step / n_steps, images_seen=step * cfg.train.batch_size,
+        rows.append(dict(option=label, step=step, wall_s=seconds * step / n_steps,
+                         images_seen=step * cfg.train.batch_size,
                          heldout_loss=loss.mean(), sem=loss.std(ddof=1) / np.sqrt(len(loss)),
                          precision=final.meta["precision"], s_per_step=seconds / n_steps))
     return pd.DataFrame(rows)
@@ -107,14 +108,16 @@ def main(argv=None) -> int:
         within = g[g.wall_s <= budget + 1e-9]
         at_budget[label] = within.heldout_loss.iloc[-1]
         print(f"  {label:30s} {g.s_per_step.iloc[0]:.3f} s/step ({g.precision.iloc[0]})  "
-              f"loss {within.heldout_loss.iloc[-1]:.5f} ± {within['sem'].iloc[-1]:.5f} at {within.wall_s.iloc[-1]:.0f} s")
+              f"loss {within.heldout_loss.iloc[-1]:.5f} ± {within['sem'].iloc[-1]:.5f} "
+              f"at {within.wall_s.iloc[-1]:.0f} s")
     base, best = args.options[0], min(at_budget, key=at_budget.get)
     target = curves[curves.option == best].heldout_loss.iloc[-1]
     reach = lambda g: np.interp(-target, -g.heldout_loss.to_numpy(), g.wall_s.to_numpy(), right=np.inf)  # noqa: E731
     t_base, t_best = (reach(curves[curves.option == o]) for o in (base, best))
     print(f"best within the budget: {best}; baseline {base} reaches its final loss in "
           f"{'more than its whole run' if np.isinf(t_base) else f'{t_base:.0f} s'}")
-    print(f"ratio={t_base / t_best:.2f}" if np.isfinite(t_base) else f"ratio>{curves[curves.option == base].wall_s.max() / t_best:.2f}")
+    base_wall = curves[curves.option == base].wall_s.max()
+    print(f"ratio={t_base / t_best:.2f}" if np.isfinite(t_base) else f"ratio>{base_wall / t_best:.2f}")
     return 0
 
 

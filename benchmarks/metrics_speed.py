@@ -27,7 +27,7 @@ def main() -> None:
     timings = {"entropy+specialization": 0.0, "feature_complexity": 0.0, "information_flow_efficiency": 0.0}
     entropies = []
     for _ in range(args.timesteps):
-        for layer in range(3):
+        for _layer in range(3):
             for s in range(0, args.images, args.chunk):
                 probs = torch.softmax(torch.randn(min(args.chunk, args.images - s), 8, 64, 64, generator=g), -1)
                 t0 = time.perf_counter()

@@ -6,7 +6,7 @@ Both loops run in one process, alternating in rounds so drift in machine load
 hits both alike. The bare loop is the body of diffusers'
 ``examples/unconditional_image_generation/train_unconditional.py`` (noise,
 timesteps, ``add_noise``, forward, MSE, backward, clip, AdamW, LR schedule,
-EMA). Ours is :func:`circuitnb.train.train` (progress bar, NaN check, loss
+EMA). Ours is :func:`circuitnb.modeling.train.train` (progress bar, NaN check, loss
 log), timed between its per-step callbacks; the cost of its resumable
 checkpoints is measured separately and amortised over ``checkpoint_every``.
 Last line: ``ratio=<ours / bare throughput>`` (goal >= 0.95).
@@ -57,7 +57,7 @@ def trainer_seconds(cfg, images_np, steps: int) -> tuple[list[float], float]:
         entry = CacheEntry(run_cfg.cache_path, "bench")
         stamps.append(time.perf_counter())
         unet = train.train(run_cfg, "synthetic", entry, images_np, {}, progress=True,
-                           callback=lambda s, l: stamps.append(time.perf_counter()))
+                           callback=lambda step, loss: stamps.append(time.perf_counter()))
         # One resumable checkpoint, as the trainer writes every `checkpoint_every` steps.
         optimizer, lr_schedule, ema = train._make_trainer(run_cfg, unet)
         t0 = time.perf_counter()

@@ -26,8 +26,10 @@ def changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     size = [0 if a == b else STEP.get(frozenset((a, b)), 1) for a, b in zip(m.verdict_before, m.verdict_after)]
     out = pd.DataFrame(dict(id=m.id, verdict_before=m.verdict_before, verdict_after=m.verdict_after,
                             ours_before=num("ours_before"), ours_after=num("ours_after"),
-                            ci_before=[f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(num("ci_low_before"), num("ci_high_before"))],
-                            ci_after=[f"[{lo:.4g}, {hi:.4g}]" for lo, hi in zip(num("ci_low_after"), num("ci_high_after"))],
+                            ci_before=[f"[{lo:.4g}, {hi:.4g}]"
+                                       for lo, hi in zip(num("ci_low_before"), num("ci_high_before"))],
+                            ci_after=[f"[{lo:.4g}, {hi:.4g}]"
+                                      for lo, hi in zip(num("ci_low_after"), num("ci_high_after"))],
                             paper=paper, relative_move=moved, size=size,
                             reason_after=m.get("reason", m.get("reason_after"))))
     return out.sort_values(["size", "relative_move"], ascending=False).reset_index(drop=True)

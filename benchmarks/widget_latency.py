@@ -16,9 +16,9 @@ import time
 
 import circuitnb
 from circuitnb import data
-from circuitnb.viz import widgets
 from circuitnb.chapters import common
-from circuitnb.interventions.kinds import impact
+from circuitnb.interventions.impact import impact
+from circuitnb.viz import widgets
 
 
 def main() -> None:

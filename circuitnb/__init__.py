@@ -12,8 +12,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("core", "data", "measures", "modeling", "hooking", "interventions", "analysis", "viz", "chapters", "publish",
-               "cli")
+_SUBMODULES = ("core", "data", "measures", "modeling", "hooking", "interventions", "analysis", "viz", "chapters",
+               "publish", "cli")
 
 
 def __getattr__(name: str):

@@ -8,12 +8,15 @@
 
 User mistakes (bad parameters, files or folders) end with one line on stderr
 and exit status 2, never a traceback (``--debug`` shows one). Warnings are one
-line each.
+line each, and so are the package's log lines at INFO and above (e.g. a cache
+entry another process is writing), which only the command line shows.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -83,7 +86,8 @@ def cmd_data(args) -> None:
               + (f"; {len(faces.attributes)} with attribute rows" if faces.attributes is not None else ""))
         if faces.notice:
             print(f"  NOTICE: {faces.notice}")
-        print(f"  skipped unreadable files: {len(faces.skipped)}" + (f" ({', '.join(faces.skipped)})" if faces.skipped else ""))
+        print(f"  skipped unreadable files: {len(faces.skipped)}"
+              + (f" ({', '.join(faces.skipped)})" if faces.skipped else ""))
     if args.preview:
         from circuitnb.viz.plotting import image_grid
         fig = image_grid(faces.images[:32], title=f"{args.dataset} ({cfg.profile})")
@@ -93,6 +97,7 @@ def cmd_data(args) -> None:
 
 def _check_preview(path: str) -> None:
     import matplotlib.pyplot as plt
+
     from circuitnb.core.machine import check_writable_file
     formats = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
@@ -243,10 +248,30 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"circuitnb: warning: {message}", file=sys.stderr if file is None else file, flush=True)
 
 
+@contextlib.contextmanager
+def _log_to_stderr():
+    """The ``circuitnb`` loggers' INFO lines on stderr, one line each, for as long as the command runs.
+
+    The library only logs (at INFO); it is this handler that shows the lines in a terminal. A notebook
+    has none, and INFO is below what Python shows unconfigured, so they never reach its cell outputs.
+    """
+    logger = logging.getLogger("circuitnb")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("circuitnb: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():             # restores the caller's warning display afterwards
+        with warnings.catch_warnings(), _log_to_stderr():   # both restored for the caller afterwards
             warnings.showwarning = _one_line_warning
             return args.func(args) or 0
     except UserError as err:

@@ -65,6 +65,7 @@ def small_celeba(tmp_path, celeba_root) -> Path:
 def random_unet(seed: int = 0, **overrides):
     """A smoke-sized UNet whose every weight is perturbed, so that each site matters (no trained model needed)."""
     import torch
+
     from circuitnb.modeling.unet import build_unet
     torch.manual_seed(seed)
     u = build_unet(C.load("smoke", block_out_channels=(16, 32, 32), **overrides), seed=seed).eval()

@@ -15,6 +15,7 @@ from circuitnb import data
 from circuitnb.cli import main
 from circuitnb.core import machine
 from circuitnb.data import load_celeba
+
 from test_cache import snapshot, write_entry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +168,7 @@ def _notebook(path: Path, cells: list[str]) -> Path:
 
 def test_failing_cell_index_and_quiet_kernel(tmp_path, capfd):
     import nbformat
+
     from circuitnb.publish.book import NotebookError, run_notebook
     bad = _notebook(tmp_path / "bad.ipynb", ['seed = 0', 'x = 1', 'raise RuntimeError("planted")'])
     with pytest.raises(NotebookError, match=r"cell 3 \(counting from 0 in the notebook; In \[\d\]\) failed: "
@@ -210,13 +212,15 @@ def test_kernel_sockets_stay_out_of_the_notebook_folder(tmp_path):
     """The kernel's IPC sockets live in a private temporary folder: a killed build used to leave
     kernel-ipc-* sockets in book/, and the next build's copy of the sources failed on them."""
     from circuitnb.publish.book import run_notebook
-    nb = _notebook(tmp_path / "nb.ipynb", ['seed = 0', 'import glob\nassert not glob.glob("kernel-ipc*"), glob.glob("*")'])
+    nb = _notebook(tmp_path / "nb.ipynb",
+                   ['seed = 0', 'import glob\nassert not glob.glob("kernel-ipc*"), glob.glob("*")'])
     run_notebook(nb, {"seed": 1}, output=tmp_path / "out" / "nb.ipynb")
     assert not list(tmp_path.glob("kernel-ipc*"))
 
 
 def test_stage_skips_a_killed_kernels_socket(tmp_path):
     import socket
+
     from circuitnb.publish.book import stage_sources
     root, stage = tmp_path / "root", tmp_path / "stage"
     (root / "book").mkdir(parents=True)
@@ -237,6 +241,7 @@ def test_stage_skips_a_killed_kernels_socket(tmp_path):
 
 def test_notebooks_run_side_by_side_and_a_failure_names_its_notebook(tmp_path):
     import nbformat
+
     from circuitnb.publish.book import NotebookError, _cores, execute_notebooks
     probe = 'import os\nopen("threads_" + name, "w").write(os.environ["OMP_NUM_THREADS"])'
     jobs = [(_notebook(tmp_path / f"{n}.ipynb", ['name = ""', probe]), tmp_path / "out" / f"{n}.ipynb")

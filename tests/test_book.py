@@ -37,6 +37,7 @@ def test_papermill_sees_every_parameter():
     # `-p` would then refuse that parameter as unknown. Every name the cell assigns must be seen.
     import ast
     import json
+
     import papermill as pm
     for nb in toc_notebooks(ROOT):
         cells = json.loads((ROOT / nb).read_text())["cells"]

@@ -154,6 +154,9 @@ def test_code_change_recomputes_prose_change_does_not(tiny_cfg, tmp_path, monkey
 # --- one writer per entry, with real processes -------------------------------------------------------
 WORKER = textwrap.dedent('''
     import sys, time, json
+    import logging
+    logging.basicConfig(format="circuitnb: %(message)s")     # what the CLI shows: the lock wait, logged at INFO
+    logging.getLogger("circuitnb").setLevel(logging.INFO)
     from pathlib import Path
     from types import SimpleNamespace
     import circuitnb.core.config as C
@@ -197,12 +200,51 @@ def test_two_processes_compute_one_result_once(tmp_path):
     assert "waiting for another process" in second.stderr
 
 
+WAITER = textwrap.dedent('''
+    import sys, threading
+    from pathlib import Path
+    from circuitnb.core import cache
+    target, cli = Path(sys.argv[1]), sys.argv[2] == "cli"
+    held, release = threading.Event(), threading.Event()
+
+    def writer():                       # another writer (a thread: the lock excludes threads too)
+        with cache.locked(target):
+            held.set()
+            release.wait(60)
+    threading.Thread(target=writer).start()
+    held.wait(60)
+    threading.Timer(0.5, release.set).start()
+    if cli:
+        from circuitnb.cli import _log_to_stderr
+        with _log_to_stderr(), cache.locked(target, poll=0.1):
+            print("written")
+    else:
+        with cache.locked(target, poll=0.1):
+            print("written")
+''')
+
+
+@pytest.mark.parametrize("how", ["notebook", "cli"])
+def test_a_lock_wait_shows_in_the_terminal_of_the_cli_only(tmp_path, how):
+    # A notebook kernel's sys.stderr is its cell output: a wait printed there once showed on a built page.
+    # The library logs it at INFO, which unconfigured Python drops and the command line's handler shows.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", WAITER, str(tmp_path / "results" / "entry"), how],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout == "written\n", run.stderr
+    if how == "cli":
+        assert run.stderr.startswith("circuitnb: waiting for another process that is writing "), run.stderr
+    else:
+        assert run.stderr == ""
+
+
 
 def test_each_takes_entries_in_progress_elsewhere_last(tiny_cfg):
     """results.each: a result whose lock another writer holds is taken after the free ones (which are
     computed meanwhile), then waited for; values come back in the callers' order."""
     import functools
     import threading
+
     from filelock import FileLock
     order = []
 
@@ -259,6 +301,7 @@ def test_chapter_results_are_cached_and_keyed_by_what_they_read(tiny_cfg, monkey
     """common.cached_chapter: a second call is served from the cache; another config value, option or
     package data file (the claims and margins a verdict reads) computes it again."""
     import shutil
+
     from circuitnb.chapters import common
     calls = []
 

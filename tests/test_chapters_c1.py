@@ -43,7 +43,8 @@ def test_chapter1_states_split_seeds_and_every_replicate(cfg, tables):
     assert (sp.n_train + sp.n_analysis == sp.n_available).all() and (sp.n_analysis == 8).all()
     assert (sp.n_train == 8).all() and (sp.n_analysed == 4).all() and sp.loc["celeba", "source"] == "celeba"
     reps = res.tables["replicates"]
-    assert len(reps) == 2 * R and sorted(set(reps.seed)) == sorted(data.replicate_seed(cfg, r, n) for n in data.DATASETS for r in range(R))
+    assert len(reps) == 2 * R
+    assert sorted(set(reps.seed)) == sorted(data.replicate_seed(cfg, r, n) for n in data.DATASETS for r in range(R))
     assert _finite(reps, ["final_loss", "train_seconds"]) and (reps.steps == 4).all()
     mse = res.tables["noise_mse"]
     assert len(mse) == 2 * 2 and (mse.n_models == R).all() and (mse.n_images == 4).all()

@@ -53,8 +53,8 @@ def test_chapter6_tables_claims_and_csvs(ch6, cfg):
     assert np.isfinite(t3[["mse_base", "mse_ablated", "impact", "ci_low", "ci_high", "p_holm"]].to_numpy()).all()
     assert t3.paper.notna().sum() == len(causal.TABLE3)              # the paper's column, synthetic rows only
     fam = ch6.tables["families"]
-    assert set(fam.family) == {"layer ablation", "mean ablation", "bypass ablation", "feature scaling", "attention perturbation",
-                               "circuit interruption"} and set(fam.t) == {100, 300}
+    assert set(fam.family) == {"layer ablation", "mean ablation", "bypass ablation", "feature scaling",
+                               "attention perturbation", "circuit interruption"} and set(fam.t) == {100, 300}
     patch = ch6.tables["patching"]
     assert {"impact", "null_low", "null_high", "beyond_null"} <= set(patch.columns) and len(patch) == 14
     assert "same_init" not in patch and patch.null_low.notna().all() and (patch.null_low <= patch.null_high).all()

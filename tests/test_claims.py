@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitnb.measures import audit, claims, verdicts
+from circuitnb.chapters import scorecard, temporal
 from circuitnb.core import results
 from circuitnb.core.cache import CacheWarning
-from circuitnb.chapters import scorecard, temporal
+from circuitnb.measures import audit, claims, verdicts
 
 SHARED_CLAIMS = Path(__file__).resolve().parents[2] / "shared" / "paper" / "claims.csv"
 
@@ -70,7 +70,8 @@ def test_result_cache_reuses_and_repairs(tiny_cfg):
 
 
 def test_segment_recovers_planted_phases():
-    x = np.r_[np.zeros(5), np.ones(4) * 3, np.ones(6) * -2][:, None] + 0.01 * np.random.default_rng(0).normal(size=(15, 1))
+    noise = 0.01 * np.random.default_rng(0).normal(size=(15, 1))
+    x = np.r_[np.zeros(5), np.ones(4) * 3, np.ones(6) * -2][:, None] + noise
     starts, sse = temporal.segment(x, 3)
     assert starts == [5, 9] and sse < 0.01
     prof = pd.DataFrame({"a": x[:, 0], "b": -x[:, 0]}, index=np.arange(15)[::-1] * 60)   # t descending

@@ -146,7 +146,8 @@ def test_celeba_fingerprint_and_model_key_change_when_an_image_changes(small_cel
                  match_attributes=False, device="cpu")
     data._natural.cache_clear()                         # loads are memoised per process
     before = data.fingerprint(data.images(cfg, "celeba"))   # the first 8 files by name: all readable
-    victim = small_celeba / "img_align_celeba" / sorted(p.name for p in (small_celeba / "img_align_celeba").iterdir())[0]
+    folder = small_celeba / "img_align_celeba"
+    victim = folder / sorted(p.name for p in folder.iterdir())[0]
     from PIL import Image
     with Image.open(victim) as im:
         im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(victim, quality=95)   # same name, same size, new pixels

@@ -81,7 +81,8 @@ def test_factor_vae_score_known_answers():
 
 def test_factor_vae_score_skips_collapsed_latents():
     copy = make("copy")
-    with_dead = lambda codes: np.column_stack([copy(codes), np.zeros(len(codes))])   # a collapsed dim
+    def with_dead(codes):                                                           # a collapsed dim
+        return np.column_stack([copy(codes), np.zeros(len(codes))])
     assert factor_vae_score(with_dead, N_VALUES, n_train=1000, n_eval=1000) == 1.0
     assert factor_vae_score(lambda c: np.zeros((len(c), 3)), N_VALUES, n_train=100, n_eval=100) == 0.0
 

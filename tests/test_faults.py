@@ -18,6 +18,7 @@ from circuitnb import data
 from circuitnb.core import cache
 from circuitnb.modeling.checkpoints import WEIGHTS, CacheEntry
 from circuitnb.modeling.train import load_or_train
+
 from test_cache import snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def test_altered_checkpoint_is_never_resumed(tiny_cfg, tmp_path, bystander, dama
     alter(path)
     seen = []
     with pytest.warns(cache.CacheWarning, match=re.escape(str(path))):
-        model = load_or_train(tiny_cfg, "synthetic", progress=False, callback=lambda s, l: seen.append(s))
+        model = load_or_train(tiny_cfg, "synthetic", progress=False, callback=lambda s, loss: seen.append(s))
     assert seen == [1, 2, 3, 4, 5, 6] and not model.meta["resumed"]        # trained afresh, not resumed
     clean = load_or_train(C.with_overrides(tiny_cfg, cache_dir=str(tmp_path / "clean")), "synthetic", progress=False)
     assert torch.equal(weights(model.unet), weights(clean.unet))
@@ -84,13 +85,17 @@ def test_every_final_file_is_verified(tiny_cfg, bystander, damaged):
         again = load_or_train(tiny_cfg, "synthetic", progress=False)
     assert len([w for w in record if issubclass(w.category, cache.CacheWarning)]) == 1
     assert not again.from_cache and entry.verify() is None
-    assert torch.equal(weights(first.unet), weights(again.unet)) and again.unet.config.norm_eps == first.unet.config.norm_eps
+    assert torch.equal(weights(first.unet), weights(again.unet))
+    assert again.unet.config.norm_eps == first.unet.config.norm_eps
     assert snapshot(bystander[0]) == bystander[1]
 
 
 # --- 4. two trainings of one key: one trains, the other waits and loads ----------------------------------
 TRAINER = textwrap.dedent('''
     import hashlib, json, sys, time
+    import logging
+    logging.basicConfig(format="circuitnb: %(message)s")     # what the CLI shows: the lock wait, logged at INFO
+    logging.getLogger("circuitnb").setLevel(logging.INFO)
     from pathlib import Path
     import torch
     import circuitnb.core.config as C
@@ -202,6 +207,7 @@ def test_every_cached_chapter_result_that_reads_images_is_keyed_by_them():
     """Every ``results.cached`` call in the chapters passes ``data=``, except results computed from noise alone."""
     import ast
     from pathlib import Path
+
     import circuitnb.chapters as chapters
     from_noise = {"samples", "explorer_scrub"}                        # sampling from pure noise reads no image
     missing = []

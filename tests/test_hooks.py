@@ -7,12 +7,14 @@ from diffusers import UNet2DModel
 from diffusers.models.attention_processor import AttnProcessor
 
 import circuitnb.core.config as C
-from circuitnb.measures import metrics
 from circuitnb.hooking import hooks, sites
 from circuitnb.hooking.attention import HookedAttnProcessor, attention_modules
 from circuitnb.hooking.hooks import HookContext, activation_stats, attach, edit, entropy_bits, record
-from circuitnb.interventions.kinds import Intervention, apply, impact, patch_from
+from circuitnb.interventions.impact import apply, impact, patch_from
+from circuitnb.interventions.registry import Intervention
+from circuitnb.measures import metrics
 from circuitnb.modeling.unet import build_scheduler, build_unet
+
 from conftest import random_unet
 
 

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 import circuitnb.core.config as C
-from circuitnb.interventions.kinds import Intervention, impact
+from circuitnb.interventions.impact import impact
+from circuitnb.interventions.registry import Intervention
 from circuitnb.modeling.unet import build_scheduler
+
 from conftest import random_unet
 
 
@@ -38,3 +40,25 @@ def test_impact_matches_a_hand_made_edit(spec, edit):
     # Both sides are float32 means over 4 x 3 x 16 x 16 values, equal up to summation order (~1e-7
     # relative each); I divides their difference by the base, so it is good to ~1e-6 absolute.
     assert impact(unet, scheduler, x0, 300, [spec], seed=3).impact == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_sweep_and_the_interventions_measure_on_the_same_noisy_inputs(monkeypatch):
+    """One helper (:func:`circuitnb.data.noise.paired_noise`) draws every measurement's eps, so chapter 4's
+    sweep and chapter 6's interventions see the same x_t of an image at t; no global random state moves."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from circuitnb.chapters import sweep
+    from circuitnb.interventions.impact import paired_inputs
+
+    unet, scheduler = random_unet(0), build_scheduler(C.load("smoke"))
+    x0 = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    monkeypatch.setattr(sweep.data, "images", lambda cfg, dataset, split: x0.numpy())
+    torch.manual_seed(0)
+    x_t = sweep.noisy_inputs(C.load("smoke", seed=3), "synthetic", SimpleNamespace(scheduler=scheduler), n=5,
+                             timesteps=[300])[300]
+    after = torch.rand(1)
+    assert np.array_equal(x_t, paired_inputs(unet, scheduler, x0, 300, seed=3)[3].numpy())
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(1), after)

@@ -55,7 +55,8 @@ def _ksg_tree(a, b, k=3):
     radius = np.nextafter(cKDTree(joint).query(joint, k=k + 1, p=np.inf)[0][:, -1], 0)
     n_a = cKDTree(a[:, None]).query_ball_point(a[:, None], radius, p=np.inf, return_length=True) - 1
     n_b = cKDTree(b[:, None]).query_ball_point(b[:, None], radius, p=np.inf, return_length=True) - 1
-    return max(special.digamma(k) + special.digamma(n) - np.mean(special.digamma(n_a + 1) + special.digamma(n_b + 1)), 0)
+    mean_psi = np.mean(special.digamma(n_a + 1) + special.digamma(n_b + 1))
+    return max(special.digamma(k) + special.digamma(n) - mean_psi, 0)
 
 
 @pytest.mark.parametrize("block", [None, 500])

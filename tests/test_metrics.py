@@ -24,6 +24,14 @@ def test_entropy_and_specialization_analytic_cases():
     assert metrics.specialization(half).item() == pytest.approx(0.5)
 
 
+def test_specialization_from_a_given_entropy_and_normalised_entropy_per_key_count():
+    probs = torch.softmax(torch.randn(3, 4, 5, 16, generator=torch.Generator().manual_seed(0)), -1)
+    assert torch.equal(metrics.specialization(probs, metrics.attention_entropy(probs)), metrics.specialization(probs))
+    # H / log2 K with one K for all or one K per entry (layers at different resolutions): 2 of 2 bits, 3 of 6.
+    assert metrics.normalised_entropy(np.array([2.0, 3.0]), 4).tolist() == [1.0, 1.5]
+    assert metrics.normalised_entropy(np.array([2.0, 3.0]), np.array([4, 64])).tolist() == [1.0, 0.5]
+
+
 def test_entropy_is_mean_over_query_rows():
     rows = torch.stack([torch.tensor([1.0, 0, 0, 0]), torch.full((4,), 0.25)])[None, None]   # H = 0 and 2
     assert metrics.attention_entropy(rows).item() == pytest.approx(1.0)
@@ -53,7 +61,8 @@ def test_information_flow_efficiency():
     # high; the estimator summarises each layer by its first principal component.
     z = torch.randn(400, generator=g)
     la = z[:, None, None, None] * torch.randn(1, 16, 4, 4, generator=g) + 0.1 * torch.randn(400, 16, 4, 4, generator=g)
-    lb = torch.tanh(z)[:, None, None, None] * torch.randn(1, 8, 2, 2, generator=g) + 0.1 * torch.randn(400, 8, 2, 2, generator=g)
+    lb = (torch.tanh(z)[:, None, None, None] * torch.randn(1, 8, 2, 2, generator=g)
+          + 0.1 * torch.randn(400, 8, 2, 2, generator=g))
     assert metrics.information_flow_efficiency(la, lb) > 0.6
     indep = torch.randn(400, 8, 2, 2, generator=g)
     assert metrics.information_flow_efficiency(a, indep) < 0.05

@@ -78,7 +78,8 @@ def test_no_paper_numbers_in_the_package():
     files = _files("circuitnb", (".py", ".js"))
     assert any(p.name == "scorecard.py" for p in files)
     found = hits(files)
-    assert not found, "paper numbers typed in the package (read them from circuitnb/measures/paper):\n" + "\n".join(found)
+    assert not found, ("paper numbers typed in the package (read them from circuitnb/measures/paper):\n"
+                       + "\n".join(found))
 
 
 def test_no_vae_paper_numbers_in_part_two():

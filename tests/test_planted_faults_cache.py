@@ -7,6 +7,7 @@ import pytest
 
 from circuitnb.core import cache, inventory
 from circuitnb.modeling.checkpoints import CacheEntry
+
 from conftest import random_unet
 from test_cache import write_entry
 

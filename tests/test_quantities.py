@@ -4,11 +4,14 @@ import pytest
 import torch
 
 import circuitnb.core.config as C
-from circuitnb.interventions import circuits
-from circuitnb.measures import head_functions as hf, quantities as q
 from circuitnb.data import synthetic_faces
-from circuitnb.interventions.kinds import Intervention, impact, impacts
+from circuitnb.interventions import circuits
+from circuitnb.interventions.impact import impact, impacts
+from circuitnb.interventions.registry import Intervention
+from circuitnb.measures import head_functions as hf
+from circuitnb.measures import quantities as q
 from circuitnb.modeling.unet import build_scheduler
+
 from conftest import random_unet
 
 
@@ -17,7 +20,8 @@ def test_prediction_accuracy_is_noise_r2():
 
 
 def test_circuit_complexity_counts_participating_heads():
-    one = np.zeros((1, 8)); one[0, 3] = 2.0
+    one = np.zeros((1, 8))
+    one[0, 3] = 2.0
     assert q.circuit_complexity(one)[0] == pytest.approx(1 / 8)
     assert q.circuit_complexity(np.ones((1, 8)))[0] == pytest.approx(1.0)
     half = np.r_[np.ones(4), np.zeros(4)][None]
@@ -168,3 +172,19 @@ def test_anti_correlated_head_is_not_a_detector():
     table = hf.score_heads(received, {"edge detection": edge}, np.full((n, 1), 0.5), ["h0"])
     row = table[table.function == "edge detection"].iloc[0]
     assert row.score < 0 and row.p_bonferroni < 0.05 and not row.significant
+
+
+def test_cka_table_is_feature_transferability_per_block_and_over_all_blocks():
+    """Chapter 9's table: 100 x each pair's mean CKA per block and over every block, t and image set; the
+    "other data" pairs averaged, the "same data" pair as the null range."""
+    import pandas as pd
+
+    from circuitnb.chapters import transfer
+    cka = {("other data", 0): {"b0": [0.5, 0.7], "b1": [0.9, 0.9]},      # 60, 90; all 75
+           ("other data", 1): {"b0": [0.4, 0.4], "b1": [0.6, 0.8]},      # 40, 70; all 55
+           ("same data", 0): {"b0": [0.2, 0.2], "b1": [1.0, 1.0]}}       # 20, 100; all 60
+    rows = [dict(dataset="synthetic", replicate=r, source=src, data="synthetic", t=t, block=b, n=10, cka=v)
+            for (src, r), blocks in cka.items() for b, values in blocks.items() for t, v in zip((100, 900), values)]
+    table = transfer.cka_table(pd.DataFrame(rows)).set_index("block")
+    assert table.cka.to_dict() == pytest.approx({"b0": 50.0, "b1": 80.0, "all": 65.0})
+    assert table.null_low.to_dict() == pytest.approx({"b0": 20.0, "b1": 100.0, "all": 60.0})

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from circuitnb.chapters import temporal
-from circuitnb.interventions.kinds import Intervention, apply
-from circuitnb.measures import head_functions, metrics, quantities
 from circuitnb.core.readings import READINGS, options, readings_table
+from circuitnb.interventions.impact import apply
+from circuitnb.interventions.registry import Intervention
+from circuitnb.measures import head_functions, metrics, quantities
+
 from conftest import random_unet
 
 
@@ -83,7 +85,7 @@ def test_normalised_entropy_of_uniform_attention_is_one():
     for k in (64, 256):
         p = torch.full((1, 2, 4, k), 1.0 / k)
         bits = metrics.attention_entropy(p).numpy()
-        assert np.allclose(bits, np.log2(k)) and np.allclose(quantities.normalised_entropy(bits, k), 1.0)
+        assert np.allclose(bits, np.log2(k)) and np.allclose(metrics.normalised_entropy(bits, k), 1.0)
 
 
 def test_global_rule_accepts_a_head_at_the_papers_level_only_under_the_lower_threshold():
@@ -114,11 +116,11 @@ def test_phase_test_says_no_phases_for_a_smooth_profile_and_finds_three_steps():
 
 
 def test_head_energy_after_an_identity_output_projection_is_the_share_of_the_width():
+    import circuitnb.core.config as C
     from circuitnb.chapters.readings import head_energies
     from circuitnb.modeling.unet import build_scheduler
-    import circuitnb.core.config as C
     unet = random_unet(0)
-    for name, m in unet.named_modules():
+    for m in unet.modules():
         if type(m).__name__ == "Attention":
             with torch.no_grad():
                 m.to_out[0].weight.copy_(torch.eye(*m.to_out[0].weight.shape))

@@ -3,8 +3,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitnb.data.shapes import (CAUSAL_GRAPH, CAUSAL_ORDER, FACTORS, ORIENTATIONS, SCALES, causal_shapes,
-                                   descendants, intervene, render, shapes_dataset)
+from circuitnb.data.shapes import (
+    CAUSAL_GRAPH,
+    CAUSAL_ORDER,
+    FACTORS,
+    ORIENTATIONS,
+    SCALES,
+    causal_shapes,
+    descendants,
+    intervene,
+    render,
+    shapes_dataset,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +61,8 @@ def test_render_intervention_changes_one_factor():
     assert all(a < b for a, b in zip(area, area[1:]))                   # bigger scale, more pixels
     left, right = render({**row, "pos_x": 0}, 32), render({**row, "pos_x": 15}, 32)
     col = np.arange(32)
-    centre = lambda x: ((x[0] + 1).sum(0) * col).sum() / (x[0] + 1).sum()
+    def centre(x):
+        return ((x[0] + 1).sum(0) * col).sum() / (x[0] + 1).sum()
     assert centre(left) < 12 < 20 < centre(right)                       # pos_x moves it right
     square, heart = render(row, 32), render({**row, "shape": 2}, 32)
     assert not np.array_equal(square, heart)

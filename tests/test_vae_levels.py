@@ -11,8 +11,13 @@ from circuitnb.data.shapes import CAUSAL_ORDER, descendants
 from circuitnb.data.vae_data import codes, counterfactual, subset, vae_data
 from circuitnb.hooking.hooks import edit, record
 from circuitnb.hooking.sites import groups, site_names
-from circuitnb.interventions.vae_levels import (activations, latent_traversal, mediation,
-                                                patched_outputs, patching_effects)
+from circuitnb.interventions.vae_levels import (
+    activations,
+    latent_traversal,
+    mediation,
+    patched_outputs,
+    patching_effects,
+)
 from circuitnb.measures.causal_effects import circuit_modularity, effect_matrix, intervention_specificity
 from circuitnb.modeling.vae import VAE
 from circuitnb.modeling.vae_cache import load_or_train_vae
@@ -121,7 +126,7 @@ def test_planted_latents_through_input_manipulation(vcfg):
     held = subset(vae_data(vcfg, "shapes", "analysis"), slice(0, 16))
     c = codes(held).astype(float)
     deltas = []
-    for i, f in enumerate(held.factor_names):
+    for i in range(len(held.factor_names)):
         new = c.copy()
         new[:, i] = (c[:, i] + 1) % held.n_values[i]
         deltas.append(new - c)

@@ -2,8 +2,12 @@
 import numpy as np
 import pytest
 
-from circuitnb.measures.causal_effects import (causal_effect_strength, circuit_modularity, effect_matrix,
-                                               intervention_specificity)
+from circuitnb.measures.causal_effects import (
+    causal_effect_strength,
+    circuit_modularity,
+    effect_matrix,
+    intervention_specificity,
+)
 
 
 def test_a_latent_per_factor_is_perfectly_specific_and_modular():

@@ -6,16 +6,17 @@ import pytest
 import torch
 
 import circuitnb.core.config as C
+from circuitnb.chapters import causal, common, explorers
 from circuitnb.core import config
-from circuitnb.chapters import explorers
 from circuitnb.hooking import hooks
-from circuitnb.viz import widgets
-from circuitnb.chapters import causal, common
 from circuitnb.interventions import registry
-from circuitnb.interventions.kinds import KINDS, Intervention, apply, impact
-from circuitnb.modeling.unet import build_scheduler
-from conftest import random_unet
+from circuitnb.interventions.impact import apply, impact
+from circuitnb.interventions.registry import KINDS, Intervention
 from circuitnb.modeling.train import TrainedModel
+from circuitnb.modeling.unet import build_scheduler
+from circuitnb.viz import widgets
+
+from conftest import random_unet
 
 
 @pytest.fixture(scope="module")

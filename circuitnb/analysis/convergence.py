@@ -126,6 +126,7 @@ def vae_convergence(cfg: Config, models: dict) -> dict:
             rows.append(dict(kind=kind, dataset=ds, replicate=r, **rule, nelbo_final=float(nelbo[-1].mean()),
                              nelbo_final_sem=_sem(pd.Series(nelbo[-1])), active_latents=m.meta["active_latents"],
                              latent_dim=cfg.vae.latent_dim))
-            curve += [dict(kind=kind, dataset=ds, replicate=r, step=s, nelbo=float(v.mean())) for s, v in zip(steps, nelbo)]
+            curve += [dict(kind=kind, dataset=ds, replicate=r, step=s, nelbo=float(v.mean()))
+                      for s, v in zip(steps, nelbo)]
     table = pd.DataFrame(rows)
     return dict(per_model=table, curves=pd.DataFrame(curve), summary=summary(table, cfg.analysis.converged_tol))

@@ -18,17 +18,18 @@ from scipy import stats as sps
 from tqdm.auto import tqdm
 
 from circuitnb.chapters import common, replicates
-from circuitnb.chapters.model_stats import EQ, beside_null, image_bootstrap, over_models, sources
 from circuitnb.chapters.common import intervention_images
+from circuitnb.chapters.model_stats import EQ, beside_null, image_bootstrap, over_models, sources
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
+from circuitnb.core.readings import READINGS, options
 from circuitnb.hooking.sites import groups, site_names
 from circuitnb.interventions.circuits import RETAIN, effective_circuit_size, head_sites
-from circuitnb.interventions.kinds import Intervention, impacts, paired_inputs, patch_from
+from circuitnb.interventions.impact import impacts, paired_inputs, patch_from
+from circuitnb.interventions.registry import Intervention
 from circuitnb.measures import claims, stats, verdicts
 from circuitnb.measures.metrics import impact_score
-from circuitnb.core.readings import READINGS, options
 
 CHAPTER = "06_interventions"
 SCALES = (0.5, 1.5)
@@ -232,7 +233,8 @@ def circuit_sizes(cfg: Config, models: dict[str, list], t: int) -> tuple[pd.Data
     rows = [dict(dataset=name, replicate=r, components=kind, n_components=size.n_components,
                  share=100 * size.fraction, most_important=size.order[0], n=len(x0[name]))
             for (name, r, kind), size in zip(jobs, sizes)]
-    curves = [size.curve.assign(dataset=name, replicate=r, components=kind) for (name, r, kind), size in zip(jobs, sizes)]
+    curves = [size.curve.assign(dataset=name, replicate=r, components=kind)
+              for (name, r, kind), size in zip(jobs, sizes)]
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
 
 

@@ -12,7 +12,7 @@ CHAPTER = "03_circuit_complexity"
 _DS = {"synthetic": "syn", "celeba": "cel"}
 
 def circuit_complexity_per_image(sw) -> pd.DataFrame:
-    """Circuit complexity (:func:`circuitnb.quantities.circuit_complexity`) per image and t."""
+    """Circuit complexity (:func:`circuitnb.measures.quantities.circuit_complexity`) per image and t."""
     frames = []
     for t in sw.timesteps:
         cc = quantities.circuit_complexity(sw.head_matrix(t, "energy"))
@@ -21,7 +21,7 @@ def circuit_complexity_per_image(sw) -> pd.DataFrame:
 
 
 def feature_hierarchy_per_image(sw) -> pd.DataFrame:
-    """Feature hierarchy (:func:`circuitnb.quantities.feature_hierarchy`) per image and t."""
+    """Feature hierarchy (:func:`circuitnb.measures.quantities.feature_hierarchy`) per image and t."""
     frames = []
     for t, g in sw.blocks.groupby("t"):
         wide = g.pivot_table(index="image", columns="block", values="complexity", sort=False)[sw.block_names]

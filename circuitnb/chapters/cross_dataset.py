@@ -23,7 +23,7 @@ from circuitnb.measures import claims, stats, verdicts
 CHAPTER = "07_cross_dataset"
 _DS = {"synthetic": "syn", "celeba": "cel"}
 AUDIT_CSV = claims.PAPER_DATA / "audit.csv"     # the paper's Table 4 Cohen's d (table4_d_<metric>)
-POWER = 0.80                                    # the minimum detectable effect's power (issue 13 item 5)
+POWER = 0.80                                    # the minimum detectable effect's power (Cohen's convention)
 
 
 def intervention_impact_per_image(ivs: pd.DataFrame) -> pd.DataFrame:

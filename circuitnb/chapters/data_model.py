@@ -148,7 +148,8 @@ def run(cfg: Config) -> ChapterResult:
                     natural=nat.images[:N_GRID], mse=mse.rename(columns={"mean": "value"}),
                     losses=[{name: ms[r].meta["losses"] for name, ms in models.items()}
                             for r in range(cfg.run.replicates)],
-                    seeds=[data.replicate_seed(cfg, r, name) for name in data.DATASETS for r in range(cfg.run.replicates)],
+                    seeds=[data.replicate_seed(cfg, r, name) for name in data.DATASETS
+                           for r in range(cfg.run.replicates)],
                     samples=generated(cfg, models), curves=conv["curves"], steps=train.snapshot_steps(cfg),
                     snapshot_samples=snapshot_samples(cfg))
     natural = natural_summary(nat)

@@ -23,18 +23,17 @@ from importlib import resources
 import numpy as np
 import torch
 
-from circuitnb.measures import metrics
-from circuitnb.core import results
-from circuitnb.chapters import causal
-from circuitnb.chapters import common
+from circuitnb.chapters import causal, common
 from circuitnb.chapters.common import analysis_images
 from circuitnb.chapters.report import ChapterResult
+from circuitnb.chapters.sweep import SUMMARY, _attention_summary
+from circuitnb.core import results
 from circuitnb.hooking.hooks import activation_stats, record
-from circuitnb.interventions import registry
-from circuitnb.interventions.kinds import apply, paired_inputs, predicted_x0, reference_activations
-from circuitnb.modeling.sampling import ddim_trajectory
 from circuitnb.hooking.sites import site_names
-from circuitnb.chapters.sweep import _attention_summary
+from circuitnb.interventions import registry
+from circuitnb.interventions.impact import apply, paired_inputs, predicted_x0, reference_activations
+from circuitnb.measures import metrics
+from circuitnb.modeling.sampling import ddim_trajectory
 from circuitnb.viz.plotting import to_uint8
 
 
@@ -140,7 +139,8 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
                 size=cfg.data.image_size, n_images=cfg.analysis.n_samples, image=image, xt={}, base={}, pred={},
                 impact={}, mse={}, kinds=kind_legend())
     for name, m in models.items():
-        grid = results.cached(cfg, "explorer_interventions", m, lambda: _intervention_grid(cfg, m, name, image),
+        grid = results.cached(cfg, "explorer_interventions", m,
+                              lambda m=m, name=name: _intervention_grid(cfg, m, name, image),
                               image=image, data=analysis_images(cfg, name))
         for t in cfg.analysis.timesteps:
             key = f"{name}|{t}"
@@ -150,7 +150,8 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
                 row = ivs[(ivs.dataset == name) & (ivs.t == t) & (ivs.name == iv_name) & (ivs.image == image)]
                 mean = summ[(summ.dataset == name) & (summ.t == t) & (summ.name == iv_name)].impact
                 data["pred"][f"{key}|{iv_name}"] = _b64(grid[(t, iv_name)]["x0_hat"])
-                data["impact"][f"{key}|{iv_name}"] = [round(float(row.impact.iloc[0]), 6), round(float(mean.iloc[0]), 6)]
+                data["impact"][f"{key}|{iv_name}"] = [round(float(row.impact.iloc[0]), 6),
+                                                      round(float(mean.iloc[0]), 6)]
                 data["mse"][f"{key}|{iv_name}"] = grid[(t, iv_name)]["mse"]
     return Explorer(data)
 
@@ -171,8 +172,8 @@ def _trajectory(model, n_steps: int, seed: int) -> dict:
                                               **{b: activation_stats for b in blocks}}) as rec:
         ddim_trajectory(unet, model.scheduler, 1, n_steps, seed, callback=step)
     for i in range(len(out["steps"])):
-        summaries = [rec[p][i].cpu().numpy() for p in probs]                       # [heads, 1 + K] each
-        out["attn"].append(_scaled_rows(np.stack([s[:, 1:].mean(0) for s in summaries])))   # [layers, K]
+        summaries = [rec[p][i].cpu().numpy() for p in probs]               # [heads, SUMMARY + K] each
+        out["attn"].append(_scaled_rows(np.stack([s[:, SUMMARY:].mean(0) for s in summaries])))   # [layers, K]
         out["entropy"].append([float(s[:, 0].mean()) for s in summaries])
         out["stats"].append([[float(v) for v in rec[b][i, :2]] for b in blocks])           # mean, std
     return out
@@ -183,7 +184,7 @@ def denoising_scrubber(cfg, models: dict, steps: int = 25) -> Explorer:
     data = dict(kind="scrub", datasets=list(models), size=cfg.data.image_size, x={}, x0={}, attn={}, entropy={},
                 stats={})
     for name, m in models.items():
-        tr = results.cached(cfg, "explorer_scrub", m, lambda: _trajectory(m, steps, cfg.run.seed), steps=steps)
+        tr = results.cached(cfg, "explorer_scrub", m, lambda m=m: _trajectory(m, steps, cfg.run.seed), steps=steps)
         data.update(steps=tr["steps"], layers=tr["layers"], blocks=tr["blocks"],
                     grid=int(round(np.sqrt(tr["attn"][0].shape[-1]))))
         data["x"][name] = [_b64(a) for a in tr["x"]]

@@ -25,11 +25,11 @@ from circuitnb.chapters import common, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config, load
+from circuitnb.core.readings import READINGS, options
 from circuitnb.interventions import circuits
 from circuitnb.measures import claims, head_functions, metrics
-from circuitnb.core.readings import READINGS, options
-from circuitnb.modeling.unet import build_unet
 from circuitnb.measures.verdicts import Estimate, replicate_ci
+from circuitnb.modeling.unet import build_unet
 
 CHAPTER = "04_attention_specialization"
 TABLE2 = {"edge": "edge detection", "global": "global structure", "texture": "texture analysis",
@@ -48,7 +48,7 @@ def head_values_per_image(sw, t: int) -> pd.DataFrame:
     keys = {layer: sw.received[(t, layer)].shape[-1] for layer in sw.layers}   # K differs between layers
     out = sub[["dataset", "image", "layer", "head", "entropy", "specialization"]].copy()
     out["n_keys"] = out.layer.map(keys)
-    out["entropy_norm"] = out.entropy / out.n_keys.map(metrics.max_entropy)
+    out["entropy_norm"] = metrics.normalised_entropy(out.entropy, out.n_keys)
     return out
 
 
@@ -71,7 +71,7 @@ def functions(cfg: Config, sw, model, t: int, wait: bool = True) -> pd.DataFrame
         labels = data.analysis_labels(cfg)[: len(x0)] if sw.dataset == "synthetic" else None
         targets = head_functions.function_targets(x0, labels, sw.grid)
         received = np.concatenate([sw.received[(t, layer)] for layer in sw.layers], 1)   # [N, all heads, K]
-        uniformity = sw.head_matrix(t, "entropy") / metrics.max_entropy(received.shape[-1])
+        uniformity = metrics.normalised_entropy(sw.head_matrix(t, "entropy"), received.shape[-1])
         scores = head_functions.score_heads(received, targets, uniformity, sw.head_ids,
                                             n_permutations=cfg.analysis.n_permutations, seed=cfg.run.seed,
                                             alpha=cfg.analysis.alpha)

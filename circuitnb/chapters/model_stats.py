@@ -50,7 +50,8 @@ def over_models(per_model: pd.DataFrame, by: list[str], value: str) -> pd.DataFr
     """:func:`replicates.across_replicates` of rows that are one value per model, in ``per_model``'s order;
     ``n_images`` from the models' ``n`` (the fewest), ``per_model`` lists each model's value."""
     out = replicates.across_replicates(per_model, by, value).drop(columns="n_images")
-    extra = per_model.groupby(by, sort=False).agg(n_images=("n", "min"), per_model=(value, replicates.listed)).reset_index()
+    extra = per_model.groupby(by, sort=False).agg(n_images=("n", "min"),
+                                                  per_model=(value, replicates.listed)).reset_index()
     return extra[by].merge(out, on=by).merge(extra, on=by)
 
 

@@ -23,10 +23,11 @@ from circuitnb.chapters import causal, common, complexity, evolution, heads, rep
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
+from circuitnb.core.readings import READINGS, options, readings_table
+from circuitnb.data.noise import paired_noise
 from circuitnb.hooking.hooks import record
 from circuitnb.hooking.sites import site_names, site_table
 from circuitnb.measures import claims, head_functions, information, metrics, quantities, verdicts
-from circuitnb.core.readings import READINGS, options, readings_table
 
 CHAPTER = "sensitivity"             # tables go to _build/tables/sensitivity/ (the notebook is 12_readings)
 RHOS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
@@ -40,7 +41,7 @@ COLUMNS = ["id", "quantity", "undefined", "reading", "default", "ours", "ci_low"
 def judged(rows: list[dict], undefined: str, reading: str, paper_from: dict | None = None) -> pd.DataFrame:
     """Scorecard verdicts of measured ``rows`` under one reading; ``paper_from`` maps a claim id to another
     claim whose paper value (and margin) it is judged against, e.g. H / Hmax against 1 - S (see
-    :func:`_normalised_entropy_rows`). Columns as :data:`COLUMNS` without flips."""
+    :func:`entropy_rows`). Columns as :data:`COLUMNS` without flips."""
     if not rows:
         return pd.DataFrame(columns=[c for c in COLUMNS if c != "flips"])
     paper, margins = claims.load(), verdicts.load_margins()
@@ -87,8 +88,8 @@ def ife_rows(cfg: Config, models: dict, sweeps: dict) -> list[pd.DataFrame]:
 def head_tests(cfg: Config, models: dict, sweeps: dict, t: int) -> dict:
     """Chapter 4's cached inputs at t: per_image values, importance, function tests and H / Hmax per model."""
     pairs = {name: list(zip(sweeps[name], models[name])) for name in models}
-    uniformity = {(name, r): sw.head_matrix(t, "entropy") / metrics.max_entropy(sw.received[(t, sw.layers[0])]
-                                                                                .shape[-1])
+    uniformity = {(name, r): metrics.normalised_entropy(sw.head_matrix(t, "entropy"),
+                                                        sw.received[(t, sw.layers[0])].shape[-1])
                   for name in sweeps for r, sw in enumerate(sweeps[name])}
     return dict(per_image=replicates.per_replicate(sweeps, lambda sw: heads.head_values_per_image(sw, t)),
                 imp=replicates.per_replicate(models, lambda m, wait=True: heads.importance(cfg, m, t, wait),
@@ -151,7 +152,7 @@ def head_energies(unet, scheduler, x0, timesteps, seed: int = 0) -> pd.DataFrame
     """Each head's mean squared output before the output projection and of its contribution after it
     (``to_out``: W_k h_k, the part of the layer's output that head k writes), per image and t.
 
-    The noise is drawn as :func:`circuitnb.chapters.sweep.record_sweep` draws it. Columns: t, image, head,
+    The noise is the sweep's (:func:`circuitnb.data.noise.paired_noise` of ``seed``). Columns: t, image, head,
     before, after.
     """
     table, modules = site_table(unet), dict(unet.named_modules())
@@ -163,7 +164,7 @@ def head_energies(unet, scheduler, x0, timesteps, seed: int = 0) -> pd.DataFrame
         w_k = modules[s.path].to_out[0].weight[:, s.index * d:(s.index + 1) * d].float()   # [C, head_dim]
         return lambda x: torch.stack([x.float().pow(2).mean((1, 2)), (x.float() @ w_k.T).pow(2).mean((1, 2))], 1)
     x0 = torch.as_tensor(np.asarray(x0))
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    eps, _ = paired_noise(x0.shape, seed)
     device = next(unet.parameters()).device
     frames = []
     for t in timesteps:

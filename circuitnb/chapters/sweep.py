@@ -21,12 +21,13 @@ import torch
 from tqdm.auto import tqdm
 
 from circuitnb import data
-from circuitnb.measures import metrics
 from circuitnb.core import results
 from circuitnb.core.config import Config
+from circuitnb.data.noise import paired_noise
 from circuitnb.hooking.hooks import record
-from circuitnb.measures.quantities import prediction_accuracy
 from circuitnb.hooking.sites import site_names, site_table
+from circuitnb.measures import metrics
+from circuitnb.measures.quantities import prediction_accuracy
 
 N_MAPS = 4
 
@@ -64,9 +65,15 @@ def block_sites(unet) -> list[str]:
     return site_names(unet, "block")
 
 
+SUMMARY = 2                 # leading columns of the attention summary: entropy (Eq. 1), specialization (Eq. 2)
+
+
 def _attention_summary(p: torch.Tensor) -> torch.Tensor:
-    # [B, heads, Q, K] -> [B, heads, 1 + K]: entropy (Eq. 1) and the attention each key receives.
-    return torch.cat([metrics.attention_entropy(p).unsqueeze(-1), p.float().mean(-2)], -1)
+    # [B, heads, Q, K] -> [B, heads, 2 + K]: entropy (Eq. 1), specialization (Eq. 2) and the attention each
+    # key receives, reduced inside the hook so that no [B, heads, Q, K] tensor outlives the forward pass.
+    entropy = metrics.attention_entropy(p)
+    return torch.cat([entropy.unsqueeze(-1), metrics.specialization(p, entropy).unsqueeze(-1), p.float().mean(-2)],
+                     -1)
 
 
 def _head_energy(x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +87,7 @@ def record_sweep(unet, scheduler, x0, timesteps, seed: int = 0, dataset: str = "
     device = next(unet.parameters()).device
     x0 = torch.as_tensor(np.asarray(x0))
     n = len(x0)
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    eps, _ = paired_noise(x0.shape, seed)
     table = site_table(unet)
     layers = site_names(unet, "attn")
     blocks = block_sites(unet)
@@ -107,14 +114,13 @@ def record_sweep(unet, scheduler, x0, timesteps, seed: int = 0, dataset: str = "
             del feats
         energy = torch.stack([rec[h] for h in heads], 1).numpy()            # [N, all heads]
         for layer, p in zip(layers, probs):
-            summary = rec[p].cpu().numpy()                                  # [N, heads, 1 + K]
-            h_max = metrics.max_entropy(summary.shape[-1] - 1)
-            received[(int(t), layer)] = summary[..., 1:].astype(np.float32)
+            summary = rec[p].cpu().numpy()                                  # [N, heads, 2 + K]
+            received[(int(t), layer)] = summary[..., SUMMARY:].astype(np.float32)
             for k in range(summary.shape[1]):
-                ent = summary[:, k, 0]
                 head_rows.append(pd.DataFrame(dict(
-                    t=int(t), image=np.arange(n), layer=layer, head=k, head_id=f"{layer}.h{k}", entropy=ent,
-                    specialization=(h_max - ent) / h_max, energy=energy[:, heads.index(f"{layer}.h{k}")])))
+                    t=int(t), image=np.arange(n), layer=layer, head=k, head_id=f"{layer}.h{k}",
+                    entropy=summary[:, k, 0], specialization=summary[:, k, 1],
+                    energy=energy[:, heads.index(f"{layer}.h{k}")])))
         k_maps = min(N_MAPS, n)
         with record(unet, probs) as rec:
             xb, eb = x0[:k_maps].to(device), eps[:k_maps].to(device)
@@ -144,7 +150,7 @@ def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = Fal
 def noisy_inputs(cfg: Config, dataset: str, model, n: int = N_MAPS, timesteps=None) -> dict:
     """The sweep's own x_t of its first ``n`` images at each t (same noise draw): ``{t: [n, 3, H, W]}``."""
     x0 = torch.as_tensor(data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples])
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(cfg.run.seed))
+    eps, _ = paired_noise(x0.shape, cfg.run.seed)
     out = {}
     for t in (cfg.analysis.timesteps if timesteps is None else timesteps):
         tt = torch.full((n,), int(t), dtype=torch.long)

@@ -23,7 +23,7 @@ from circuitnb.core.config import Config
 from circuitnb.hooking.hooks import record
 from circuitnb.hooking.sites import site_names
 from circuitnb.interventions import circuits
-from circuitnb.interventions.kinds import paired_inputs
+from circuitnb.interventions.impact import paired_inputs
 from circuitnb.measures import claims, quantities, stats, verdicts
 from circuitnb.measures.metrics import impact_score
 
@@ -40,7 +40,7 @@ def cross_accuracy(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
     frames = []
     for name, ms in models.items():
         for r, m in enumerate(ms):
-            acc = results.cached(cfg, "accuracy_on_both", m, lambda: circuits.cross_dataset_accuracy(
+            acc = results.cached(cfg, "accuracy_on_both", m, lambda name=name, m=m: circuits.cross_dataset_accuracy(
                 {name: m}, images, cfg.analysis.timesteps, seed=cfg.run.seed), timesteps=cfg.analysis.timesteps,
                 data=images)
             per_image = acc.groupby(["data", "image"], as_index=False).accuracy.mean()
@@ -115,11 +115,12 @@ def block_similarity(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
 
 
 def cka_table(cka: pd.DataFrame) -> pd.DataFrame:
-    """Per block and over all blocks ("all": feature transferability, %): each pair's mean CKA x 100 over t
-    and both image sets, over pairs, beside the same-data null."""
-    per = cka.assign(cka=100 * cka.cka).groupby(["dataset", "replicate", "source", "block"], as_index=False,
-                                                sort=False).agg(cka=("cka", "mean"), n=("n", "min"))
-    every = per.groupby(["dataset", "replicate", "source"], as_index=False).agg(cka=("cka", "mean"), n=("n", "min"))
+    """Feature transferability (:func:`circuitnb.measures.quantities.feature_transferability`, %) per block
+    and over all blocks ("all"): each pair's over t and both image sets, over pairs, beside the same-data null."""
+    pair = ["dataset", "replicate", "source"]
+    xfer = dict(cka=("cka", quantities.feature_transferability), n=("n", "min"))
+    per = cka.groupby([*pair, "block"], as_index=False, sort=False).agg(**xfer)
+    every = cka.groupby(pair, as_index=False).agg(**xfer)
     per = pd.concat([per, every.assign(block="all")], ignore_index=True)
     return model_stats.beside_null(per, ["block"], "cka")
 

@@ -24,8 +24,14 @@ from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.data.shapes import CAUSAL_GRAPH
 from circuitnb.data.vae_data import codes, counterfactual, factor_names, subset, vae_data
-from circuitnb.interventions.vae_levels import (activations, latent_traversal, mediation, output,
-                                                patched_outputs, patching_effects)
+from circuitnb.interventions.vae_levels import (
+    activations,
+    latent_traversal,
+    mediation,
+    output,
+    patched_outputs,
+    patching_effects,
+)
 from circuitnb.measures import causal_effects as ce
 from circuitnb.measures.disentanglement import dci, factor_vae_score, mig
 from circuitnb.modeling.vae import encode_mean

@@ -13,7 +13,10 @@ nothing unverified is ever loaded.
 
 Writers hold a file lock per entry (``.<name>.lock`` beside it) from the check
 to the publish, so two processes asking for one entry compute it once: the
-second waits, then reads the first one's result. An entry is written into a
+second waits, then reads the first one's result. That it waits is logged at INFO
+on the ``circuitnb.core.cache`` logger: the command line shows it on stderr, while
+a notebook, which configures no logging, keeps it out of its cell outputs (and so
+off the book's pages). An entry is written into a
 hidden sibling (``.<name>.tmp-<pid>``) and renamed into place; what a killed
 writer leaves behind is removed by the next holder of the lock (it can only be
 a leftover: nobody else may write while the lock is held).
@@ -22,9 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -38,6 +41,7 @@ __all__ = ["MANIFEST", "MISSING", "CacheWarning", "sha256_file", "write_manifest
            "read_verified", "get_or_make", "size_of"]
 
 MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 FORMAT = 1                       # manifest layout version; an entry with another one is not trusted
 MISSING = object()               # read_verified's answer for "no usable entry"
 _LEFTOVER_TAGS = (".tmp-", ".old-")
@@ -128,7 +132,7 @@ def verify(folder: Path) -> str | None:
         return f"{folder} is not a folder"
     manifest = read_manifest(folder)
     if manifest is None and not (folder / MANIFEST).exists():
-        return f"{folder / MANIFEST} is missing (an entry written before manifests, or cut short)"
+        return f"{folder / MANIFEST} is missing (an entry cut short, or written by a version without manifests)"
     if manifest is None:
         raw = _manifest_json(folder)
         if isinstance(raw, dict) and raw.get("format") != FORMAT:    # another layout: its hashes mean nothing here
@@ -190,7 +194,7 @@ def lock_path(target: Path) -> Path:
 
 @contextmanager
 def locked(target: Path, poll: float = 1.0) -> Iterator[None]:
-    """Hold ``target``'s lock; says once on stderr when it has to wait for another process."""
+    """Hold ``target``'s lock; logs once (INFO, :data:`log`) when it has to wait for another process."""
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     # One lock object per path in this process, so a nested request for the same entry re-enters
@@ -199,8 +203,7 @@ def locked(target: Path, poll: float = 1.0) -> Iterator[None]:
     try:
         lock.acquire(timeout=poll)
     except Timeout:
-        print(f"circuitnb: waiting for another process that is writing {target} (lock {path})",
-              file=sys.stderr, flush=True)
+        log.info("waiting for another process that is writing %s (lock %s)", target, path)
         lock.acquire()
     try:
         yield

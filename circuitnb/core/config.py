@@ -1,6 +1,6 @@
 """Configuration: one frozen dataclass per concern, named profiles, validation.
 
-    cfg = circuitnb.config.load("quick", timesteps=[50, 500], seed=1)
+    cfg = circuitnb.core.config.load("quick", timesteps=[50, 500], seed=1)
 
 Every field of every section can be overridden by its (unique) name. ``load``
 rejects unknown names, wrong types and out-of-range values *before* any compute,

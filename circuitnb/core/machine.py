@@ -109,7 +109,8 @@ def cache_dir_problem(path: Path, origin: str) -> str | None:
         return f"{where} {what}; give a folder (it is created when missing)"
     for sub in ("models", "results"):
         if (path / sub).exists() and not (path / sub).is_dir():
-            return f"{where}: {str(path / sub)!r} is a file where the cache keeps a folder; remove it or give another folder"
+            return (f"{where}: {str(path / sub)!r} is a file where the cache keeps a folder; "
+                    "remove it or give another folder")
     for folder in [existing] + [path / s for s in ("models", "results") if (path / s).is_dir()]:
         try:                                         # a real write: os.access says yes to root on a read-only mount
             fd, probe = tempfile.mkstemp(dir=folder, prefix=".circuitnb-write-test-")

@@ -47,8 +47,8 @@ def _module_file(name: str) -> Path | None:
 @functools.lru_cache(maxsize=None)
 def _find_module_file(package: Path, name: str) -> Path | None:
     # Remembered per process (a module's file does not move while the book runs): each code fingerprint
-    # looks up every name its closure imports; with the library versions (below) that was 25 ms a
-    # fingerprint, over a second in a chapter that reads 50 results.
+    # looks up every name its closure imports, about 25 ms a fingerprint with the library versions
+    # (below) uncached, over a second in a chapter that reads 50 results.
     if name != "circuitnb" and not name.startswith("circuitnb."):
         return None
     base = package.joinpath(*name.split(".")[1:])
@@ -69,12 +69,13 @@ def _tree(source: bytes) -> tuple[str, tuple[str, ...]]:
     imports = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body \
-                and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant) \
+                and isinstance(node.body[0], ast.Expr) \
+                and isinstance(getattr(node.body[0], "value", None), ast.Constant) \
                 and isinstance(node.body[0].value.value, str):
             node.body = node.body[1:] or [ast.Pass()]
         if isinstance(node, ast.Import):
             imports += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:   # the package has no relative imports
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:   # the package imports absolutely
             imports += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
     digest = hashlib.sha256(ast.dump(tree).encode()).hexdigest()
     return digest, tuple(sorted(set(imports)))
@@ -192,7 +193,7 @@ def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads:
 
     ``data`` is the images ``compute`` reads (an array, or a dict of them): their content keys the result,
     since a model's key covers only what it was trained on (a synthetic model's activations on CelebA
-    images were once served from the cache after the CelebA folder changed). ``models`` is one
+    images depend on those images, which that key does not cover). ``models`` is one
     :class:`circuitnb.modeling.train.TrainedModel` or a list of them. ``reads``
     narrows the key to the config fields the result depends on (default: every analysis
     setting and the seed); ``code`` adds functions whose modules' code keys it besides

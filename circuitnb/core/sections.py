@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+
 def _spec(default: Any, help: str, check: Callable[[Any], bool] | None = None,
           allowed: str = "") -> Any:
     # `check` validates the (already type-checked) value; `allowed` is the

@@ -24,10 +24,18 @@ from pathlib import Path
 import numpy as np
 
 from circuitnb.core import cache
-from circuitnb.core.results import code_fingerprint
 from circuitnb.core.config import Config
-from circuitnb.data.celeba import (LFW_NOTICE, DataError, NaturalFaces, celeba_plan, load_celeba, load_lfw,
-                                   read_attributes, warn_skipped)
+from circuitnb.core.results import code_fingerprint
+from circuitnb.data.celeba import (
+    LFW_NOTICE,
+    DataError,
+    NaturalFaces,
+    celeba_plan,
+    load_celeba,
+    load_lfw,
+    read_attributes,
+    warn_skipped,
+)
 from circuitnb.data.synthetic import CORRELATIONS, PARTS, SyntheticFaces, generate_faces, sample_attributes
 
 DATASETS = ("synthetic", "celeba")   # "celeba" means the natural dataset in force (maybe LFW)
@@ -78,7 +86,7 @@ def _celeba(root: str, n: int, image_size: int, seed: int, match: bool, store: s
     """:func:`load_celeba`, kept decoded in the cache folder ``store`` and keyed by the files' content.
 
     Why: every notebook needs the CelebA images (to find its models' keys, and to analyse them), and decoding
-    and resizing 2,000 JPEGs took about 3 s of each kernel; reading their bytes to check them takes a tenth
+    and resizing 2,000 JPEGs takes about 3 s of each kernel; reading their bytes to check them takes a tenth
     of that. The key holds the bytes of the ``n`` files tried first, the attribute file and the list of
     names; the spares that stood in for skipped files are checked when the entry is read.
     """

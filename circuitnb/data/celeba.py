@@ -27,7 +27,7 @@ from circuitnb.core.errors import UserError
 
 # CelebA attributes with a counterpart in the synthetic generator, mapped to the
 # probability that the synthetic law gives them (see synthetic.CORRELATIONS).
-# Used to pick CelebA images whose attribute mix matches the synthetic set's.
+# They pick the CelebA images whose attribute mix matches the synthetic set's.
 _SYNTHETIC_MARGINALS = {"Male": 0.5, "Young": 0.7, "Smiling": 0.475, "Eyeglasses": 0.24}
 
 
@@ -213,7 +213,7 @@ def load_lfw(n: int, image_size: int) -> NaturalFaces:
     from skimage.data import lfw_subset
     faces = lfw_subset()[:100]       # the first 100 are faces, the rest are not
     images = []
-    for k, face in enumerate(faces[:n]):
+    for face in faces[:n]:
         im = Image.fromarray((face * 255).astype(np.uint8)).resize((image_size, image_size), Image.LANCZOS)
         grey = np.asarray(im, dtype=np.float32) / 127.5 - 1
         images.append(np.repeat(grey[None], 3, axis=0))

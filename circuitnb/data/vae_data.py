@@ -22,8 +22,7 @@ import pandas as pd
 from circuitnb.core.config import Config
 from circuitnb.data import REPLICATE_STRIDE, SPLITS
 from circuitnb.data.celeba import DataError
-from circuitnb.data.shapes import (CausalShapes, ShapesData, causal_shapes, descendants, intervene,
-                                   shapes_dataset)
+from circuitnb.data.shapes import CausalShapes, ShapesData, causal_shapes, descendants, intervene, shapes_dataset
 
 VAE_DATASETS = ("shapes", "causal")
 # Shapes and causal models of one replicate never share a seed (as synthetic and CelebA in Part I).

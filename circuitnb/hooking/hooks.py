@@ -143,7 +143,8 @@ def _attach(stack: contextlib.ExitStack, modules: dict, clock: _Clock, name: str
             if len(args) > 1:
                 return (args[0], res, *args[2:]), kwargs
             return args, {**kwargs, "res_hidden_states_tuple": res}
-        stack.callback(modules[f"up_blocks.{up_index}"].register_forward_pre_hook(pre, with_kwargs=True, **order).remove)
+        handle = modules[f"up_blocks.{up_index}"].register_forward_pre_hook(pre, with_kwargs=True, **order)
+        stack.callback(handle.remove)
     else:
         def post(module, args, kwargs, output):
             inp = args[0] if args else kwargs.get("hidden_states")
@@ -202,8 +203,8 @@ class Recording:
         if hasattr(reducer, "result"):                 # a running reducer keeps its own state
             reducer(x)
         else:
-            # Kept on the host: recordings outlive the forward pass and are read with numpy, and
-            # device memory is for the model (a GPU run failed on ``.numpy()`` of a CUDA tensor).
+            # Kept on the host: recordings outlive the forward pass and are read with numpy (``.numpy()``
+            # needs a CPU tensor), and device memory is for the model.
             value = reducer(x) if reducer is not None else x
             self.calls[ctx.site].append(value.to("cpu", copy=True) if isinstance(value, torch.Tensor) else value)
         return None                                    # recording never changes the output

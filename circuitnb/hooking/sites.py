@@ -165,7 +165,7 @@ def resolve(unet: nn.Module, names) -> dict[str, Site]:
             if n not in table:
                 close = [t for t in table if t.startswith(n.split(".")[0])][:8]
                 raise SiteError(f"unknown site {n!r}; e.g. {close or list(table)[:8]} "
-                                f"(circuitnb.sites.site_names(unet) lists all, groups: {list(grp)})")
+                                f"(circuitnb.hooking.sites.site_names(unet) lists all, groups: {list(grp)})")
             out[n] = table[n]
     return out
 

@@ -4,7 +4,7 @@
     size = effective_circuit_size(unet, scheduler, x0, 300, heads)    # smallest kept share retaining 90%
     acc = cross_dataset_accuracy(models, images, timesteps)           # §4.9, % per model/data/t
 
-All impacts are Eq. 5 (:func:`circuitnb.metrics.impact_score`) on paired noise.
+All impacts are Eq. 5 (:func:`circuitnb.measures.metrics.impact_score`) on paired noise.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from circuitnb.interventions.kinds import Intervention, impacts
-from circuitnb.measures.quantities import prediction_accuracy
 from circuitnb.hooking.sites import site_names
+from circuitnb.interventions.impact import impacts
+from circuitnb.interventions.registry import Intervention
+from circuitnb.measures.quantities import prediction_accuracy
 from circuitnb.modeling.sampling import noise_mse_by_timestep
 
 RETAIN = 0.9

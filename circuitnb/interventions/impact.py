@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from circuitnb.data.noise import paired_noise
 from circuitnb.hooking.hooks import edit, record
 from circuitnb.hooking.sites import resolve
 from circuitnb.interventions.registry import Intervention, get, hooks_for
@@ -79,8 +80,8 @@ def paired_inputs(unet, scheduler, x0, t: int, seed: int):
     """
     device = next(unet.parameters()).device
     x0 = (x0 if isinstance(x0, torch.Tensor) else torch.as_tensor(np.asarray(x0))).to(device)
-    g = torch.Generator().manual_seed(seed)
-    eps = torch.randn(x0.shape, generator=g).to(device)
+    eps, g = paired_noise(x0.shape, seed)
+    eps = eps.to(device)
     tt = torch.full((len(x0),), int(t), device=device, dtype=torch.long)
     return x0, eps, tt, scheduler.add_noise(x0, eps, tt), g
 

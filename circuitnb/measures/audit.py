@@ -32,8 +32,9 @@ def _pooled_d(m1, s1, m2, s2) -> float:
 def audit(paper: pd.DataFrame, n: int | None = None, numbers: str | Path | None = None) -> pd.DataFrame:
     """The paper's numbers checked against each other. Columns: check, paper says, recomputed, consistent.
 
-    Uses only the paper's reported values: ``paper`` (claims.csv) and ``numbers`` (circuitnb/measures/paper/audit.csv, kept
-    as printed so that "0.80" stays "0.80"); ``n`` defaults to the paper's stated N per condition.
+    Uses only the paper's reported values: ``paper`` (claims.csv) and ``numbers``
+    (circuitnb/measures/paper/audit.csv, kept as printed so that "0.80" stays "0.80"); ``n`` defaults to the
+    paper's stated N per condition.
     """
     v = paper.set_index("id").paper_value
     sd = paper.set_index("id").paper_sd

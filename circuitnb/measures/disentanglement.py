@@ -115,8 +115,9 @@ def dci(latents: np.ndarray, factors: np.ndarray, test_latents: np.ndarray, test
     gives the importance matrix R [d, k] (``importance``). Disentanglement: 1 - entropy (base k)
     of each latent's importances over factors, weighted by the latent's share of all importance.
     Completeness: 1 - entropy (base d) of each factor's importances over latents, weighted by
-    the factor's share (both from R by :func:`dci_scores`). Informativeness: mean held-out classification accuracy over factors
-    (disentanglement_lib's ``informativeness_test``; the paper reports the error, 1 minus it).
+    the factor's share (both from R by :func:`dci_scores`). Informativeness: mean held-out classification
+    accuracy over factors (disentanglement_lib's ``informativeness_test``; the paper reports the error, 1 minus
+    it).
     """
     latents, factors = _check(latents, factors)
     test_latents, test_factors = np.asarray(test_latents, float), np.asarray(test_factors)

@@ -31,8 +31,8 @@ import pandas as pd
 import pingouin as pg
 from scipy import ndimage
 
-from circuitnb.data.synthetic import PART_ID
 from circuitnb.core.readings import READINGS
+from circuitnb.data.synthetic import PART_ID
 
 FUNCTIONS = ("edge detection", "texture analysis", "semantic integration", "global structure")
 SEMANTIC_PARTS = ("eyes", "brows", "nose", "mouth")

@@ -46,7 +46,7 @@ def ksg_nats(a, b, k: int = 3) -> np.ndarray:
     MI = psi(k) + psi(N) - < psi(n_a + 1) + psi(n_b + 1) >, n_a and n_b counting the points strictly
     within each point's distance to its k-th neighbour in the joint space (Kraskov et al. 2004, Eq. 8).
     Why batched and by brute force: chapter 5's kNN reading bootstraps every (timestep, layer pair) of a
-    model 2,000 times; one tree query per pair and resample took 34 s per model, the distances of all
+    model 2,000 times; one tree query per pair and resample takes 34 s per model, the distances of all
     pairs at once 7.5 s. For 1-d samples the distances are exact either way, so the
     counts, and the estimate, are those of a k-d tree (tests/test_information.py checks against one).
     """

@@ -34,10 +34,29 @@ def max_entropy(n_keys: int) -> float:
     return math.log2(n_keys)
 
 
-def specialization(probs: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: S_h = (Hmax - H) / Hmax with Hmax = log2 K; 0 = uniform, 1 = one-hot."""
+def normalised_entropy(bits, n_keys):
+    """Eq. 1 as a share of its maximum, H / Hmax = H / log2 K, in [0, 1] whatever the resolution.
+
+        normalised_entropy(sw.head_matrix(t, "entropy"), 64)     # [N, heads]; 1 = uniform attention
+
+    ``n_keys`` is one K for all of ``bits`` or one K per entry (layers at different resolutions); Hmax is
+    :func:`max_entropy` either way. ``bits`` keeps its type (array, Series), and with one K its float width.
+    """
+    if np.ndim(n_keys) == 0:
+        return bits / max_entropy(int(n_keys))
+    return bits / np.vectorize(max_entropy, otypes=[float])(np.asarray(n_keys))
+
+
+def specialization(probs: torch.Tensor, entropy: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 2: S_h = (Hmax - H) / Hmax, Hmax = log2 K; ``[B, heads, Q, K]`` -> ``[B, heads]``; 0 = uniform, 1 = one-hot.
+
+        S = specialization(probs)
+        S = specialization(probs, entropy=H)     # H = attention_entropy(probs), already computed
+
+    ``entropy`` saves a second pass over ``probs`` where the caller has Eq. 1 already (the sweep's hook).
+    """
     hmax = max_entropy(probs.shape[-1])
-    return (hmax - attention_entropy(probs)) / hmax
+    return (hmax - (attention_entropy(probs) if entropy is None else entropy)) / hmax
 
 
 def hoyer_sparsity(x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +93,7 @@ def first_pc_scores(x: np.ndarray, iters: int = 200, tol: float = 1e-10) -> np.n
     """Per-example score on the first principal component of ``[N, D]``.
 
     Power iteration on the N x N Gram matrix from a fixed start (deterministic;
-    a full SVD of 2,000 x 8,192 activations took minutes). The sign is fixed so
+    a full SVD of 2,000 x 8,192 activations takes minutes). The sign is fixed so
     that the scores correlate positively with the row sums.
     """
     x = x - x.mean(0)

@@ -9,7 +9,7 @@
     rob = circuit_robustness(impacts)                 # §4.9, %
 
 Head importance (Table 2) and cross-dataset accuracy need forward passes and
-live in :mod:`circuitnb.circuits`; they reduce to :func:`circuitnb.metrics.impact_score`
+live in :mod:`circuitnb.interventions.circuits`; they reduce to :func:`circuitnb.measures.metrics.impact_score`
 and :func:`prediction_accuracy` defined here. The book cites these functions
 wherever the numbers appear, and every docstring says why the definition was
 chosen (the paper gives none; see the scorecard's "not comparable" notes).
@@ -93,11 +93,6 @@ def match_heads(maps_a, maps_b) -> np.ndarray:
     zb = (b - b.mean(1, keepdims=True)) / np.maximum(b.std(1, keepdims=True), 1e-12)
     rows, cols = linear_sum_assignment(-(za @ zb.T) / a.shape[1])
     return cols[np.argsort(rows)]
-
-
-def normalised_entropy(bits, n_keys) -> np.ndarray:
-    """Eq. 1 as a share of its maximum: H / log2 K in [0, 1], comparable across resolutions (K keys)."""
-    return np.asarray(bits, float) / np.log2(np.asarray(n_keys, float))
 
 
 def linear_cka(x, y) -> float:

@@ -4,8 +4,8 @@
     equivalence_verdict(2.0, est, 0.1).label                # "reproduced", "contradicted" or "inconclusive"
 
 The rule is equivalence testing (Lakens 2017, Soc. Psychol. Personal. Sci. 8:355; Lakens, Scheel & Isager
-2018). Each claim has a margin m (``circuitnb/measures/paper/margins.csv``), absolute, or relative (m * |paper|) when its
-kind is "rel", and an equivalence region R = [paper - m, paper + m]. With alpha = 0.05:
+2018). Each claim has a margin m (``circuitnb/measures/paper/margins.csv``), absolute, or relative
+(m * |paper|) when its kind is "rel", and an equivalence region R = [paper - m, paper + m]. With alpha = 0.05:
 
 * **reproduced**: our (1 - 2 alpha) CI (90%) lies inside R, a bound exactly on R's edge counting as inside.
   This is the two one-sided tests (TOST) at alpha: both reject "at least m away" exactly when it holds.

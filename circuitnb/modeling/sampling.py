@@ -18,6 +18,8 @@ import pandas as pd
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
+from circuitnb.data.noise import paired_noise
+
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
@@ -68,9 +70,8 @@ def noise_mse_by_timestep(unet: UNet2DModel, scheduler: DDPMScheduler, x0: np.nd
     compared on paired noise.
     """
     device = next(unet.parameters()).device
-    g = torch.Generator().manual_seed(seed)
     x0 = torch.from_numpy(np.asarray(x0))
-    eps = torch.randn(x0.shape, generator=g)
+    eps, _ = paired_noise(x0.shape, seed)
     rows = []
     for t in timesteps:
         for s in range(0, len(x0), batch_size):

@@ -26,10 +26,10 @@ from tqdm.auto import tqdm
 
 from circuitnb import data
 from circuitnb.core import cache
+from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.core.errors import UserError
 from circuitnb.modeling import precision as precision_mod
 from circuitnb.modeling.checkpoints import CacheEntry
-from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.modeling.unet import build_scheduler, build_unet, n_parameters
 
 
@@ -226,7 +226,8 @@ def load_or_train(cfg: Config, dataset: str, progress: bool = True,
                 unet, snap = None, None                   # snapshots lost: retrain them with the final weights
         from_cache = unet is not None
         if unet is None:
-            meta = dict(key=entry.key, dataset=dataset, replicate=replicate, seed=seed, source=data.source(cfg, dataset),
+            meta = dict(key=entry.key, dataset=dataset, replicate=replicate, seed=seed,
+                        source=data.source(cfg, dataset),
                         fingerprint=fp, n_analysis=cfg.data.n_analysis, n_images=len(x0),
                         image_size=cfg.data.image_size, device=cfg.device,
                         config=dict(model=cfg.model.__dict__, train=cfg.train.__dict__))

@@ -68,7 +68,8 @@ def check_notebook_file(path: Path) -> None:
     except OSError as err:
         raise UserError(f"notebook {str(path)!r} cannot be read ({err.strerror or err})") from None
     except UnicodeDecodeError:
-        raise UserError(f"notebook {str(path)!r} is not UTF-8 text; expected a Jupyter notebook (.ipynb JSON)") from None
+        raise UserError(f"notebook {str(path)!r} is not UTF-8 text; expected a Jupyter notebook "
+                        "(.ipynb JSON)") from None
     if not text.strip():
         raise UserError(f"notebook {str(path)!r} is empty; expected a Jupyter notebook (.ipynb JSON)")
     try:
@@ -354,5 +355,6 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
     cmd = [str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going", "--all"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise NotebookError(f"jupyter-book build failed (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise NotebookError(f"jupyter-book build failed (exit {done.returncode}):\n{done.stdout[-4000:]}\n"
+                            f"{done.stderr[-4000:]}")
     return root / "_build" / "html" / "index.html"

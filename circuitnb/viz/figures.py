@@ -1,4 +1,4 @@
-"""The analysis chapters' figure types (chapters 2-10 and 13); chapter 1's live in :mod:`circuitnb.plotting`.
+"""The analysis chapters' figure types (chapters 2-10 and 13); chapter 1's live in :mod:`circuitnb.viz.plotting`.
 
     fig = by_timestep(acc, "accuracy", "prediction accuracy (%)", paper=claims.by_timestep(paper, "acc"))
     fig = heatmap(matrix, rows, cols, "entropy (bits)")

@@ -27,7 +27,8 @@ from PIL import Image
 from circuitnb import data
 from circuitnb.hooking.sites import groups, site_names
 from circuitnb.interventions import registry
-from circuitnb.interventions.kinds import Intervention, apply, paired_inputs, predicted_x0, reference_activations
+from circuitnb.interventions.impact import apply, paired_inputs, predicted_x0, reference_activations
+from circuitnb.interventions.registry import Intervention
 from circuitnb.measures.metrics import impact_score
 from circuitnb.viz.plotting import to_uint8
 
@@ -55,7 +56,8 @@ def png(x, scale: int = 4) -> bytes:
 class Playground:
     """Controls and views for one intervention on one image of one model, rerun on every change."""
 
-    def __init__(self, cfg, models: dict, images: dict | None = None, reference_size: int = 16, seed: int | None = None):
+    def __init__(self, cfg, models: dict, images: dict | None = None, reference_size: int = 16,
+                 seed: int | None = None):
         self.cfg, self.models = cfg, models
         self.images = images or {name: data.images(cfg, name, split="analysis") for name in models}
         self.reference_size = reference_size
@@ -110,7 +112,8 @@ class Playground:
             if param is not None:
                 value = min(max(self.strength.value, param.lo), param.hi)
                 # Widen first so that min <= max holds at every step, then narrow to the range.
-                self.strength.min, self.strength.max = min(self.strength.min, param.lo), max(self.strength.max, param.hi)
+                self.strength.min = min(self.strength.min, param.lo)
+                self.strength.max = max(self.strength.max, param.hi)
                 self.strength.value = value
                 self.strength.min, self.strength.max = param.lo, param.hi
             self.strength.disabled = param is None

@@ -1,0 +1,25 @@
+"""ruff (configured in pyproject.toml) passes on the package, the tests and the benchmarks."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ruff() -> list[str] | None:
+    # The venv's ruff (the dev extra installs it beside this Python), else one on PATH.
+    here = Path(sys.executable).with_name("ruff")
+    found = str(here) if here.is_file() else shutil.which("ruff")
+    return [found] if found else None
+
+
+def test_ruff_check_passes():
+    ruff = _ruff()
+    if ruff is None:
+        pytest.skip("ruff is not installed: pip install -e '.[dev]' (or pip install ruff)")
+    run = subprocess.run([*ruff, "check", "--no-cache", "circuitnb", "tests", "benchmarks"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
