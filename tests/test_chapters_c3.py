@@ -5,7 +5,8 @@ import pytest
 from scipy import stats as sps
 
 import circuitnb.core.config as C
-from circuitnb.chapters import causal, common, explorers, model_stats, transfer
+from circuitnb.analysis import model_stats
+from circuitnb.chapters import causal, common, explorers, transfer
 from circuitnb.measures import claims, quantities
 from circuitnb.measures.verdicts import replicate_ci
 

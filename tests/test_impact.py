@@ -49,7 +49,7 @@ def test_the_sweep_and_the_interventions_measure_on_the_same_noisy_inputs(monkey
 
     import numpy as np
 
-    from circuitnb.chapters import sweep
+    from circuitnb.analysis import sweep
     from circuitnb.interventions.impact import paired_inputs
 
     unet, scheduler = random_unet(0), build_scheduler(C.load("smoke"))

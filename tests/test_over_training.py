@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 import circuitnb.core.config as C
-from circuitnb.chapters import common, complexity, cross_dataset, heads, over_training, performance, replicates, sweep
+from circuitnb.analysis import replicates, sweep
+from circuitnb.chapters import common, complexity, cross_dataset, heads, over_training, performance
 from circuitnb.core import results
 from circuitnb.modeling import train
 

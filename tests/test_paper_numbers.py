@@ -7,7 +7,7 @@ with a decimal point and at least 3 significant digits ("1.084", "0.116", "4.16"
 Part II's claims_vae.csv (the VAE paper's abstract) has six numbers, three of them "0.0" and two digits
 ("0.084"); its paper values with at least 2 significant digits count. They are looked for in the book and
 in every Part II module (a name with "vae" or "shapes"): package-wide, "3.43" already occurs as one of
-Part I's own measurements (chapters/replicates.py), by chance.
+Part I's own measurements (analysis/replicates.py), by chance.
 """
 import re
 from pathlib import Path

@@ -2,7 +2,7 @@
 
 Each test states its expected numbers by hand (literal t quantiles, explicit logs), never by calling the
 code or library under test a second time:
-* the same-data null of :func:`circuitnb.chapters.replicates.dataset_contrast` on 3 + 3 models: its range
+* the same-data null of :func:`circuitnb.analysis.replicates.dataset_contrast` on 3 + 3 models: its range
   (both datasets, both orientations, both edges), the geometric mean over pairs, and a point estimate
   beyond the null whose CI is not (not claimed);
 * DCI (Eastwood & Williams 2018) on 6 latents for 3 factors with a lopsided importance matrix;
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from circuitnb.analysis import replicates as R
 from circuitnb.chapters import readings
-from circuitnb.chapters import replicates as R
 from circuitnb.measures import disentanglement, stats, verdicts
 from circuitnb.measures.verdicts import Estimate, equivalence_verdict, measured_row, replicate_ci
 

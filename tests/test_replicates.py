@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from circuitnb.chapters import replicates as R
+from circuitnb.analysis import replicates as R
 from circuitnb.measures.verdicts import equivalence_verdict
 
 

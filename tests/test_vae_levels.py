@@ -162,7 +162,7 @@ def test_vae_config_is_validated():
 
 
 def test_factor_vae_score_renders_are_kept_exactly():
-    from circuitnb.chapters.vae_common import _render_memo
+    from circuitnb.analysis.vae_common import _render_memo
     from circuitnb.data.shapes import shapes_dataset
     d = shapes_dataset(40, 16, seed=1)
     for _ in range(2):                                       # computed, then from the memo: bit for bit

@@ -4,7 +4,7 @@
 
 The model is the unit. A replicate model's impact of one intervention is Eq. 5 on its mean MSEs over the
 held-out images (the paper's Table 3 divides mean MSEs: ablated / baseline - 1); a table shows the mean over
-models with a t-interval over models (:func:`circuitnb.chapters.replicates.across_replicates`), and each
+models with a t-interval over models (:func:`circuitnb.analysis.replicates.across_replicates`), and each
 model's own interval (a paired bootstrap over its images) carries that model's verdict in the scorecard.
 """
 from __future__ import annotations
@@ -17,9 +17,10 @@ import torch
 from scipy import stats as sps
 from tqdm.auto import tqdm
 
-from circuitnb.chapters import common, replicates
+from circuitnb.analysis import replicates
+from circuitnb.analysis.model_stats import EQ, beside_null, image_bootstrap, over_models, sources
+from circuitnb.chapters import common
 from circuitnb.chapters.common import intervention_images
-from circuitnb.chapters.model_stats import EQ, beside_null, image_bootstrap, over_models, sources
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config

@@ -6,8 +6,7 @@ import functools
 import numpy as np
 
 from circuitnb import data
-from circuitnb.analysis import convergence
-from circuitnb.chapters import replicates
+from circuitnb.analysis import convergence, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
@@ -70,7 +69,7 @@ def _stated(cfg: Config, part: str, res):
 @functools.lru_cache(maxsize=2)
 def models_and_sweeps(cfg: Config) -> tuple[dict, dict]:
     """Every replicate model of each dataset and its recorded sweep on held-out images (see
-    :mod:`circuitnb.chapters.replicates`), loaded once per process for all chapters of a config."""
+    :mod:`circuitnb.analysis.replicates`), loaded once per process for all chapters of a config."""
     models = replicates.load_models(cfg)
     return models, replicates.load_sweeps(cfg, models)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from circuitnb.chapters import common, replicates
+from circuitnb.analysis import replicates
+from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.measures import claims, quantities, stats
 

@@ -8,7 +8,7 @@ not independent, and one model per dataset confounds the dataset with the
 training seed. Here each metric is first averaged over the analysed timesteps
 *per image* (the image is the unit within a model), then over images per model;
 the dataset contrast takes the model as the unit and is set beside the
-same-data null (:func:`circuitnb.chapters.replicates.dataset_contrast`). Holm
+same-data null (:func:`circuitnb.analysis.replicates.dataset_contrast`). Holm
 over the four metrics (one family, as the paper's Table 4).
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from circuitnb.chapters import causal, common, complexity, replicates
+from circuitnb.analysis import replicates
+from circuitnb.chapters import causal, common, complexity
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.measures import claims, stats, verdicts
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from circuitnb import data
-from circuitnb.analysis import convergence
-from circuitnb.chapters import common, replicates
+from circuitnb.analysis import convergence, replicates
+from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.modeling import precision, train

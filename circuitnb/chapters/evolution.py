@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from circuitnb import data
-from circuitnb.chapters import common, replicates, sweep
+from circuitnb.analysis import replicates, sweep
+from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, quantities

@@ -14,19 +14,13 @@ a combination of five controls. Data are base64 uint8 arrays (images in
 """
 from __future__ import annotations
 
-import base64
-import json
-import uuid
-from dataclasses import dataclass
-from importlib import resources
-
 import numpy as np
 import torch
 
+from circuitnb.analysis.sweep import SUMMARY, attention_summary
 from circuitnb.chapters import causal, common
 from circuitnb.chapters.common import analysis_images
 from circuitnb.chapters.report import ChapterResult
-from circuitnb.chapters.sweep import SUMMARY, _attention_summary
 from circuitnb.core import results
 from circuitnb.hooking.hooks import activation_stats, record
 from circuitnb.hooking.sites import site_names
@@ -34,11 +28,8 @@ from circuitnb.interventions import registry
 from circuitnb.interventions.impact import apply, paired_inputs, predicted_x0, reference_activations
 from circuitnb.measures import metrics
 from circuitnb.modeling.sampling import ddim_trajectory
+from circuitnb.viz.explorer import Explorer, b64_uint8
 from circuitnb.viz.plotting import to_uint8
-
-
-def _b64(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).decode()
 
 
 def kind_legend() -> dict[str, str]:
@@ -51,28 +42,6 @@ def _scaled_rows(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, float)
     m = a.max(-1, keepdims=True)
     return np.round(255 * np.divide(a, m, out=np.zeros_like(a), where=m > 0)).astype(np.uint8)
-
-
-@dataclass
-class Explorer:
-    data: dict
-
-    def to_html(self) -> str:
-        js = resources.files("circuitnb.viz").joinpath("explorer.js").read_text()
-        payload = json.dumps(self.data, separators=(",", ":")).replace("</", "<\\/")
-        eid = f"circuitnb-{self.data['kind']}-{uuid.uuid4().hex[:8]}"
-        return (f'<div class="circuitnb-explorer" id="{eid}" data-kind="{self.data["kind"]}">'
-                f'<script type="application/json">{payload}</script></div>'
-                f"<script>{js}</script>"
-                f'<script>circuitnbExplorer(document.getElementById("{eid}"));</script>')
-
-    def _repr_html_(self) -> str:
-        return self.to_html()
-
-    @property
-    def nbytes(self) -> int:
-        """Size of the embedded page fragment in bytes."""
-        return len(self.to_html().encode())
 
 
 def attention_explorer(cfg, sweeps: dict, query_stride: int = 2, image: int = 0) -> Explorer:
@@ -88,12 +57,12 @@ def attention_explorer(cfg, sweeps: dict, query_stride: int = 2, image: int = 0)
                 heads=first.n_heads, grid=g, queries=queries, size=cfg.data.image_size, hmax=metrics.max_entropy(g * g),
                 n_images=cfg.analysis.n_samples, images={}, maps={}, entropy={}, head_entropy={})
     for name, sw in sweeps.items():
-        data["images"][name] = _b64(to_uint8(analysis_images(cfg, name)[image]))
+        data["images"][name] = b64_uint8(to_uint8(analysis_images(cfg, name)[image]))
         for t in sw.timesteps:
             for layer in sw.layers:
                 key = f"{name}|{t}|{layer}"
                 probs = np.asarray(sw.maps[(t, layer)][image], np.float32)[:, queries]        # [heads, nq, K]
-                data["maps"][key] = _b64(_scaled_rows(probs))
+                data["maps"][key] = b64_uint8(_scaled_rows(probs))
                 rows = torch.from_numpy(probs).unsqueeze(2)                                   # each row its own "head"
                 data["entropy"][key] = metrics.attention_entropy(rows).numpy().round(4).tolist()
                 sub = sw.heads[(sw.heads.t == t) & (sw.heads.layer == layer)]
@@ -144,12 +113,12 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
                               image=image, data=analysis_images(cfg, name))
         for t in cfg.analysis.timesteps:
             key = f"{name}|{t}"
-            data["xt"][key] = _b64(grid[(t, None)]["x_t"])
-            data["base"][key] = _b64(grid[(t, None)]["x0_hat"])
+            data["xt"][key] = b64_uint8(grid[(t, None)]["x_t"])
+            data["base"][key] = b64_uint8(grid[(t, None)]["x0_hat"])
             for iv_name in fam:
                 row = ivs[(ivs.dataset == name) & (ivs.t == t) & (ivs.name == iv_name) & (ivs.image == image)]
                 mean = summ[(summ.dataset == name) & (summ.t == t) & (summ.name == iv_name)].impact
-                data["pred"][f"{key}|{iv_name}"] = _b64(grid[(t, iv_name)]["x0_hat"])
+                data["pred"][f"{key}|{iv_name}"] = b64_uint8(grid[(t, iv_name)]["x0_hat"])
                 data["impact"][f"{key}|{iv_name}"] = [round(float(row.impact.iloc[0]), 6),
                                                       round(float(mean.iloc[0]), 6)]
                 data["mse"][f"{key}|{iv_name}"] = grid[(t, iv_name)]["mse"]
@@ -168,7 +137,7 @@ def _trajectory(model, n_steps: int, seed: int) -> dict:
         out["x"].append(to_uint8(x[0].cpu()))
         out["x0"].append(to_uint8(x0_hat[0].clamp(-1, 1).cpu()))
     # One recording over the whole loop: entry i of each reduced site is DDIM step i (batch of one).
-    with record(unet, probs + blocks, reduce={**{p: _attention_summary for p in probs},
+    with record(unet, probs + blocks, reduce={**{p: attention_summary for p in probs},
                                               **{b: activation_stats for b in blocks}}) as rec:
         ddim_trajectory(unet, model.scheduler, 1, n_steps, seed, callback=step)
     for i in range(len(out["steps"])):
@@ -187,9 +156,9 @@ def denoising_scrubber(cfg, models: dict, steps: int = 25) -> Explorer:
         tr = results.cached(cfg, "explorer_scrub", m, lambda m=m: _trajectory(m, steps, cfg.run.seed), steps=steps)
         data.update(steps=tr["steps"], layers=tr["layers"], blocks=tr["blocks"],
                     grid=int(round(np.sqrt(tr["attn"][0].shape[-1]))))
-        data["x"][name] = [_b64(a) for a in tr["x"]]
-        data["x0"][name] = [_b64(a) for a in tr["x0"]]
-        data["attn"][name] = [_b64(a) for a in tr["attn"]]
+        data["x"][name] = [b64_uint8(a) for a in tr["x"]]
+        data["x0"][name] = [b64_uint8(a) for a in tr["x0"]]
+        data["attn"][name] = [b64_uint8(a) for a in tr["attn"]]
         data["entropy"][name] = [[round(v, 4) for v in e] for e in tr["entropy"]]
         data["stats"][name] = [[[round(v, 4) for v in s] for s in st] for st in tr["stats"]]
     return Explorer(data)

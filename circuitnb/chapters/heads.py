@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from circuitnb import data
-from circuitnb.chapters import common, replicates
+from circuitnb.analysis import replicates
+from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config, load

@@ -8,7 +8,7 @@ The paper measures one finished model per dataset and asks, as future work, how 
 training. Training keeps each replicate model's EMA weights at ``cfg.train.n_snapshots`` evenly spaced
 steps (:func:`circuitnb.modeling.train.snapshot_steps`, the last one being the final model). At every
 step, every replicate model of each dataset is swept on its held-out images
-(:func:`circuitnb.chapters.replicates.load_models` with ``at_step``; a snapshot carries its own cache key,
+(:func:`circuitnb.analysis.replicates.load_models` with ``at_step``; a snapshot carries its own cache key,
 so its sweep is never confused with the final model's) and the headline quantities are recomputed by
 the chapters' own functions, so a value at the final step is the very number the chapter shows:
 
@@ -25,7 +25,8 @@ from __future__ import annotations
 import pandas as pd
 from tqdm.auto import tqdm
 
-from circuitnb.chapters import common, complexity, cross_dataset, heads, performance, replicates
+from circuitnb.analysis import replicates
+from circuitnb.chapters import common, complexity, cross_dataset, heads, performance
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, verdicts

@@ -2,17 +2,18 @@
 
     res = performance.run(cfg)            # res.tables["accuracy"], ["feature_complexity"], ["per_model"], ["claims"]
 
-Both quantities come from the recorded sweep (:mod:`circuitnb.chapters.sweep`) of
+Both quantities come from the recorded sweep (:mod:`circuitnb.analysis.sweep`) of
 each replicate model on its dataset's held-out images, one noise draw per image
 shared by all timesteps. Per model: the mean over images; then the mean over
-models with a t-interval (:func:`circuitnb.chapters.replicates.across_replicates`).
+models with a t-interval (:func:`circuitnb.analysis.replicates.across_replicates`).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from circuitnb.chapters import common, replicates
+from circuitnb.analysis import replicates
+from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.measures import claims
 

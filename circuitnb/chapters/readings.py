@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from circuitnb.chapters import causal, common, complexity, evolution, heads, replicates, temporal
+from circuitnb.analysis import replicates
+from circuitnb.chapters import causal, common, complexity, evolution, heads, temporal
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config

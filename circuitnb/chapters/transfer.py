@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from circuitnb.chapters import causal, common, model_stats, replicates
+from circuitnb.analysis import model_stats, replicates
+from circuitnb.chapters import causal, common
 from circuitnb.chapters.common import analysis_images
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
@@ -93,7 +94,7 @@ def _factors(cfg: Config, model, images: dict) -> dict:
 def block_similarity(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
     """Linear CKA between model pairs at every block, t and input dataset (same noisy inputs for both).
 
-    Pairs (:func:`circuitnb.chapters.model_stats.sources`; CKA is symmetric, so each pair once): synthetic
+    Pairs (:func:`circuitnb.analysis.model_stats.sources`; CKA is symmetric, so each pair once): synthetic
     model r with CelebA model r ("other data"), and every two models of one dataset ("same data", the null).
     Columns: dataset, replicate (the pair's first model), source, data, t, block, cka, n.
     """

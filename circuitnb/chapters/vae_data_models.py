@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from circuitnb.analysis import convergence
-from circuitnb.chapters import vae_common
-from circuitnb.chapters.replicates import across_replicates
+from circuitnb.analysis import convergence, vae_common
+from circuitnb.analysis.replicates import across_replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.data.shapes import CAUSAL_BINS, CAUSAL_GRAPH, SHAPES

@@ -7,20 +7,20 @@
 The VAE paper's framework (arXiv:2505.03530, abstract) intervenes at four levels: input manipulation,
 latent-space perturbation, activation patching and causal mediation analysis. Each is one function of
 :mod:`circuitnb.interventions.vae_levels` on the package's hooks; each model's results come from
-:func:`circuitnb.chapters.vae_common.analysis` (cached, shared with chapter 22). Every row is a mean over
-the replicate models with a t-interval over them (:func:`circuitnb.chapters.replicates.across_replicates`).
+:func:`circuitnb.analysis.vae_common.analysis` (cached, shared with chapter 22). Every row is a mean over
+the replicate models with a t-interval over them (:func:`circuitnb.analysis.replicates.across_replicates`).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from circuitnb.chapters import vae_common
-from circuitnb.chapters.explorers import Explorer, _b64
-from circuitnb.chapters.replicates import across_replicates
+from circuitnb.analysis import vae_common
+from circuitnb.analysis.replicates import across_replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import causal_effects as ce
+from circuitnb.viz.explorer import Explorer, b64_uint8
 
 CHAPTER = "21_vae_interventions"
 LAT = vae_common.LATENT
@@ -78,7 +78,7 @@ def traversal_explorer(cfg: Config, analyses: dict) -> Explorer:
         t = a["traversal"]
         data["models"].append(key)
         data["grid"] = [round(float(g), 3) for g in t["grid"]]
-        data["images"][key] = _b64(np.round(255 * t["images"][:, :, 0]))           # [d, steps, H, W]
+        data["images"][key] = b64_uint8(np.round(255 * t["images"][:, :, 0]))     # [d, steps, H, W]
         data["effects"][key] = np.round(a["effects"][LAT].T, 3).tolist()            # [latent, factor]
         data["pixel"][key] = np.round(t["pixel"], 4).tolist()
         data["factors"][key] = a["factors"]

@@ -22,8 +22,9 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from circuitnb.chapters import common, vae_common
-from circuitnb.chapters.replicates import across_replicates, estimate
+from circuitnb.analysis import vae_common
+from circuitnb.analysis.replicates import across_replicates, estimate
+from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, verdicts

@@ -244,8 +244,8 @@ class RequiredModel:
 
 
 def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
-    """Every model some notebook loads: ``cfg.run.replicates`` per dataset (chapters.replicates.load_models),
-    and per VAE architecture and Part II dataset (chapters.vae_common.models)."""
+    """Every model some notebook loads: ``cfg.run.replicates`` per dataset (analysis.replicates.load_models),
+    and per VAE architecture and Part II dataset (analysis.vae_common.models)."""
     reps = range(cfg.run.replicates)
     return [RequiredModel(f"{ds} r{r}", cfg, ds, r) for ds in data.DATASETS for r in reps] + [
         RequiredModel(f"{k} {ds} r{r}", cfg, ds, r, k) for ds in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from circuitnb.chapters.replicates import each_of
+from circuitnb.analysis.replicates import each_of
 from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.data.shapes import CAUSAL_GRAPH
@@ -161,7 +161,7 @@ def all_analyses(cfg: Config) -> dict[tuple[str, str], list[dict]]:
 
 def measures_frame(cfg: Config) -> pd.DataFrame:
     """One row per model and measure: kind, dataset, replicate, measure, value (the replicate frame of
-    :mod:`circuitnb.chapters.replicates`)."""
+    :mod:`circuitnb.analysis.replicates`)."""
     rows = [dict(kind=k, dataset=ds, replicate=r, measure=name, value=float(a["scores"][name]))
             for (k, ds), items in all_analyses(cfg).items() for r, a in enumerate(items) for name in MEASURES]
     return pd.DataFrame(rows)

@@ -68,7 +68,10 @@ def block_sites(unet) -> list[str]:
 SUMMARY = 2                 # leading columns of the attention summary: entropy (Eq. 1), specialization (Eq. 2)
 
 
-def _attention_summary(p: torch.Tensor) -> torch.Tensor:
+def attention_summary(p: torch.Tensor) -> torch.Tensor:
+    """The hook reducer of a probs site: ``record(unet, [site], reduce={site: attention_summary})``.
+
+    [B, heads, Q, K] -> [B, heads, 2 + K]; the first :data:`SUMMARY` columns are entropy and specialization."""
     # [B, heads, Q, K] -> [B, heads, 2 + K]: entropy (Eq. 1), specialization (Eq. 2) and the attention each
     # key receives, reduced inside the hook so that no [B, heads, Q, K] tensor outlives the forward pass.
     entropy = metrics.attention_entropy(p)
@@ -93,7 +96,7 @@ def record_sweep(unet, scheduler, x0, timesteps, seed: int = 0, dataset: str = "
     blocks = block_sites(unet)
     heads = site_names(unet, "head")
     probs = [f"{layer}.probs" for layer in layers]
-    reduce = {**{p: _attention_summary for p in probs}, **{h: _head_energy for h in heads}}
+    reduce = {**{p: attention_summary for p in probs}, **{h: _head_energy for h in heads}}
     depth = np.linspace(0.0, 1.0, len(blocks))
     head_rows, block_rows, mse_rows = [], [], []
     pc, received, maps = {}, {}, {}

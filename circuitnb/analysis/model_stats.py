@@ -5,10 +5,10 @@ interval, and values measured on a model *pair* (patching, CKA) set beside the s
     table = over_models(per_model, ["dataset", "group"], "impact")  # mean over models, t-interval
     table = beside_null(per_pair, ["block"], "cka")                  # other-data pairs vs same-data pairs
 
-A thin layer over :mod:`circuitnb.chapters.replicates`, which does the statistics: the mean over models and
-its t-interval are :func:`~circuitnb.chapters.replicates.across_replicates` of rows that are already one value
+A thin layer over :mod:`circuitnb.analysis.replicates`, which does the statistics: the mean over models and
+its t-interval are :func:`~circuitnb.analysis.replicates.across_replicates` of rows that are already one value
 per model (Eq. 5 on mean MSEs, a share of interventions, a CKA), and the pairing is that of
-:func:`~circuitnb.chapters.replicates.dataset_contrast`: model r with the other dataset's model r, beside
+:func:`~circuitnb.analysis.replicates.dataset_contrast`: model r with the other dataset's model r, beside
 every pair of models of the same dataset. What ``dataset_contrast`` cannot take is an effect that is not a
 function of the two models' image values (patching one model from another, the CKA of their features);
 :func:`beside_null` takes such values measured on each pair.
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from circuitnb.chapters import replicates
+from circuitnb.analysis import replicates
 from circuitnb.measures.verdicts import Estimate
 
 EQ = 0.90       # level of the interval an equivalence test reads: 1 - 2 alpha at alpha = 0.05

@@ -31,7 +31,7 @@ import pingouin as pg
 from scipy import stats as sps
 
 from circuitnb import data
-from circuitnb.chapters import sweep
+from circuitnb.analysis import sweep
 from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.measures.verdicts import Estimate, replicate_ci
