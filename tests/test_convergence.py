@@ -30,8 +30,11 @@ def test_rule_by_hand():
     assert flat["ci_low"] < 0.005 < flat["ci_high"]
     moving = convergence([100, 200, 300, 400], [base * 1.3, base * 1.2, base * 1.1, base], tol=0.02)
     assert moving["rel_improvement"] == pytest.approx(0.1 / 1.1) and moving["converged"] is False
-    worse = convergence([100, 200], [base, base * 1.05], tol=0.02)            # got worse: improvement < tol
-    assert worse["rel_improvement"] < 0 and worse["converged"] is True
+    worse = convergence([100, 200], [base, base * 1.05], tol=0.02)            # got worse by 5%: unstable
+    assert worse["rel_improvement"] < 0 and worse["converged"] is False and worse["status"] == "worsening"
+    assert moving["status"] == "improving" and flat["status"] == "converged"
+    wobble = convergence([100, 200], [base, base * 1.01], tol=0.02)           # 1% worse: flat within tol
+    assert wobble["converged"] is True
     assert convergence([400], [base], tol=0.02)["converged"] is None
 
 

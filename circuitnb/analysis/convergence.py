@@ -98,8 +98,10 @@ def summary(table: pd.DataFrame, tol: float) -> dict:
     """How many models passed the rule, as numbers and one line every page can show."""
     n, ok = len(table), int((table.converged == True).sum())                       # noqa: E712 (None = unknown)
     unknown = int(table.converged.isna().sum())
-    line = (f"{ok} of {n} models converged (held-out loss improved by less than {tol:.0%} over the last quarter "
-            "of training)" + (f"; {unknown} not judged (fewer than 2 snapshots)" if unknown else ""))
+    worse = int((table.status == "worsening").sum())
+    line = (f"{ok} of {n} models converged (held-out loss moved by less than {tol:.0%} over the last quarter "
+            "of training)" + (f"; {worse} got worse by more than that" if worse else "")
+            + (f"; {unknown} not judged (fewer than 2 snapshots)" if unknown else ""))
     return dict(n_models=n, n_converged=ok, all_converged=bool(ok == n), line=line)
 
 

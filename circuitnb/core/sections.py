@@ -119,8 +119,8 @@ class AnalysisConfig:
                             "a list of 'quantity=reading' from circuitnb.core.readings.READINGS")
     n_phase_timesteps: int = _spec(20, "timesteps of the profile segmented into denoising phases (§4.5)",
                                    lambda v: 6 <= v <= 1000, "an integer in [6, 1000]")
-    converged_tol: float = _spec(0.02, "a model is converged when its held-out loss improved by less than this "
-                                       "fraction over the last quarter of training (2%: flat to within a few "
+    converged_tol: float = _spec(0.02, "a model is converged when its held-out loss moved (either way) by less "
+                                       "than this fraction over the last quarter of training (2%: flat to within a few "
                                        "times the paired estimate's own 95% half-width, ~0.5% at 100 images)",
                                  lambda v: 0 < v < 1, "a float in (0, 1)")
     n_heldout_t: int = _spec(8, "timesteps drawn per held-out image (stratified) for the held-out loss and "

@@ -7,8 +7,9 @@
 A verdict on an unfinished model measures training length, not the paper. The training objective
 (Ho et al. 2020's L_simple: eps-MSE with t uniform on 0..T-1) on images the model never trained on
 is the yardstick: every training option is compared on it, whatever loss weighting it trained with.
-The rule: a model is converged when its held-out loss improved by less than ``tol`` (relative) over
-the last quarter of training, i.e. from the last snapshot at or before 3/4 of the steps to the end.
+The rule: a model is converged when its held-out loss moved by less than ``tol`` (relative) over the
+last quarter of training, i.e. from the last snapshot at or before 3/4 of the steps to the end. Both ways:
+a model whose held-out loss rose by more than ``tol`` is unstable (status "worsening"), not finished.
 Losses are per image on paired draws (the same t and eps for every snapshot of a model), so the
 improvement is a paired difference and its CI is narrow.
 """
@@ -81,12 +82,13 @@ def convergence(steps: Sequence[int], losses: Sequence[np.ndarray], tol: float, 
         #  'converged': True}
 
     ``rel_improvement`` = (mean L_ref - mean L_final) / mean L_ref; its CI is the paired t-interval of the
-    per-image differences over mean L_ref. ``converged`` is None where no reference snapshot exists.
+    per-image differences over mean L_ref. ``converged``: |rel_improvement| < tol; ``status``: "converged",
+    "improving" or "worsening" (None and "not judged" where no reference snapshot exists).
     """
     i = reference_index(steps)
     if i is None:
         return dict(reference_step=None, final_step=steps[-1], rel_improvement=np.nan, ci_low=np.nan,
-                    ci_high=np.nan, converged=None)
+                    ci_high=np.nan, converged=None, status="not judged")
     ref, last = np.asarray(losses[i], float), np.asarray(losses[-1], float)
     diff = ref - last
     scale = ref.mean()
@@ -94,4 +96,5 @@ def convergence(steps: Sequence[int], losses: Sequence[np.ndarray], tol: float, 
     rel = diff.mean() / scale
     return dict(reference_step=int(steps[i]), final_step=int(steps[-1]), rel_improvement=float(rel),
                 ci_low=float((diff.mean() - half) / scale), ci_high=float((diff.mean() + half) / scale),
-                converged=bool(rel < tol))
+                converged=bool(abs(rel) < tol),
+                status="converged" if abs(rel) < tol else "improving" if rel > 0 else "worsening")
