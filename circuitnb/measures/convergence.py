@@ -15,13 +15,14 @@ improvement is a paired difference and its CI is narrow.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from scipy import stats as sps
 
-EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from circuitnb.measures.likelihood import as_eps_fn
+
 LAST_FRACTION = 0.25           # the rule looks at the last quarter of training
 
 
@@ -34,12 +35,6 @@ def stratified_timesteps(n: int, n_t: int, low: int, high: int, generator: torch
     return t.clamp(low, high - 1)
 
 
-def _eps_fn(eps_model) -> EpsModel:
-    if isinstance(eps_model, torch.nn.Module):
-        return lambda x_t, t: eps_model(x_t, t).sample
-    return eps_model
-
-
 @torch.no_grad()
 def heldout_loss_per_image(eps_model, scheduler, x0: np.ndarray, n_t: int = 8, seed: int = 0,
                            batch_size: int = 64) -> np.ndarray:
@@ -50,8 +45,7 @@ def heldout_loss_per_image(eps_model, scheduler, x0: np.ndarray, n_t: int = 8, s
     ``eps_model`` is a diffusers UNet or any ``fn(x_t, t) -> eps_hat``. t and eps come from a seeded CPU
     generator, so the same seed gives the same draws on every device and for every snapshot.
     """
-    fn = _eps_fn(eps_model)
-    device = next(eps_model.parameters()).device if isinstance(eps_model, torch.nn.Module) else torch.device("cpu")
+    fn, device = as_eps_fn(eps_model)
     x0 = torch.from_numpy(np.asarray(x0, np.float32))
     g = torch.Generator().manual_seed(seed)
     T = scheduler.config.num_train_timesteps

@@ -102,7 +102,8 @@ def _strata(T: int, n_t: int | None) -> tuple[np.ndarray, np.ndarray]:
     return edges[:-1], np.diff(edges)
 
 
-def _as_eps_fn(eps_model: UNet2DModel | EpsModel) -> tuple[EpsModel, torch.device]:
+def as_eps_fn(eps_model: UNet2DModel | EpsModel) -> tuple[EpsModel, torch.device]:
+    """``(fn(x_t, t) -> eps_hat, device)``: a UNet's ``.sample`` on its own device, or a callable on the CPU."""
     if isinstance(eps_model, UNet2DModel):
         return (lambda x_t, t: eps_model(x_t, t).sample), next(eps_model.parameters()).device
     return eps_model, torch.device("cpu")
@@ -127,7 +128,7 @@ def vlb_bits_per_dim(eps_model: UNet2DModel | EpsModel, scheduler: DDPMScheduler
         raise ValueError(f"x0 must be [N, C, H, W] in [-1, 1]; got shape {tuple(x0.shape)}, "
                          f"max |x0| = {x0.abs().max():.3g}")
     x0 = torch.round((x0.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1
-    eps_fn, device = _as_eps_fn(eps_model)
+    eps_fn, device = as_eps_fn(eps_model)
     T = len(scheduler.betas)
     abar = scheduler.alphas_cumprod.float()
     coef = kl_coefficients(scheduler)

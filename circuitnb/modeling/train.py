@@ -53,10 +53,14 @@ def cache_key(cfg: Config, dataset: str, fingerprint: str, seed: int | None = No
         precision=precision_mod.resolve(cfg.train.precision, cfg.device)))
 
 
+def evenly_spaced_steps(steps: int, n: int) -> list[int]:
+    """``n`` steps evenly spaced over ``1..steps``, the last = ``steps`` (fewer where they would coincide)."""
+    return sorted({max(1, round(k * steps / n)) for k in range(1, n + 1)})
+
+
 def snapshot_steps(cfg: Config) -> list[int]:
     """Training steps whose EMA weights are kept: ``n_snapshots`` evenly spaced, the last = ``train_steps``."""
-    n, steps = cfg.train.n_snapshots, cfg.train.train_steps
-    return sorted({max(1, round(k * steps / n)) for k in range(1, n + 1)})
+    return evenly_spaced_steps(cfg.train.train_steps, cfg.train.n_snapshots)
 
 
 def _make_trainer(cfg: Config, unet: UNet2DModel):

@@ -30,7 +30,7 @@ from circuitnb.core import cache
 from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.data.vae_data import check_vae_dataset, vae_data, vae_seed
 from circuitnb.modeling.checkpoints import CacheEntry
-from circuitnb.modeling.train import TrainingError
+from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
 from circuitnb.modeling.vae import KINDS, VAE, discriminator, encode_mean, negative_elbo_per_image, train_vae
 
 # The VaeConfig fields that change a trained model (analysis fields do not retrain).
@@ -70,8 +70,7 @@ def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
 
 def snapshot_steps(cfg: Config) -> list[int]:
     """Steps at which a VAE's held-out negative ELBO is measured: ``n_snapshots`` evenly spaced (as the UNet's)."""
-    n, steps = cfg.train.n_snapshots, cfg.vae.vae_steps
-    return sorted({max(1, round(k * steps / n)) for k in range(1, n + 1)})
+    return evenly_spaced_steps(cfg.vae.vae_steps, cfg.train.n_snapshots)
 
 
 def heldout_images(cfg: Config, dataset: str) -> np.ndarray:
