@@ -109,7 +109,7 @@ def labelled_row(claim_id: str, ours: float, label: str, reason: str, unit: str 
 
 def analysis_images(cfg: Config, dataset: str) -> np.ndarray:
     """The images every chapter analyses: the first ``n_samples`` held-out images (no model trained on them)."""
-    return data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
+    return convergence.heldout_images(cfg, dataset)
 
 
 def intervention_images(cfg: Config, dataset: str) -> np.ndarray:
