@@ -34,3 +34,17 @@ def test_autocast_only_for_bf16():
 def test_unknown_precision_is_named():
     with pytest.raises(ValueError, match="precision 'fp8'"):
         precision.resolve("fp8", "cpu")
+
+
+def test_cpu_bf16_attention_runs_on_the_math_kernel_and_keys_the_cache():
+    # The CPU flash kernel's bf16 backward was slow at the quick model's 64 tokens, so training's autocast on
+    # a CPU picks SDPA's math kernel; it rounds differently, so the cache key says so. fp32 and CUDA are left
+    # to torch's own choice.
+    q = torch.randn(2, 4, 64, 16)
+    with precision.autocast("cpu", "bf16"):
+        assert not torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.math_sdp_enabled()
+        out = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert out.dtype == torch.bfloat16
+    assert torch.backends.cuda.flash_sdp_enabled()                    # restored on the way out
+    assert precision.cache_tag("bf16", "cpu") == "bf16-sdpa-math"
+    assert precision.cache_tag("fp32", "cpu") == "fp32" and precision.cache_tag("bf16", "cuda") == "bf16"

@@ -50,7 +50,7 @@ def cache_key(cfg: Config, dataset: str, fingerprint: str, seed: int | None = No
     precision training runs in here ('auto' resolves per machine, and bf16 and fp32 give other weights)."""
     return f"{dataset}-" + config_hash(cfg.model, cfg.train, extra=dict(
         image_size=cfg.data.image_size, seed=cfg.run.seed if seed is None else seed, data=fingerprint,
-        precision=precision_mod.resolve(cfg.train.precision, cfg.device)))
+        precision=precision_mod.cache_tag(cfg.train.precision, cfg.device)))
 
 
 def evenly_spaced_steps(steps: int, n: int) -> list[int]:
