@@ -2,6 +2,7 @@
 
     res = vae_data_models.run(cfg)
     res.tables["factors"], res.tables["graph"], res.tables["models"], res.tables["training"]
+    res.tables["training_wide"]     # training's measures side by side, per dataset and kind: "mean [ci_low, ci_high]"
 
 The VAE paper (arXiv:2505.03530) applies its framework "to both synthetic datasets with known causal
 relationships and standard disentanglement benchmarks" and compares VAE, β-VAE and FactorVAE (we add
@@ -22,6 +23,7 @@ from circuitnb.data.shapes import CAUSAL_BINS, CAUSAL_GRAPH, SHAPES
 from circuitnb.data.vae_data import factor_names, vae_data
 from circuitnb.interventions.vae_levels import output
 from circuitnb.modeling.vae_cache import active_latents
+from circuitnb.viz.vae_figures import wide_table
 
 CHAPTER = "20_vae_data_models"
 DESCRIBE = {"shapes": "dSprites-style: factors independent and uniform",
@@ -65,6 +67,8 @@ def run(cfg: Config) -> ChapterResult:
     res.tables["convergence"] = conv["per_model"]
     res.data["convergence_curves"] = conv["curves"]
     res.tables["training"] = across_replicates(long, by=["measure", "kind", "dataset"]).drop(columns="n_images")
+    res.tables["training_wide"] = wide_table(res.tables["training"], ["dataset", "kind"],   # what the page shows
+                                             order=dict(dataset=cfg.vae.vae_datasets, kind=cfg.vae.vae_kinds))
     first = {ds: vae_data(cfg, ds, "analysis").images[:16] for ds in cfg.vae.vae_datasets}
     recon = {f"{k} ({ds})": np.concatenate([first[ds][:8], 2 * output(ms[0].model, first[ds][:8]).reshape(
         first[ds][:8].shape) - 1]) for (k, ds), ms in models.items()}

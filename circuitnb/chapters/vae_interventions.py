@@ -2,6 +2,7 @@
 
     res = vae_interventions.run(cfg)
     res.tables["input"], res.tables["traversal"], res.tables["patching"], res.tables["mediation"]
+    res.tables["input_wide"]               # each table's wide form: measures as columns, "mean [ci_low, ci_high]"
     display(res.data["explorer"])          # latent traversals, offline
 
 The VAE paper's framework (arXiv:2505.03530, abstract) intervenes at four levels: input manipulation,
@@ -21,6 +22,7 @@ from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import causal_effects as ce
 from circuitnb.viz.explorer import Explorer, b64_uint8
+from circuitnb.viz.vae_figures import wide_table
 
 CHAPTER = "21_vae_interventions"
 LAT = vae_common.LATENT
@@ -97,6 +99,11 @@ def run(cfg: Config) -> ChapterResult:
     if causal:
         res.tables["graph"] = _summary(_rows(causal, _graph).rename(columns={"factor": "edge"}),
                                        ["kind", "dataset", "edge", "measure"])
+    for name in [n for n in ("input", "traversal", "patching", "mediation", "graph") if n in res.tables]:
+        # What the page shows: one row per architecture, dataset (and factor or edge), one column per measure.
+        long = res.tables[name]
+        res.tables[f"{name}_wide"] = wide_table(long, [c for c in ("dataset", "kind", "factor", "edge") if c in long],
+                                                order=dict(dataset=cfg.vae.vae_datasets, kind=cfg.vae.vae_kinds))
     res.data["effects"] = {f"{k} ({ds})": (items[0]["effects"][LAT], items[0]["factors"])
                            for (k, ds), items in analyses.items()}
     res.data["traversal"] = {f"{k} ({ds})": items[0]["traversal"] for (k, ds), items in analyses.items()}

@@ -3,6 +3,7 @@ architecture over replicates, and the VAE paper's abstract claims with verdicts.
 
     res = vae_measures.run(cfg)
     res.tables["architectures"]    # kind, dataset, measure, mean, ci_low, ci_high, sd_models, n_models
+    res.tables["architectures_wide"]  # the same, one row per dataset and kind: cells "mean [ci_low, ci_high]"
     res.tables["scorecard"]        # the abstract's six numbers beside ours, verdicts (also CSV)
     res.tables["readings"]         # the disentanglement claims under each reading: which verdicts flip
     res.tables["order"]            # the abstract's ranking FactorVAE > VAE > beta-VAE, pair by pair
@@ -28,6 +29,7 @@ from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, verdicts
+from circuitnb.viz.vae_figures import wide_table
 
 CHAPTER = "22_vae_measures"
 PAPER_VAE = claims.PAPER_DATA / "claims_vae.csv"
@@ -103,6 +105,9 @@ def run(cfg: Config) -> ChapterResult:
     res = ChapterResult(CHAPTER)
     res.tables["per_model"] = per
     res.tables["architectures"] = arch.drop(columns=["n_images", "eq_low", "eq_high"])
+    # The page shows the wide form (architecture x measure at a glance); the long one stays a CSV.
+    res.tables["architectures_wide"] = wide_table(arch, ["dataset", "kind"], order=dict(
+        dataset=cfg.vae.vae_datasets, kind=cfg.vae.vae_kinds, measure=vae_common.MEASURES))
     wide = arch.pivot_table(index=["dataset", "kind"], columns="measure", values="mean").reset_index()
     res.tables["wide"] = wide[["dataset", "kind", *vae_common.MEASURES]]
     res.tables["scorecard"] = card
