@@ -38,6 +38,7 @@ OPTIONS = {
                                         batch_size=16, steps_factor=2),
     "bf16 lr2e-3 mse": dict(precision="bf16", learning_rate=2e-3),
     "bf16 lr1e-3 mse batch16": dict(precision="bf16", learning_rate=1e-3, batch_size=16, steps_factor=2),
+    "bf16 lr2e-3 mse batch16": dict(precision="bf16", learning_rate=2e-3, batch_size=16, steps_factor=2),
     "bf16 lr1e-3 mse batch16 cosine": dict(precision="bf16", learning_rate=1e-3, batch_size=16, steps_factor=2,
                                            lr_schedule="cosine"),
 }
