@@ -9,6 +9,8 @@ import pytest
 
 import circuitnb.core.config as C
 from circuitnb import data
+from circuitnb.analysis import cross_dataset as T4
+from circuitnb.analysis.per_image import intervention_impact_per_image
 from circuitnb.chapters import cross_dataset as X
 from circuitnb.chapters import data_model, performance
 from circuitnb.data.celeba import NaturalFaces
@@ -81,7 +83,7 @@ def test_chapter2_levels_are_means_over_models_of_image_means(cfg, tables):
 def test_chapter7_table4_at_the_model_level(cfg, tables):
     res = X.run(cfg)
     t4 = res.tables["table4"]
-    assert list(t4.metric) == list(X.METRICS)
+    assert list(t4.metric) == list(T4.METRICS)
     assert _finite(t4, ["syn", "cel", "d", "diff", "paper_d", "p_models", "p_holm", "mde_models", "mde_images"])
     # The image is the unit: n_images per model, never images x timesteps.
     assert (t4.n_images == 4).all() and (t4.n_t == 2).all() and (t4.n_models == R).all()
@@ -96,7 +98,7 @@ def test_chapter7_table4_at_the_model_level(cfg, tables):
     for s in ("ent", "ii"):                                    # levels, judged: an estimate with its CIs
         r = rows.loc[f"t4_{s}_cel"]
         assert pd.isna(r.label) and r.ci_low <= r.eq_low <= r.ours <= r.eq_high <= r.ci_high
-        assert r.ours == pytest.approx(t4.set_index("metric").cel[[k for k, v in X.METRICS.items()
+        assert r.ours == pytest.approx(t4.set_index("metric").cel[[k for k, v in T4.METRICS.items()
                                                                     if v[0] == s][0]])
     res.show("table4")
     assert (tables / X.CHAPTER / "table4.csv").exists()
@@ -119,17 +121,17 @@ def _per(means: dict, n_images: int = 30, timesteps=(100, 900), sd: float = 0.1,
 
 def test_image_level_averages_each_image_over_timesteps():
     per = _per({"Circuit Complexity": {"synthetic": [1.0], "celeba": [2.0]}}, n_images=5, timesteps=(100, 300, 900))
-    img = X.image_level(per)
+    img = T4.image_level(per)
     assert len(img) == 2 * 5 and (img.n_t == 3).all()
     one = per[(per.dataset == "celeba") & (per.image == 3)].value.mean()
     assert img[(img.dataset == "celeba") & (img.image == 3)].value.item() == pytest.approx(one)
 
 
 def test_table4_finds_a_dataset_effect_beyond_the_seed_spread_and_not_a_seed_sized_one():
-    metrics = list(X.METRICS)
+    metrics = list(T4.METRICS)
     means = {metrics[0]: {"synthetic": [1.0, 1.02, 0.98], "celeba": [1.5, 1.52, 1.49]},      # real effect
              **{m: {"synthetic": [1.0, 1.3, 0.8], "celeba": [1.2, 0.9, 1.1]} for m in metrics[1:]}}  # seed-sized
-    t4 = X.table4(X.image_level(_per(means)), alpha=0.05).set_index("metric")
+    t4 = T4.table4(T4.image_level(_per(means)), alpha=0.05).set_index("metric")
     assert t4.loc[metrics[0], "d_beyond_null"] and t4.loc[metrics[0], "diff_beyond_null"]
     assert t4.loc[metrics[0], "diff"] == pytest.approx(0.5, abs=0.05)
     assert not t4.loc[metrics[1:], "d_beyond_null"].any() and not t4.loc[metrics[1:], "diff_beyond_null"].any()
@@ -139,8 +141,8 @@ def test_table4_finds_a_dataset_effect_beyond_the_seed_spread_and_not_a_seed_siz
 
 
 def test_minimum_detectable_effect_has_80_percent_power_at_the_design_n():
-    means = {m: {"synthetic": [1.0, 1.1, 0.9], "celeba": [1.0, 1.1, 0.9]} for m in X.METRICS}
-    t4 = X.table4(X.image_level(_per(means, n_images=20)), alpha=0.05)
+    means = {m: {"synthetic": [1.0, 1.1, 0.9], "celeba": [1.0, 1.1, 0.9]} for m in T4.METRICS}
+    t4 = T4.table4(T4.image_level(_per(means, n_images=20)), alpha=0.05)
     assert pg.power_ttest(d=t4.mde_models.iloc[0], n=3, alpha=0.05) == pytest.approx(0.80, abs=1e-3)
     assert pg.power_ttest(d=t4.mde_images.iloc[0], n=20, alpha=0.05) == pytest.approx(0.80, abs=1e-3)
     assert t4.mde_models.iloc[0] > t4.mde_images.iloc[0]        # fewer units, larger detectable effect
@@ -149,14 +151,14 @@ def test_minimum_detectable_effect_has_80_percent_power_at_the_design_n():
 def test_intervention_impact_is_the_layer_ablation_mean_per_image():
     ivs = pd.DataFrame(dict(dataset="synthetic", t=100, image=[0, 0, 1, 1, 0],
                             family=["layer ablation"] * 4 + ["feature scaling"], impact=[1.0, 3.0, 0.5, 0.7, 99.0]))
-    out = X.intervention_impact_per_image(ivs).set_index("image").value
+    out = intervention_impact_per_image(ivs).set_index("image").value
     assert out.to_dict() == pytest.approx({0: 2.0, 1: 0.6})
 
 
 def test_table4_claims_are_levels_not_contrasts():
-    means = {m: {"synthetic": [4.0, 4.1, 3.9], "celeba": [5.0, 5.1, 4.9]} for m in X.METRICS}
-    img = X.image_level(_per(means))
-    rows = pd.DataFrame(X.table4_claims(img)).set_index("id")
+    means = {m: {"synthetic": [4.0, 4.1, 3.9], "celeba": [5.0, 5.1, 4.9]} for m in T4.METRICS}
+    img = T4.image_level(_per(means))
+    rows = pd.DataFrame(T4.table4_claims(img)).set_index("id")
     # A level is the mean over models of that dataset's metric, whatever the contrast says.
     assert rows.loc["t4_ent_syn", "ours"] == pytest.approx(img[(img.metric == "Attention Entropy")
                                                               & (img.dataset == "synthetic")].value.mean())

@@ -10,6 +10,8 @@ import pytest
 from scipy import stats as sps
 
 import circuitnb.core.config as C
+from circuitnb.analysis import divergence, information_flow
+from circuitnb.analysis import heads as head_tables
 from circuitnb.chapters import evolution, heads, temporal
 from circuitnb.measures import claims, quantities
 
@@ -57,9 +59,9 @@ def test_heads_run_measures_every_head_of_every_model(ran, tmp_path, monkeypatch
     assert len(summary) == 2 * n_heads and (summary.n_models == 2).all()
     assert {"entropy_ci_low", "entropy_ci_high", "importance_ci_low", "functions"} <= set(summary.columns)
     t2 = res.tables["table2"].set_index("function")
-    assert list(t2.index) == list(heads.TABLE2.values()) and (t2.n_models == 2).all()
+    assert list(t2.index) == list(head_tables.TABLE2.values()) and (t2.n_models == 2).all()
     assert set(res.tables["distinct_heads"].columns) >= {"dataset", "replicate", "n_distinct"}
-    rows = _check_claims(res, {f"head_{k}_{q}" for k in heads.TABLE2 for q in heads.QUANTITIES}
+    rows = _check_claims(res, {f"head_{k}_{q}" for k in head_tables.TABLE2 for q in head_tables.QUANTITIES}
                          | {"n_distinct_heads"})
     assert rows.loc["n_distinct_heads", "ours"] == res.tables["distinct_heads"].n_distinct.mean()
     monkeypatch.setenv("CIRCUITNB_TABLES", str(tmp_path))
@@ -69,7 +71,7 @@ def test_heads_run_measures_every_head_of_every_model(ran, tmp_path, monkeypatch
 def test_temporal_run_gives_ranges_per_model_and_phases(ran, tmp_path, monkeypatch):
     res = ran["temporal"]
     per = res.tables["ife_per_model"]
-    assert set(per.group) == set(temporal.DEPTH_GROUPS) and len(per) == 2 * 2 * 3
+    assert set(per.group) == set(information_flow.DEPTH_GROUPS) and len(per) == 2 * 2 * 3
     assert ((per.low <= per.high) & (per.low >= 0) & (per.high <= 1)).all()
     assert ((per.low_ci_low <= per.low_eq_low) & (per.low_eq_high <= per.low_ci_high)).all()   # 90% inside 95%
     both = res.tables["ife_ranges"].query("dataset == 'both'").set_index("group")
@@ -77,7 +79,7 @@ def test_temporal_run_gives_ranges_per_model_and_phases(ran, tmp_path, monkeypat
     assert both.loc["early", "low"] == pytest.approx(per[per.group == "early"].low.mean())
     phases = res.tables["phases"]
     assert len(phases) == 4 and phases.k.between(1, 6).all() and (phases.n_timesteps == 6).all()
-    _check_claims(res, {f"ife_{g}_{e}" for g in temporal.DEPTH_GROUPS for e in ("lo", "hi")})
+    _check_claims(res, {f"ife_{g}_{e}" for g in information_flow.DEPTH_GROUPS for e in ("lo", "hi")})
     monkeypatch.setenv("CIRCUITNB_TABLES", str(tmp_path))
     _check_csvs(res, tmp_path)
 
@@ -106,14 +108,14 @@ def test_table2_matches_the_highest_scoring_labelled_head_and_leaves_others_nan(
         dict(dataset="synthetic", replicate=0, head="a.h2", function=edge, score=0.9, label="global structure"),
         dict(dataset="synthetic", replicate=1, head="a.h0", function=edge, score=0.2, label="unassigned"),
     ])
-    m = heads.table2_matches(tests).set_index(["key", "replicate"])["head"]
+    m = head_tables.table2_matches(tests).set_index(["key", "replicate"])["head"]
     assert m[("edge", 0)] == "a.h1" and pd.isna(m[("edge", 1)]) and pd.isna(m[("texture", 0)])
     per_model = pd.DataFrame(dict(dataset="synthetic", replicate=[0, 0, 1], head=["a.h1", "a.h2", "a.h0"],
                                   entropy=[3.0, 4.0, 5.0], specialization=[0.25, 0.0, 0.1],
                                   entropy_norm=[0.75, 1.0, 0.9], importance=[1e-3, 0.0, 2e-3], n_keys=[16, 16, 64]))
     images = pd.DataFrame(dict(dataset="synthetic", replicate=0, head="a.h1", image=[0, 1, 2],
                                entropy=[2.9, 3.0, 3.1], specialization=[0.24, 0.25, 0.26]))
-    rows = {r["id"]: r for r in heads.table2_claims(heads.table2_matches(tests), per_model, images)}
+    rows = {r["id"]: r for r in head_tables.table2_claims(head_tables.table2_matches(tests), per_model, images)}
     edge = rows["head_edge_entropy"]
     assert edge["ours"] == 3.0 and np.isnan(edge["ci_low"]) and "1 of 2" in edge["reason"]   # one model: no CI
     assert "K = 16 keys" in edge["reason"]
@@ -125,9 +127,9 @@ def test_table2_matches_the_highest_scoring_labelled_head_and_leaves_others_nan(
 def test_distinct_heads_counts_labelled_heads_per_model():
     per_model = pd.DataFrame(dict(dataset="celeba", replicate=[0, 0, 0, 1], head=["h0", "h1", "h2", "h0"],
                                   function=["edge detection", "unassigned", "global structure", "unassigned"]))
-    d = heads.distinct_heads(per_model).set_index("replicate")
+    d = head_tables.distinct_heads(per_model).set_index("replicate")
     assert d.loc[0, "n_distinct"] == 2 and d.loc[1, "n_distinct"] == 0 and d.loc[0, "unassigned"] == 1
-    row = heads.distinct_heads_claim(d.reset_index())
+    row = head_tables.distinct_heads_claim(d.reset_index())
     assert row["ours"] == 1.0 and row["ci_low"] == pytest.approx(sps.t.interval(0.95, 1, 1.0, 1.0)[0])
 
 
@@ -143,7 +145,7 @@ def _fake_sweep(seed: int = 0, n: int = 60):
 
 
 def test_ife_model_ranges_are_the_min_and_max_per_depth_group():
-    out = temporal.ife_model(_fake_sweep(), n_bootstrap=200)
+    out = information_flow.ife_model(_fake_sweep(), n_bootstrap=200)
     values, ranges = out["values"], out["ranges"].set_index("group")
     # pairs a->b (depth 1/6, early), b->c (1/2, middle), c->d (5/6, late)
     assert list(values.group[:3]) == ["early", "middle", "late"]
@@ -158,7 +160,7 @@ def test_divergence_estimate_recovers_a_known_shift():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 0.05, (400, 6))
     b = a[rng.permutation(400)] + np.array([1, -1, 1, -1, 1, -1]) * 0.5       # every head shifted by 0.5
-    est = evolution.divergence_estimate(a, b, n_bootstrap=500)
+    est = divergence.divergence_estimate(a, b, n_bootstrap=500)
     assert est.mean == pytest.approx(quantities.divergence(a, b)) == pytest.approx(0.5, abs=0.01)
     lo90, hi90 = est.ci(0.90)
     assert est.low <= lo90 < 0.5 < hi90 <= est.high and est.high - est.low < 0.02
@@ -168,12 +170,12 @@ def test_divergence_table_is_a_t_interval_over_pairs_judged_against_the_null():
     def pairs(between, null):
         return pd.DataFrame([dict(quantity="entropy", t=100, kind="between", divergence=v) for v in between]
                             + [dict(quantity="entropy", t=100, kind="same data", divergence=v) for v in null])
-    row = evolution.divergence_table(pairs([0.30, 0.34, 0.32], [0.05, 0.08, 0.06])).iloc[0]
+    row = divergence.divergence_table(pairs([0.30, 0.34, 0.32], [0.05, 0.08, 0.06])).iloc[0]
     lo, hi = sps.t.interval(0.95, 2, loc=0.32, scale=sps.sem([0.30, 0.34, 0.32]))
     assert (row.divergence, row.ci_low, row.ci_high) == pytest.approx((0.32, lo, hi))
     assert (row.null_low, row.null_high) == (0.05, 0.08) and row.beyond_null
     # A mean above the null range is not enough: its interval must clear the range too.
-    wide = evolution.divergence_table(pairs([0.09, 0.15, 0.12], [0.05, 0.08, 0.10])).iloc[0]
+    wide = divergence.divergence_table(pairs([0.09, 0.15, 0.12], [0.05, 0.08, 0.10])).iloc[0]
     assert wide.divergence > wide.null_high and wide.ci_low < wide.null_high and not wide.beyond_null
-    one = evolution.divergence_table(pairs([0.3], [0.05])).iloc[0]         # one pair: no interval, no claim
+    one = divergence.divergence_table(pairs([0.3], [0.05])).iloc[0]         # one pair: no interval, no claim
     assert np.isnan(one.ci_low) and not one.beyond_null

@@ -5,7 +5,9 @@ import pytest
 from scipy import stats as sps
 
 import circuitnb.core.config as C
-from circuitnb.analysis import model_stats
+from circuitnb.analysis import interventions, model_stats
+from circuitnb.analysis import readings as reading_rows
+from circuitnb.analysis import transfer as xfer
 from circuitnb.chapters import causal, common, explorers, transfer
 from circuitnb.measures import claims, quantities
 from circuitnb.measures.verdicts import replicate_ci
@@ -49,10 +51,10 @@ def _claims_ok(frame: pd.DataFrame, ids: set) -> None:
 
 def test_chapter6_tables_claims_and_csvs(ch6, cfg):
     t3 = ch6.tables["table3"]
-    assert len(t3) == 2 * len(causal.TABLE3) and list(t3.dataset.unique()) == ["synthetic", "celeba"]
+    assert len(t3) == 2 * len(interventions.TABLE3) and list(t3.dataset.unique()) == ["synthetic", "celeba"]
     assert (t3.n_models == 2).all() and (t3.n_images == 4).all()
     assert np.isfinite(t3[["mse_base", "mse_ablated", "impact", "ci_low", "ci_high", "p_holm"]].to_numpy()).all()
-    assert t3.paper.notna().sum() == len(causal.TABLE3)              # the paper's column, synthetic rows only
+    assert t3.paper.notna().sum() == len(interventions.TABLE3)              # the paper's column, synthetic rows only
     fam = ch6.tables["families"]
     assert set(fam.family) == {"layer ablation", "mean ablation", "bypass ablation", "feature scaling",
                                "attention perturbation", "circuit interruption"} and set(fam.t) == {100, 300}
@@ -65,7 +67,7 @@ def test_chapter6_tables_claims_and_csvs(ch6, cfg):
                                                       for k in ("heads", "groups")}
     assert size.share.between(0, 100).all()
     claims_frame = ch6.tables["claims"]
-    _claims_ok(claims_frame, {"abl_baseline_mse", *causal.TABLE3.values()})
+    _claims_ok(claims_frame, {"abl_baseline_mse", *interventions.TABLE3.values()})
     assert all(len(r) == 2 for r in claims_frame.replicates)              # each model's own verdict
     assert ch6.values["t3"] == 300 and ch6.values["n_models"] == 2
     _written(ch6)
@@ -73,8 +75,8 @@ def test_chapter6_tables_claims_and_csvs(ch6, cfg):
 
 def test_chapter6_has_no_claims_off_the_papers_timestep(cfg):
     t3 = pd.DataFrame(dict(dataset=["synthetic"], group=["middle"]))
-    assert causal.table3_claims(pd.DataFrame(), pd.DataFrame(), t3, 100) == []
-    assert causal.table_t(C.load("smoke", timesteps=[100, 600], head_t=300)) == 100      # nearest analysed
+    assert interventions.table3_claims(pd.DataFrame(), pd.DataFrame(), t3, 100) == []
+    assert interventions.table_t(C.load("smoke", timesteps=[100, 600], head_t=300)) == 100      # nearest analysed
 
 
 def test_chapter9_tables_claims_and_csvs(ch9, cfg):
@@ -92,7 +94,7 @@ def test_chapter9_tables_claims_and_csvs(ch9, cfg):
     # xfer_robustness is ONE estimate over replicate pairs (a t-interval of the pair means), never a union of
     # the models' intervals.
     models, _ = common.models_and_sweeps(cfg)
-    per, _ = transfer.robustness(causal.replicate_sweeps(cfg, models), cfg.analysis.n_bootstrap)
+    per, _ = xfer.robustness(interventions.replicate_sweeps(cfg, models), cfg.analysis.n_bootstrap)
     est = replicate_ci(per.groupby("replicate").robustness.mean())      # pair r: mean of its two models
     row = claims_frame.loc["xfer_robustness"]
     assert (row.ours, row.ci_low, row.ci_high) == pytest.approx((est.mean, est.low, est.high))
@@ -117,7 +119,7 @@ def test_image_bootstrap_resamples_pairs_together():
     base = rng.lognormal(size=200)
     # Every resample of pairs gives exactly 1.5 / 1 - 1: a paired bootstrap has no spread at all; resampling
     # base and intervened separately would.
-    est = model_stats.image_bootstrap(causal._eq5, (base, 1.5 * base), 500)
+    est = model_stats.image_bootstrap(interventions._eq5, (base, 1.5 * base), 500)
     assert est.mean == pytest.approx(0.5) and (est.low, est.high) == pytest.approx((0.5, 0.5))
     # A mean: the percentile interval is close to the t-interval for n = 400, and the 90% one nests inside.
     x = rng.normal(size=400)
@@ -165,15 +167,15 @@ def test_cka_of_gram_factors_equals_cka_of_activations(n, width):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(n, width, 2, generator=g), torch.randn(n, 3 * width, generator=g)
     y[:, :width] += x[:, :, 0]                                       # related, so CKA is far from 0 and 1
-    assert quantities.linear_cka(transfer._factor(x), transfer._factor(y)) == pytest.approx(
+    assert quantities.linear_cka(xfer._factor(x), xfer._factor(y)) == pytest.approx(
         quantities.linear_cka(x, y), rel=1e-5)
 
 
 def test_robustness_is_the_share_of_tolerated_interventions():
     base = np.ones((4, 6))
     inter = base * (1 + np.array([0.0, 0.05, 0.2, 0.5]))[:, None]
-    assert transfer._robustness(base, inter) == pytest.approx(50.0)
-    assert transfer._robustness(base, inter, base, base) == pytest.approx(75.0)    # mean of two models
+    assert xfer._robustness(base, inter) == pytest.approx(50.0)
+    assert xfer._robustness(base, inter, base, base) == pytest.approx(75.0)    # mean of two models
 
 
 def test_readings_chapter_judges_every_reading_and_flags_flips(cfg, ch6):
@@ -181,7 +183,7 @@ def test_readings_chapter_judges_every_reading_and_flags_flips(cfg, ch6):
     from circuitnb.chapters.report import tables_dir
     res = readings.run(cfg)
     s = res.tables["sensitivity"]
-    assert list(s.columns) == readings.COLUMNS and s.quantity.nunique() >= 10
+    assert list(s.columns) == reading_rows.COLUMNS and s.quantity.nunique() >= 10
     assert (s.groupby(["id", "undefined"])["default"].sum() == 1).all()        # one scorecard reading each
     assert (s.flips == (s.groupby(["id", "undefined"]).verdict.transform("nunique") > 1)).all()
     assert set(s[s.undefined == "ablation"].reading) == {"zero", "mean", "bypass"}

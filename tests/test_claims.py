@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitnb.chapters import scorecard, temporal
+from circuitnb.analysis import phases
+from circuitnb.chapters import scorecard
 from circuitnb.core import results
 from circuitnb.core.cache import CacheWarning
 from circuitnb.measures import audit, claims, verdicts
@@ -72,11 +73,11 @@ def test_result_cache_reuses_and_repairs(tiny_cfg):
 def test_segment_recovers_planted_phases():
     noise = 0.01 * np.random.default_rng(0).normal(size=(15, 1))
     x = np.r_[np.zeros(5), np.ones(4) * 3, np.ones(6) * -2][:, None] + noise
-    starts, sse = temporal.segment(x, 3)
+    starts, sse = phases.segment(x, 3)
     assert starts == [5, 9] and sse < 0.01
     prof = pd.DataFrame({"a": x[:, 0], "b": -x[:, 0]}, index=np.arange(15)[::-1] * 60)   # t descending
-    table = temporal.phases(prof, max_k=5)
+    table = phases.phases(prof, max_k=5)
     chosen = table[table.chosen].iloc[0]
     assert chosen.k == 3
     with pytest.raises(ValueError, match="'k'"):
-        temporal.segment(x, 0)
+        phases.segment(x, 0)

@@ -164,3 +164,15 @@ def test_dotted_paths_in_the_readme_resolve():
         except LookupError as e:
             broken.append(str(e))
     assert not broken, f"README.md names what does not exist: {broken}"
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.name)
+def test_dotted_paths_on_the_book_pages_resolve(page):
+    # The pages name where each quantity is computed; a function that moves must take its page along.
+    broken = []
+    for dotted in sorted(set(DOTTED.findall(page.read_text()))):
+        try:
+            resolve(dotted)
+        except LookupError as e:
+            broken.append(str(e))
+    assert not broken, f"{page.name} names what does not exist: {broken}"

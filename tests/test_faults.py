@@ -204,14 +204,18 @@ def test_a_result_is_keyed_by_the_images_it_reads(tiny_cfg):
 
 
 def test_every_cached_chapter_result_that_reads_images_is_keyed_by_them():
-    """Every ``results.cached`` call in the chapters passes ``data=``, except results computed from noise alone."""
+    """Every ``results.cached`` call in the chapters and the analysis layer passes ``data=``, except results
+    computed from noise alone."""
     import ast
     from pathlib import Path
 
+    import circuitnb.analysis as analysis
     import circuitnb.chapters as chapters
     from_noise = {"samples", "explorer_scrub"}                        # sampling from pure noise reads no image
     missing = []
-    for path in sorted(Path(chapters.__file__).parent.glob("*.py")):
+    paths = [p for pkg in (chapters, analysis) for p in sorted(Path(pkg.__file__).parent.glob("*.py"))]
+    assert any(p.parent.name == "analysis" and "results.cached" in p.read_text() for p in paths)
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and ast.unparse(node.func) == "results.cached":
                 name = node.args[1].value if isinstance(node.args[1], ast.Constant) else ast.unparse(node.args[1])

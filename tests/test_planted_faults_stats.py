@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from circuitnb.analysis import readings
 from circuitnb.analysis import replicates as R
-from circuitnb.chapters import readings
 from circuitnb.measures import disentanglement, stats, verdicts
 from circuitnb.measures.verdicts import Estimate, equivalence_verdict, measured_row, replicate_ci
 

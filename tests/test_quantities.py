@@ -179,7 +179,7 @@ def test_cka_table_is_feature_transferability_per_block_and_over_all_blocks():
     "other data" pairs averaged, the "same data" pair as the null range."""
     import pandas as pd
 
-    from circuitnb.chapters import transfer
+    from circuitnb.analysis import transfer
     cka = {("other data", 0): {"b0": [0.5, 0.7], "b1": [0.9, 0.9]},      # 60, 90; all 75
            ("other data", 1): {"b0": [0.4, 0.4], "b1": [0.6, 0.8]},      # 40, 70; all 55
            ("same data", 0): {"b0": [0.2, 0.2], "b1": [1.0, 1.0]}}       # 20, 100; all 60

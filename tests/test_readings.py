@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from circuitnb.chapters import temporal
+from circuitnb.analysis import phases
 from circuitnb.core.readings import READINGS, options, readings_table
 from circuitnb.interventions.impact import apply
 from circuitnb.interventions.registry import Intervention
@@ -108,16 +108,16 @@ def test_phase_test_says_no_phases_for_a_smooth_profile_and_finds_three_steps():
     rng = np.random.default_rng(0)
     x = np.linspace(-1, 1, 20)
     smooth = _profile(np.c_[x ** 2, 0.5 * x ** 2 - x] + 0.01 * rng.standard_normal((20, 2)))
-    assert temporal.phase_test(smooth)["verdict"] == "no phases"
+    assert phases.phase_test(smooth)["verdict"] == "no phases"
     steps = np.repeat([0.0, 1.0, -1.0], [7, 6, 7])
     stepped = _profile(np.c_[steps, -steps] + 0.05 * rng.standard_normal((20, 2)))
-    out = temporal.phase_test(stepped)
+    out = phases.phase_test(stepped)
     assert out["verdict"] == "3 phases" and out["phases"] == 3 and not out["smooth_wins"]
 
 
 def test_head_energy_after_an_identity_output_projection_is_the_share_of_the_width():
     import circuitnb.core.config as C
-    from circuitnb.chapters.readings import head_energies
+    from circuitnb.analysis.head_energies import head_energies
     from circuitnb.modeling.unet import build_scheduler
     unet = random_unet(0)
     for m in unet.modules():
@@ -133,7 +133,7 @@ def test_head_energy_after_an_identity_output_projection_is_the_share_of_the_wid
 
 
 def test_a_verdict_that_differs_between_readings_is_flagged():
-    from circuitnb.chapters.readings import flips, judged
+    from circuitnb.analysis.readings import flips, judged
     from circuitnb.measures.verdicts import Estimate, measured_row
     near, far = Estimate(1.22, 1.21, 1.23, 3, more=((0.9, 1.215, 1.225),)), Estimate(0.1, 0.05, 0.15, 3,
                                                                                        more=((0.9, 0.06, 0.14),))
@@ -146,6 +146,12 @@ def test_a_verdict_that_differs_between_readings_is_flagged():
     assert table["default"][("abl_dec_late", "zero")] and not table["default"][("abl_dec_late", "bypass")]
 
 
+def test_every_undefined_quantity_is_in_the_sensitivity_registry():
+    # Chapter 12 and the scorecard read the sensitivity table, built by looping over this registry.
+    from circuitnb.analysis.readings import BY_QUANTITY, NO_ROWS
+    assert set(BY_QUANTITY) | set(NO_ROWS) == set(READINGS) and not set(BY_QUANTITY) & set(NO_ROWS)
+
+
 def test_segmentation_alone_overfits_smooth_profiles_and_the_phase_test_does_not():
     # The finding: BIC segmentation picks (nearly) the cap on smooth profiles; against a cubic fit
     # the same profiles read "no phases".
@@ -155,9 +161,9 @@ def test_segmentation_alone_overfits_smooth_profiles_and_the_phase_test_does_not
     for _ in range(20):
         prof = _profile(np.c_[[np.polyval(rng.normal(size=3), x) + 0.05 * rng.standard_normal(20)
                                for _ in range(8)]].T)
-        seg = temporal.phases(prof)
+        seg = phases.phases(prof)
         k.append(int(seg[seg.chosen].k.iloc[0]))
-        verdicts.append(temporal.phase_test(prof)["verdict"])
+        verdicts.append(phases.phase_test(prof)["verdict"])
     assert min(k) >= 5 and verdicts == ["no phases"] * 20
 
 

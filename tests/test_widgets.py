@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import circuitnb.core.config as C
-from circuitnb.chapters import causal, common, explorers
+from circuitnb.analysis.interventions import intervention_sweep
+from circuitnb.chapters import common, explorers
 from circuitnb.core import config
 from circuitnb.hooking import hooks
 from circuitnb.interventions import registry
@@ -98,7 +99,7 @@ def test_explorer_html_is_self_contained(tiny_cfg, celeba_root, monkeypatch):
     assert html.count('<script type="application/json">') == 1 and att.nbytes == len(html.encode())
     iv = explorers.intervention_explorer(cfg, models)
     # The explorer's predicted images belong to chapter 6's numbers: same per-image MSE for image 0.
-    ivs = causal.intervention_sweep(cfg, models)
+    ivs = intervention_sweep(cfg, models)
     grid = explorers._intervention_grid(cfg, models["synthetic"], "synthetic", 0)
     for name in ("zero enc_middle", "mean middle", "noise 1.0 up0.attn0", "cut_skip up1"):
         row = ivs[(ivs.dataset == "synthetic") & (ivs.t == 600) & (ivs.name == name) & (ivs.image == 0)]

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from circuitnb.analysis.interventions import family, intervention_sweep, summary
 from circuitnb.analysis.sweep import SUMMARY, attention_summary
-from circuitnb.chapters import causal, common
+from circuitnb.chapters import common
 from circuitnb.chapters.common import analysis_images
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
@@ -73,7 +74,7 @@ def attention_explorer(cfg, sweeps: dict, query_stride: int = 2, image: int = 0)
 @torch.no_grad()
 def _intervention_grid(cfg, model, name: str, image: int) -> dict:
     unet, sched = model.unet, model.scheduler
-    fam = causal.family(unet)
+    fam = family(unet)
     specs = [v[4] for v in fam.values()]
     out = {}
     for t in cfg.analysis.timesteps:
@@ -99,10 +100,10 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
     The grid is chapter 6's intervention family; impacts are chapter 6's cached
     values (this image, and the mean over the analysed images).
     """
-    ivs = causal.intervention_sweep(cfg, models)
-    summ = causal.summary(ivs, cfg.analysis.n_bootstrap, cfg.run.seed)
+    ivs = intervention_sweep(cfg, models)
+    summ = summary(ivs, cfg.analysis.n_bootstrap, cfg.run.seed)
     first = next(iter(models.values()))
-    fam = causal.family(first.unet)
+    fam = family(first.unet)
     entries = [dict(name=n, target=v[1], kind=v[2], strength=v[3]) for n, v in fam.items()]
     data = dict(kind="intervention", datasets=list(models), timesteps=list(cfg.analysis.timesteps), entries=entries,
                 size=cfg.data.image_size, n_images=cfg.analysis.n_samples, image=image, xt={}, base={}, pred={},

@@ -10,9 +10,10 @@ steps (:func:`circuitnb.modeling.train.snapshot_steps`, the last one being the f
 step, every replicate model of each dataset is swept on its held-out images
 (:func:`circuitnb.analysis.replicates.load_models` with ``at_step``; a snapshot carries its own cache key,
 so its sweep is never confused with the final model's) and the headline quantities are recomputed by
-the chapters' own functions, so a value at the final step is the very number the chapter shows:
+the library functions the chapters call (:mod:`circuitnb.analysis`), so a value at the final step is the
+very number the chapter shows:
 
-* noise-prediction R² per t (chapter 2, :func:`performance.accuracy_per_image`);
+* noise-prediction R² per t (chapter 2, :func:`circuitnb.analysis.per_image.accuracy_per_image`);
 * circuit complexity per t and its CelebA / synthetic ratio with the same-data null (chapter 3, Table 1);
 * mean head entropy at ``head_t`` in bits and as a fraction of log2 K (chapter 4, Eq. 1);
 * the CelebA - synthetic attention-entropy difference over all t (chapter 7, Table 4) with its null;
@@ -25,8 +26,8 @@ from __future__ import annotations
 import pandas as pd
 from tqdm.auto import tqdm
 
-from circuitnb.analysis import replicates
-from circuitnb.chapters import common, complexity, cross_dataset, heads, performance
+from circuitnb.analysis import complexity, cross_dataset, heads, per_image, performance, replicates
+from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, verdicts
@@ -61,9 +62,9 @@ def step_tables(cfg: Config, sweeps: dict, head_sweeps: dict) -> tuple[pd.DataFr
     at ``head_t`` (the same objects when ``head_t`` is one of the timesteps).
     """
     alpha, t_head = cfg.analysis.alpha, cfg.analysis.head_t
-    acc = replicates.per_replicate(sweeps, performance.accuracy_per_image)
-    fc = replicates.per_replicate(sweeps, performance.complexity_per_image)
-    cc = replicates.per_replicate(sweeps, complexity.circuit_complexity_per_image)
+    acc = replicates.per_replicate(sweeps, per_image.accuracy_per_image)
+    fc = replicates.per_replicate(sweeps, per_image.complexity_per_image)
+    cc = replicates.per_replicate(sweeps, per_image.circuit_complexity_per_image)
     per_head = replicates.per_replicate(head_sweeps, lambda sw: heads.head_values_per_image(sw, t_head).groupby(
         ["dataset", "image"], as_index=False)[["entropy", "entropy_norm"]].mean())       # mean over all heads
     img = cross_dataset.image_level(cross_dataset.per_image_metrics(sweeps, []))
@@ -86,8 +87,7 @@ def step_sweeps(cfg: Config, step: int) -> tuple[dict, dict]:
     """The sweeps of every replicate model at training ``step`` (cached per snapshot), and those at ``head_t``."""
     models = replicates.load_models(cfg, at_step=step)
     sweeps = replicates.load_sweeps(cfg, models)
-    t = cfg.analysis.head_t
-    return sweeps, sweeps if t in cfg.analysis.timesteps else replicates.load_sweeps(cfg, models, timesteps=(t,))
+    return sweeps, heads.head_sweeps(cfg, models, sweeps)
 
 
 def stability(long: pd.DataFrame, verdict: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -4,7 +4,8 @@
 
 Both quantities come from the recorded sweep (:mod:`circuitnb.analysis.sweep`) of
 each replicate model on its dataset's held-out images, one noise draw per image
-shared by all timesteps. Per model: the mean over images; then the mean over
+shared by all timesteps (per image: :mod:`circuitnb.analysis.per_image`; claim rows:
+:mod:`circuitnb.analysis.performance`). Per model: the mean over images; then the mean over
 models with a t-interval (:func:`circuitnb.analysis.replicates.across_replicates`).
 """
 from __future__ import annotations
@@ -12,27 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from circuitnb.analysis import replicates
+from circuitnb.analysis import claim_sources, replicates
+from circuitnb.analysis.per_image import accuracy_per_image, complexity_per_image
 from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.measures import claims
 
 CHAPTER = "02_performance"
 _DS = {"synthetic": "syn", "celeba": "cel"}
-FC_WHY = "Eq. 3 without the paper's normalisation or sparsity measure (neither is given); our scale is ours"
-
-
-def accuracy_per_image(sw) -> pd.DataFrame:
-    """Prediction accuracy (:func:`circuitnb.measures.quantities.prediction_accuracy`, noise R² in %) per image
-    and t: ``accuracy_per_image(sweep)`` -> columns dataset, t, image, value."""
-    return sw.mse[["dataset", "t", "image", "accuracy"]].rename(columns={"accuracy": "value"})
-
-
-def complexity_per_image(sw) -> pd.DataFrame:
-    """Feature complexity (Eq. 3) per image and t, the mean over the U-Net's blocks:
-    ``complexity_per_image(sweep)`` -> columns dataset, t, image, value."""
-    return sw.blocks.groupby(["dataset", "t", "image"], as_index=False).complexity.mean().rename(
-        columns={"complexity": "value"})
 
 
 def level_table(per: pd.DataFrame, prefix: str) -> pd.DataFrame:
@@ -51,28 +39,10 @@ def level_table(per: pd.DataFrame, prefix: str) -> pd.DataFrame:
                 "n_images", "eq_low", "eq_high"]]
 
 
-def claim_rows(acc: pd.DataFrame, fc: pd.DataFrame) -> list[dict]:
-    """Scorecard rows: accuracies judged as values (the margins file states the scale), each replicate model
-    judged alone beside; feature complexities not comparable (``FC_WHY``).
-
-        claim_rows(per_acc, per_fc)     # per-image frames with a replicate column
-    """
-    rows = []
-    levels = replicates.across_replicates(acc, ["dataset", "t"]).set_index(["dataset", "t"])
-    per_model = replicates.image_estimates(acc, ["dataset", "t"])
-    for (d, t), r in levels.iterrows():
-        rows.append(common.claim_row(f"acc_{_DS[d]}_{t}", replicates.estimate(r), per_model[(d, t)], unit="%",
-                                     reason="noise R² in % (our reading of the undefined 'prediction accuracy')"))
-    for r in replicates.across_replicates(fc, ["dataset", "t"]).itertuples():
-        rows.append(common.labelled_row(f"fc_{_DS[r.dataset]}_{r.t}", r.mean, "not comparable", FC_WHY,
-                                        unit="a.u."))
-    return claims.known(rows)
-
-
 @common.cached_chapter()
 def run(cfg) -> ChapterResult:
     """Chapter 2: accuracy and feature complexity per timestep, from every replicate model on held-out images."""
-    _, sweeps = common.models_and_sweeps(cfg)
+    models, sweeps = common.models_and_sweeps(cfg)
     acc = replicates.per_replicate(sweeps, accuracy_per_image)
     fc = replicates.per_replicate(sweeps, complexity_per_image)
     res = ChapterResult(CHAPTER)
@@ -81,7 +51,7 @@ def run(cfg) -> ChapterResult:
     keys = ["dataset", "replicate", "t"]
     res.tables["per_model"] = replicates.model_means(acc, ["t"]).rename(columns={"value": "accuracy"}).merge(
         replicates.model_means(fc, ["t"]).rename(columns={"value": "feature_complexity"}), on=keys)
-    res.tables["claims"] = pd.DataFrame(claim_rows(acc, fc))
+    res.tables["claims"] = claim_sources.claims_table(cfg, "performance", models, sweeps)
     res.data["accuracy"] = res.tables["accuracy"].rename(columns={"mean": "accuracy"})
     res.data["feature_complexity"] = res.tables["feature_complexity"].rename(columns={"mean": "complexity"})
     res.data["paper_accuracy"] = claims.by_timestep(claims.load(), "acc")

@@ -3,34 +3,33 @@
     res = scorecard.run(cfg)
     res.tables["scorecard"]     # id, paper, ours, ci_low, ci_high, unit, verdict, reason, verdict_r0, ...
 
-The measured rows are the ``claims`` tables of the chapters that measure them
-(the same cached computations the chapters show), so nothing is typed in. The
-verdicts are :func:`circuitnb.measures.verdicts.scorecard`'s equivalence tests
+The measured rows are the ``claims`` tables of the chapters that measure them, read from the registered
+claims sources (:mod:`circuitnb.analysis.claim_sources`: the same cached tables the chapters show), so
+nothing is typed in. The verdicts are :func:`circuitnb.measures.verdicts.scorecard`'s equivalence tests
 against the per-claim margins in ``circuitnb/measures/paper/margins.csv``.
 """
 from __future__ import annotations
 
-import importlib
-
 import pandas as pd
 
-from circuitnb.analysis import convergence
-from circuitnb.chapters import common, readings
+from circuitnb.analysis import claim_sources, convergence
+from circuitnb.analysis.claim_rows import labelled_row
+from circuitnb.analysis.readings import sensitivity
+from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.core.readings import READINGS, chosen
 from circuitnb.measures import audit, claims, verdicts
 
 CHAPTER = "10_scorecard"
-# The chapters whose run(cfg) measures claims, in book order (each returns a "claims" table).
-MEASURING = ("performance", "complexity", "heads", "temporal", "causal", "cross_dataset", "evolution", "transfer")
 
 
 def measured_rows(cfg: Config) -> pd.DataFrame:
-    """Every chapter's measured claim rows, plus the rows that are ours by design."""
-    frames = [importlib.import_module(f"circuitnb.chapters.{name}").run(cfg).tables["claims"] for name in MEASURING]
+    """Every chapter's measured claim rows (:func:`circuitnb.analysis.claim_sources.measured`, in book order),
+    plus the rows that are ours by design."""
+    frames = claim_sources.measured(cfg, *common.models_and_sweeps(cfg))
     n = cfg.analysis.n_samples
-    by_design = common.labelled_row(
+    by_design = labelled_row(
         "n_per_condition", n, "by design",
         f"a parameter (n_samples): {n} held-out images per model and timestep, on {cfg.run.replicates} models "
         f"per dataset ({min(n, cfg.analysis.n_intervention_samples)} in chapter 6's interventions, "
@@ -64,7 +63,7 @@ def run(cfg: Config) -> ChapterResult:
     card = verdicts.scorecard(paper, margins, measured_rows(cfg), cfg.analysis.alpha)
     # Chapter 12: a claim whose verdict differs between readings of an undefined quantity is flagged,
     # and the config's `readings` choose which reading's row the scorecard shows.
-    sens = readings.sensitivity(cfg)[0]
+    sens = sensitivity(cfg, *common.models_and_sweeps(cfg))[0]
     card["flips_across_readings"] = card.id.isin(set(sens.query("flips").id))
     card = with_readings(card, sens, chosen(cfg))
     # Every measured row reads all replicate UNets: a verdict on an unfinished model is not evidence.

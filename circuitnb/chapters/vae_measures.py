@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from circuitnb.analysis import vae_common
+from circuitnb.analysis.claim_rows import claim_row, labelled_row
 from circuitnb.analysis.replicates import across_replicates, estimate
 from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
@@ -60,7 +61,7 @@ def _rows(paper: pd.DataFrame, arch: pd.DataFrame) -> tuple[list[dict], list[dic
         if cid.startswith("vae_ces_"):
             r = row_of("ces", kind)
             if r is not None:
-                card.append(common.labelled_row(cid, float(r["mean"]), "not comparable", CES_REASON, unit="latent sd"))
+                card.append(labelled_row(cid, float(r["mean"]), "not comparable", CES_REASON, unit="latent sd"))
             continue
         for measure, label in READINGS.items():
             r = row_of(measure, kind)
@@ -68,7 +69,7 @@ def _rows(paper: pd.DataFrame, arch: pd.DataFrame) -> tuple[list[dict], list[dic
                 continue
             est = estimate(r)
             if measure == PRIMARY:
-                card.append(common.claim_row(cid, est, unit=f"{label} (our reading)"))
+                card.append(claim_row(cid, est, unit=f"{label} (our reading)"))
             v = (verdicts.equivalence_verdict(value, est, margins.loc[cid, "margin"], margins.loc[cid, "margin_kind"],
                                               claim_id=cid) if np.isfinite(est.mean) else
                  verdicts.Verdict("inconclusive", "not measured on this dataset"))

@@ -21,11 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from circuitnb.core.errors import UserError
-from circuitnb.core.sections import AnalysisConfig, DataConfig, ModelConfig, RunConfig, TrainConfig, VaeConfig
+from circuitnb.core.sections import (
+    AnalysisConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TabularConfig,
+    TrainConfig,
+    VaeConfig,
+)
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "TrainConfig", "AnalysisConfig",
-    "RunConfig", "VaeConfig", "Config", "PROFILES", "load", "config_hash", "override_names",
+    "RunConfig", "VaeConfig", "TabularConfig", "Config", "PROFILES", "load", "config_hash", "override_names",
 ]
 
 
@@ -42,6 +50,7 @@ class Config:
     analysis: AnalysisConfig
     run: RunConfig
     vae: VaeConfig
+    tabular: TabularConfig
 
     # --- derived values, computed, never stored -------------------------------------------
     @property
@@ -67,7 +76,7 @@ class Config:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
-             "analysis": AnalysisConfig, "run": RunConfig, "vae": VaeConfig}
+             "analysis": AnalysisConfig, "run": RunConfig, "vae": VaeConfig, "tabular": TabularConfig}
 
 # Named presets (STYLE §3). `smoke` makes the whole book run in minutes for CI;
 # `quick` is the CPU default (the field defaults): its training options are the ones that lowered the
@@ -82,14 +91,18 @@ PROFILES: dict[str, dict[str, Any]] = {
                   replicates=2,
                   vae_image_size=16, vae_n_images=400, vae_n_analysis=64, vae_n_samples=16, vae_widths=(8, 16, 16),
                   latent_dim=6, vae_hidden=32, vae_steps=40, disc_hidden=32, disc_layers=2, traversal_steps=5,
-                  patch_units=4, fvae_votes=40, dci_trees=1),
+                  patch_units=4, fvae_votes=40, dci_trees=1,
+                  tab_replicates=2, tab_world_rows=300, tab_latent_dim=4, tab_hidden=16, tab_steps=40,
+                  tab_batch_size=32, tab_disc_hidden=16, tab_disc_layers=2),
     "quick": dict(),
     "paper": dict(image_size=64, block_out_channels=(64, 128, 256), norm_num_groups=32,
                   train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
                   checkpoint_every=1000, n_intervention_samples=100,
                   vae_image_size=64, vae_n_images=20_000, vae_n_analysis=2000, vae_n_samples=500,
                   vae_widths=(32, 32, 64, 64), vae_hidden=256, vae_steps=100_000, vae_batch_size=64, vae_lr=1e-4,
-                  disc_hidden=1000, disc_layers=6, patch_units=64, fvae_votes=10_000, dci_trees=100),
+                  disc_hidden=1000, disc_layers=6, patch_units=64, fvae_votes=10_000, dci_trees=100,
+                  tab_world_rows=10_000, tab_latent_dim=10, tab_hidden=256, tab_steps=30_000, tab_batch_size=256,
+                  tab_lr=1e-3, tab_disc_hidden=1000, tab_disc_layers=6),
 }
 
 

@@ -166,10 +166,16 @@ def run_notebook(notebook: Path, params: dict, output: Path | str | None = None,
 def start_order(notebooks: list[Path]) -> list[Path]:
     """The order the notebooks start in: reading order, except those that gather other chapters' results.
 
-    Chapter 12 (readings) gathers every Part I result, so it starts after Part I's other chapters and runs
-    beside Part II's, which need none of them; the scorecard (chapter 10) gathers chapter 12's sensitivity
-    table too, so it starts last. Why: both used to start last, together, and the scorecard waited about
-    five minutes for the lock of the sensitivity table that chapter 12 was computing, with a core idle.
+    No chapter imports another (chapters are leaves; tests/test_layers.py), so this order is not needed for
+    the code to run: any order computes the same numbers. It only spares waiting on the result cache's
+    locks, because the gathering chapters read entries the others compute. Chapter 12 (readings) reads
+    every Part I result (the intervention, IFE, head-test, divergence and head-energy entries of
+    :mod:`circuitnb.analysis`), so it starts after Part I's other chapters and runs beside Part II's,
+    which need none of them. The scorecard (chapter 10) reads the ``claims_<chapter>`` entries of chapters
+    2-9 (:mod:`circuitnb.analysis.claim_sources`) and chapter 12's ``sensitivity`` entry
+    (:func:`circuitnb.analysis.readings.sensitivity`), so it starts last. Why: both used to start last,
+    together, and the scorecard waited about five minutes for the lock of the sensitivity table that
+    chapter 12 was computing, with a core idle.
     """
     def rank(nb: Path) -> int:
         if nb.stem == "10_scorecard":
