@@ -104,7 +104,7 @@ def test_dip_ii_penalty_is_zero_at_identity_covariance_and_positive_otherwise():
 
 def test_part2_pieces_are_reused_not_copied():
     assert tab_model.kl_terms is part2.kl_terms
-    assert training.discriminator is part2.discriminator and training.permute_dims is part2.permute_dims
+    assert training.discriminator is part2.discriminator and training.discriminator_step is part2.discriminator_step
 
 
 @pytest.fixture(scope="module")

@@ -172,6 +172,20 @@ def permute_dims(z: torch.Tensor, generator: torch.Generator | None = None) -> t
     return torch.gather(z, 0, idx)
 
 
+def discriminator_step(model: nn.Module, disc: nn.Module, opt_d: torch.optim.Optimizer, z: torch.Tensor,
+                       x_second: torch.Tensor, generator: torch.Generator) -> None:
+    """FactorVAE's discriminator step on detached codes: class 0 = ``z``, codes of this batch (q(z)); class 1
+    = permuted codes of the second batch ``x_second``, a sample of prod_j q(z_j) (Kim & Mnih 2018, Alg. 2).
+    ``model(x, generator)`` must return the codes as its 4th output."""
+    with torch.no_grad():
+        z2 = model(x_second, generator)[3]
+    d_in = torch.cat([z.detach(), permute_dims(z2, generator)])
+    label = torch.cat([torch.zeros(len(z)), torch.ones(len(z2))]).long().to(z.device)
+    opt_d.zero_grad()
+    F.cross_entropy(disc(d_in), label).backward()
+    opt_d.step()
+
+
 def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int, ...] = (32, 32, 64, 64),
               latent_dim: int = 10, hidden: int = 256, steps: int = 5000, batch_size: int = 64,
               lr: float = 1e-4, beta: float = 4.0, gamma: float = 40.0, seed: int = 0,
@@ -235,15 +249,7 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
         loss.backward()
         opt.step()
         if disc is not None:
-            # Discriminator step on detached codes: class 0 = q(z) (first batch), class 1 = permuted
-            # codes of the second batch, a sample of prod_j q(z_j) (Kim & Mnih 2018, Alg. 2).
-            with torch.no_grad():
-                z2 = model(x_all[idx[batch_size:]].to(device), g)[3]
-            d_in = torch.cat([z.detach(), permute_dims(z2, g)])
-            label = torch.cat([torch.zeros(batch_size), torch.ones(batch_size)]).long().to(device)
-            opt_d.zero_grad()
-            F.cross_entropy(disc(d_in), label).backward()
-            opt_d.step()
+            discriminator_step(model, disc, opt_d, z, x_all[idx[batch_size:]].to(device), g)
         losses.append(loss.item())
         if step + 1 in callback_steps and callback is not None:
             model.eval()

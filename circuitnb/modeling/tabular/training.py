@@ -19,12 +19,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from circuitnb.modeling.tabular.model import TAB_KINDS, TabularVAE, kl_per_row, objective
-from circuitnb.modeling.vae import discriminator, permute_dims
+from circuitnb.modeling.vae import discriminator, discriminator_step
 
 
 def build(kind: str, layout, *, latent_dim: int = 6, hidden: int = 64, beta: float = 4.0, gamma: float = 10.0,
@@ -80,14 +79,7 @@ def train_tabular_vae(kind: str, x: np.ndarray | torch.Tensor, layout, *, latent
         loss.backward()
         opt.step()
         if disc is not None:
-            # Class 0 = codes of this batch (q(z)), class 1 = permuted codes of a second batch (prod_j q(z_j)).
-            with torch.no_grad():
-                z2 = model(x_all[idx[batch_size:]].to(device), g)[3]
-            d_in = torch.cat([z.detach(), permute_dims(z2, g)])
-            label = torch.cat([torch.zeros(batch_size), torch.ones(batch_size)]).long().to(device)
-            opt_d.zero_grad()
-            F.cross_entropy(disc(d_in), label).backward()
-            opt_d.step()
+            discriminator_step(model, disc, opt_d, z, x_all[idx[batch_size:]].to(device), g)
         losses.append(loss.item())
         if callback is not None and step + 1 in callback_steps:
             model.eval()
