@@ -49,7 +49,7 @@ def run(profile: str, half: Path, out: Path, overrides: dict) -> pd.DataFrame:
     chapter's measured rows and verdicts under the default readings. Chapter 12's other readings (which
     chapter 10 adds to the book's scorecard as flags) are left out: they do not change a default row, and
     on the lent GPU they doubled the run's time."""
-    from circuitnb.chapters import scorecard
+    from circuitnb.chapters.diffusion import scorecard
     from circuitnb.core import config
     from circuitnb.measures import claims, verdicts
     n_half = sum(1 for _ in (half / IMAGES).iterdir())

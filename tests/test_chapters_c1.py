@@ -11,8 +11,8 @@ import circuitnb.core.config as C
 from circuitnb import data
 from circuitnb.analysis import cross_dataset as T4
 from circuitnb.analysis.per_image import intervention_impact_per_image
-from circuitnb.chapters import cross_dataset as X
-from circuitnb.chapters import data_model, performance
+from circuitnb.chapters.diffusion import cross_dataset as X
+from circuitnb.chapters.diffusion import data_and_model, performance
 from circuitnb.data.celeba import NaturalFaces
 from circuitnb.data.synthetic import PART_ID, SyntheticFaces
 from circuitnb.measures import claims
@@ -39,7 +39,7 @@ def _known_ids(frame):
 
 # --- run(cfg) -----------------------------------------------------------------------------------------
 def test_chapter1_states_split_seeds_and_every_replicate(cfg, tables):
-    res = data_model.run(cfg)
+    res = data_and_model.run(cfg)
     sp = res.tables["splits"].set_index("dataset")
     assert list(sp.index) == list(data.DATASETS)
     assert (sp.n_train + sp.n_analysis == sp.n_available).all() and (sp.n_analysis == 8).all()
@@ -52,11 +52,11 @@ def test_chapter1_states_split_seeds_and_every_replicate(cfg, tables):
     assert len(mse) == 2 * 2 and (mse.n_models == R).all() and (mse.n_images == 4).all()
     assert _finite(mse, ["mean", "ci_low", "ci_high"]) and (mse.ci_low < mse["mean"]).all()
     assert len(res.data["losses"]) == R and all(set(d) == set(data.DATASETS) for d in res.data["losses"])
-    assert res.data["samples"]["synthetic"].shape == (R * data_model.N_GENERATED, 3, 16, 16)
+    assert res.data["samples"]["synthetic"].shape == (R * data_and_model.N_GENERATED, 3, 16, 16)
     assert res.values["seeds"] == "0, 500, 1000, 1500" and res.values["n_train_celeba"] == 8
     assert abs(res.tables["parts"].pixel_share.sum() - 1) < 1e-9
     res.export_all()
-    assert {p.stem for p in (tables / data_model.CHAPTER).glob("*.csv")} == set(res.tables)
+    assert {p.stem for p in (tables / data_and_model.CHAPTER).glob("*.csv")} == set(res.tables)
 
 
 def test_chapter2_levels_are_means_over_models_of_image_means(cfg, tables):
@@ -172,7 +172,7 @@ def test_part_shares_and_matched_attributes_by_hand():
     attrs = pd.DataFrame(dict(gender=["male", "female"], age=["young", "young"], expression=["smiling", "neutral"],
                               accessory=["none", "glasses"], skin_tone=[0.1, 0.2]))
     faces = SyntheticFaces(images=np.zeros((2, 3, 2, 2), np.float32), labels=labels, attributes=attrs, seed=0)
-    parts = data_model.part_shares(faces).set_index("part")
+    parts = data_and_model.part_shares(faces).set_index("part")
     assert parts.loc["eyes", "pixel_share"] == pytest.approx(0.125)
     assert parts.loc["eyes", "images_with_part"] == pytest.approx(0.5)
     assert parts.loc["background", "pixel_share"] == pytest.approx(0.875)
@@ -180,11 +180,11 @@ def test_part_shares_and_matched_attributes_by_hand():
                               "Eyeglasses": [-1, -1, -1, -1]})
     nat = NaturalFaces(images=np.zeros((4, 3, 2, 2), np.float32), names=list("abcd"), source="celeba",
                        attributes=nat_attrs)
-    m = data_model.matched_attributes(faces, nat).set_index("celeba_attribute")
+    m = data_and_model.matched_attributes(faces, nat).set_index("celeba_attribute")
     assert m.natural_share.to_dict() == pytest.approx({"Male": 0.5, "Young": 0.25, "Smiling": 0.75, "Eyeglasses": 0})
     assert m.synthetic_share.to_dict() == pytest.approx({"Male": 0.5, "Young": 1.0, "Smiling": 0.5, "Eyeglasses": 0.5})
     lfw = NaturalFaces(images=nat.images, names=list("abcd"), source="lfw")
-    assert data_model.matched_attributes(faces, lfw).natural_share.isna().all()
+    assert data_and_model.matched_attributes(faces, lfw).natural_share.isna().all()
 
 
 def test_splits_follow_a_smaller_natural_set(monkeypatch, cache):
@@ -193,6 +193,6 @@ def test_splits_follow_a_smaller_natural_set(monkeypatch, cache):
     small = C.load("smoke", n_images=120, n_analysis=20, celeba_root="", device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                   # the stand-in's notice (chapter 1 prints it)
-        sp = data_model.splits(small).set_index("dataset")
+        sp = data_and_model.splits(small).set_index("dataset")
     assert sp.loc["synthetic", ["n_available", "n_train", "n_analysis"]].tolist() == [120, 100, 20]
     assert sp.loc["celeba", ["source", "n_available", "n_train", "n_analysis"]].tolist() == ["lfw", 100, 80, 20]

@@ -12,10 +12,10 @@ from scipy import stats as sps
 import circuitnb.core.config as C
 from circuitnb.analysis import divergence, information_flow
 from circuitnb.analysis import heads as head_tables
-from circuitnb.chapters import evolution, heads, temporal
+from circuitnb.chapters.diffusion import attention_evolution, attention_specialization, temporal_dynamics
 from circuitnb.measures import claims, quantities
 
-CHAPTERS = {"heads": heads, "temporal": temporal, "evolution": evolution}
+CHAPTERS = {"heads": attention_specialization, "temporal": temporal_dynamics, "evolution": attention_evolution}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ import circuitnb.core.config as C
 from circuitnb.analysis import interventions, model_stats
 from circuitnb.analysis import readings as reading_rows
 from circuitnb.analysis import transfer as xfer
-from circuitnb.chapters import causal, common, explorers, transfer
+from circuitnb.chapters import common
+from circuitnb.chapters.diffusion import explorers, robustness
+from circuitnb.chapters.diffusion import interventions as interventions_chapter
 from circuitnb.measures import claims, quantities
 from circuitnb.measures.verdicts import replicate_ci
 
@@ -28,12 +30,12 @@ def cfg(tmp_path_factory, celeba_root):
 
 @pytest.fixture(scope="module")
 def ch6(cfg):
-    return causal.run(cfg)
+    return interventions_chapter.run(cfg)
 
 
 @pytest.fixture(scope="module")
 def ch9(cfg, ch6):                       # after chapter 6: the intervention sweeps are cached
-    return transfer.run(cfg)
+    return robustness.run(cfg)
 
 
 def _written(res) -> None:
@@ -179,7 +181,7 @@ def test_robustness_is_the_share_of_tolerated_interventions():
 
 
 def test_readings_chapter_judges_every_reading_and_flags_flips(cfg, ch6):
-    from circuitnb.chapters import readings
+    from circuitnb.chapters.diffusion import readings
     from circuitnb.chapters.report import tables_dir
     res = readings.run(cfg)
     s = res.tables["sensitivity"]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from circuitnb.analysis import phases
-from circuitnb.chapters import scorecard
+from circuitnb.chapters.diffusion import scorecard
 from circuitnb.core import results
 from circuitnb.core.cache import CacheWarning
 from circuitnb.measures import audit, claims, verdicts

@@ -5,9 +5,9 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from circuitnb.chapters.over_training import stability
+from circuitnb.chapters.diffusion.over_training import stability
 from circuitnb.measures.convergence import convergence, heldout_loss_per_image, reference_index, stratified_timesteps
-from circuitnb.modeling.vae import VAE, negative_elbo_per_image, train_vae
+from circuitnb.modeling.vae.model import VAE, negative_elbo_per_image, train_vae
 
 
 def test_reference_is_the_last_snapshot_at_or_before_three_quarters():

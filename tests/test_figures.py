@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circuitnb.viz import vae_figures
+from circuitnb.viz.vae import figures as vae_figures
 
 KINDS = ["vae", "beta_vae", "factor_vae", "beta_tc_vae"]
 DATASETS = ["shapes", "causal"]

@@ -11,7 +11,14 @@ import pytest
 
 import circuitnb.core.config as C
 from circuitnb.analysis import replicates, sweep
-from circuitnb.chapters import common, complexity, cross_dataset, heads, over_training, performance
+from circuitnb.chapters import common
+from circuitnb.chapters.diffusion import (
+    attention_specialization,
+    circuit_complexity,
+    cross_dataset,
+    over_training,
+    performance,
+)
 from circuitnb.core import results
 from circuitnb.modeling import train
 
@@ -69,14 +76,14 @@ def test_final_step_is_the_chapters_own_numbers(cfg, res, monkeypatch, tmp_path)
     ours = _final(long, "noise R²", cfg).set_index(["dataset", "t"])
     assert np.allclose(ours.loc[acc.index, ["mean", "ci_low", "ci_high"]].astype(float),
                        acc[["mean", "ci_low", "ci_high"]])
-    t1 = complexity.run(cfg).tables["table1"].set_index("timestep")
+    t1 = circuit_complexity.run(cfg).tables["table1"].set_index("timestep")
     ratio = _final(long, "circuit complexity ratio", cfg).set_index("t")
     assert np.allclose(ratio.loc[t1.index, ["mean", "ci_low", "ci_high", "null_low", "null_high"]].astype(float),
                        t1[["ratio", "ratio_ci_low", "ratio_ci_high", "ratio_null_low", "ratio_null_high"]])
     cc = _final(long, "circuit complexity", cfg).set_index(["dataset", "t"])["mean"]
     assert np.allclose([cc[("synthetic", t)] for t in t1.index], t1.syn)
     # Chapter 4: the mean over all heads of each model's per-head image means, then over models.
-    per_model = heads.run(cfg).tables["heads_per_model"]
+    per_model = attention_specialization.run(cfg).tables["heads_per_model"]
     for col, q in (("entropy", "head entropy"), ("entropy_norm", "head entropy / log2 K")):
         expect = per_model.groupby(["dataset", "replicate"])[col].mean().groupby("dataset").mean()
         got = _final(long, q, cfg).set_index("dataset")["mean"]

@@ -180,7 +180,7 @@ def test_readings_config_field_is_validated_and_chosen():
 
 
 def test_scorecard_shows_the_chosen_readings_row():
-    from circuitnb.chapters.scorecard import with_readings
+    from circuitnb.chapters.diffusion.scorecard import with_readings
     card = pd.DataFrame(dict(id=["a", "b"], ours=[1.0, 2.0], ci_low=[0.9, 1.9], ci_high=[1.1, 2.1],
                              verdict=["reproduced", "contradicted"], reason=["r1", "r2"],
                              verdict_r0=["reproduced", "contradicted"], replicates_disagree=[True, False]))

@@ -11,7 +11,6 @@ import circuitnb.modeling.tabular.training as training
 from circuitnb.core import cache
 from circuitnb.core.config import ConfigError, load
 from circuitnb.data.tabular import tabular_data
-from circuitnb.modeling import vae as part2
 from circuitnb.modeling.tabular import (
     TAB_KINDS,
     ColumnLikelihood,
@@ -28,6 +27,7 @@ from circuitnb.modeling.tabular import (
 )
 from circuitnb.modeling.tabular import model as tab_model
 from circuitnb.modeling.train import TrainingError
+from circuitnb.modeling.vae import model as part2
 
 
 def sigmoid(v: float) -> float:

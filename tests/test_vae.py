@@ -1,4 +1,4 @@
-"""The VAEs of Part II (circuitnb.modeling.vae): training, determinism, named sites, helpers."""
+"""The VAEs of Part II (circuitnb.modeling.vae.model): training, determinism, named sites, helpers."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from circuitnb.data.shapes import shapes_dataset
-from circuitnb.modeling.vae import KINDS, VAE, decode, encode_mean, kl_terms, permute_dims, train_vae
+from circuitnb.modeling.vae.model import KINDS, VAE, decode, encode_mean, kl_terms, permute_dims, train_vae
 
 # Smoke size: 16 px, three stride-2 layers down to 2x2, a small FactorVAE discriminator.
 SMALL = dict(widths=(8, 16, 16), latent_dim=4, hidden=32, batch_size=32, lr=1e-3, seed=0,

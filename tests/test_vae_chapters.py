@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import circuitnb.core.config as C
-from circuitnb.chapters import vae_data_models, vae_interventions, vae_measures
+from circuitnb.chapters.vae import data_models, interventions, measures
 from circuitnb.measures import claims, verdicts
 
 R = 2
@@ -19,7 +19,7 @@ def cfg(tmp_path_factory):
 
 
 def test_chapter20_lists_every_model_and_the_graph(cfg, tables):
-    res = vae_data_models.run(cfg)
+    res = data_models.run(cfg)
     models = res.tables["models"]
     assert len(models) == 3 * 2 * R and set(models.replicate) == set(range(R))
     assert models.groupby(["kind", "dataset"]).seed.nunique().eq(R).all()          # a seed per replicate
@@ -31,7 +31,7 @@ def test_chapter20_lists_every_model_and_the_graph(cfg, tables):
 
 
 def test_chapter21_levels_and_explorer(cfg, tables):
-    res = vae_interventions.run(cfg)
+    res = interventions.run(cfg)
     med, pat = res.tables["mediation"], res.tables["patching"]
     # Chain networks: the whole latent layer mediates and restores all of each factor's effect.
     assert np.allclose(med[med.measure == "indirect_all"]["mean"], 1, atol=1e-4)
@@ -49,9 +49,9 @@ def test_chapter21_levels_and_explorer(cfg, tables):
 
 
 def test_chapter22_scorecard_readings_and_order(cfg, tables):
-    res = vae_measures.run(cfg)
+    res = measures.run(cfg)
     card = res.tables["scorecard"]
-    paper = claims.load(vae_measures.PAPER_VAE)
+    paper = claims.load(measures.PAPER_VAE)
     assert list(card.id) == list(paper.id)
     assert np.allclose(card.paper, paper.paper_value.astype(float))                # read from the data file
     ces = card[card.id.str.startswith("vae_ces_")]
@@ -65,7 +65,7 @@ def test_chapter22_scorecard_readings_and_order(cfg, tables):
     assert mig["mean"] == pytest.approx(vals.mean()) and mig.n_models == R
     assert np.isnan(arch[(arch.measure == "factor_vae_score") & (arch.dataset == "causal")]["mean"]).all()
     readings = res.tables["readings"]
-    assert len(readings) == 3 * 3 and set(readings.reading) == set(vae_measures.READINGS.values())
+    assert len(readings) == 3 * 3 and set(readings.reading) == set(measures.READINGS.values())
     assert len(res.tables["order"]) == 2 * 4
     res.show("scorecard")
     assert len(pd.read_csv(tables / "22_vae_measures" / "scorecard.csv")) == len(paper)
@@ -77,7 +77,7 @@ def test_traversal_explorer_responds_offline(cfg, tmp_path):
     from circuitnb.publish import browser
     if browser.find_chromium() is None:
         pytest.skip("no Chromium")
-    ex = vae_interventions.run(cfg).data["explorer"]
+    ex = interventions.run(cfg).data["explorer"]
     page = tmp_path / "explorer.html"
     page.write_text(f"<!doctype html><html><body>{ex.to_html()}</body></html>")
     sel = "document.querySelector('.circuitnb-explorer')"

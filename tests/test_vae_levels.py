@@ -8,10 +8,10 @@ import torch
 import circuitnb.core.config as C
 from circuitnb.core.errors import UserError
 from circuitnb.data.shapes import CAUSAL_ORDER, descendants
-from circuitnb.data.vae_data import codes, counterfactual, subset, vae_data
+from circuitnb.data.vae.datasets import codes, counterfactual, subset, vae_data
 from circuitnb.hooking.hooks import edit, record
 from circuitnb.hooking.sites import groups, site_names
-from circuitnb.interventions.vae_levels import (
+from circuitnb.interventions.vae.levels import (
     activations,
     latent_traversal,
     mediation,
@@ -19,8 +19,8 @@ from circuitnb.interventions.vae_levels import (
     patching_effects,
 )
 from circuitnb.measures.causal_effects import circuit_modularity, effect_matrix, intervention_specificity
-from circuitnb.modeling.vae import VAE
-from circuitnb.modeling.vae_cache import load_or_train_vae
+from circuitnb.modeling.vae.cache import load_or_train_vae
+from circuitnb.modeling.vae.model import VAE
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_vae_config_is_validated():
 
 
 def test_factor_vae_score_renders_are_kept_exactly():
-    from circuitnb.analysis.vae_common import _render_memo
+    from circuitnb.analysis.vae.common import _render_memo
     from circuitnb.data.shapes import shapes_dataset
     d = shapes_dataset(40, 16, seed=1)
     for _ in range(2):                                       # computed, then from the memo: bit for bit

@@ -7,7 +7,8 @@ import torch
 
 import circuitnb.core.config as C
 from circuitnb.analysis.interventions import intervention_sweep
-from circuitnb.chapters import common, explorers
+from circuitnb.chapters import common
+from circuitnb.chapters.diffusion import explorers
 from circuitnb.core import config
 from circuitnb.hooking import hooks
 from circuitnb.interventions import registry

@@ -116,9 +116,9 @@ def unet_convergence(cfg: Config) -> dict:
 
 def vae_convergence(cfg: Config, models: dict) -> dict:
     """Part II's VAEs by the same rule, on the held-out negative ELBO (nats per image) each measured at its
-    snapshots while training (:func:`circuitnb.modeling.vae_cache.snapshot_steps`), with its active latents.
+    snapshots while training (:func:`circuitnb.modeling.vae.cache.snapshot_steps`), with its active latents.
 
-    ``models``: {(kind, dataset): [TrainedVAE per replicate]} (:func:`circuitnb.modeling.vae_cache.load_all`).
+    ``models``: {(kind, dataset): [TrainedVAE per replicate]} (:func:`circuitnb.modeling.vae.cache.load_all`).
     """
     rows, curve = [], []
     for (kind, ds), ms in models.items():

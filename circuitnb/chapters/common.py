@@ -10,7 +10,8 @@ from circuitnb.analysis import convergence, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
-from circuitnb.modeling import train, vae_cache
+from circuitnb.modeling import train
+from circuitnb.modeling.vae import cache as vae_cache
 
 # A chapter's result may read any config field but these two: where the cache lives, and the CelebA
 # folder's path (the content of its images keys the result instead).

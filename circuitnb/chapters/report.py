@@ -1,6 +1,6 @@
 """What a chapter's ``run(cfg)`` returns, and how its tables reach the page and ``_build/tables/``.
 
-    res = circuitnb.chapters.complexity.run(cfg)
+    res = circuitnb.chapters.diffusion.circuit_complexity.run(cfg)
     res.glue()                    # every number the prose cites, via myst_nb.glue
     res.show("table1")            # the table on the page; also _build/tables/03_circuit_complexity/table1.csv
 

@@ -133,7 +133,7 @@ def _valid_reading(item) -> bool:
     return q in READINGS and r in READINGS[q].options
 
 
-_KINDS_VAE = ("vae", "beta_vae", "factor_vae", "beta_tc_vae")     # circuitnb.modeling.vae.KINDS (no upward import)
+_KINDS_VAE = ("vae", "beta_vae", "factor_vae", "beta_tc_vae")     # modeling.vae.model.KINDS (no upward import)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ intervention specificity and circuit modularity, each one function over an effec
 Only the abstract is at hand, and later versions of the paper report CES on other scales, so each
 definition below is *our reading*, stated where the paper leaves it open. All three read one matrix
 E[f, u] >= 0: how strongly an intervention on factor f moves unit u (a latent or a hidden unit). Where E
-comes from is the interventions layer's business (:mod:`circuitnb.interventions.vae_levels`): input
+comes from is the interventions layer's business (:mod:`circuitnb.interventions.vae.levels`): input
 manipulation (change factor f, re-render, re-encode) or activation patching.
 """
 from __future__ import annotations

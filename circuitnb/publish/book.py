@@ -34,7 +34,7 @@ from circuitnb import data
 from circuitnb.core import config as config_mod
 from circuitnb.core.errors import UserError
 from circuitnb.core.machine import check_writable_file
-from circuitnb.data.vae_data import vae_data
+from circuitnb.data.vae.datasets import vae_data
 
 
 class NotebookError(UserError, RuntimeError):
@@ -231,11 +231,11 @@ class RequiredModel:
     cfg: config_mod.Config
     dataset: str
     replicate: int = 0
-    vae_kind: str = ""          # Part II: a VAE architecture (modeling.vae_cache); "" for Part I's UNet
+    vae_kind: str = ""          # Part II: a VAE architecture (modeling.vae.cache); "" for Part I's UNet
 
     def __call__(self, progress: bool = True, position: int | None = None):
         if self.vae_kind:
-            from circuitnb.modeling.vae_cache import load_or_train_vae
+            from circuitnb.modeling.vae.cache import load_or_train_vae
             return load_or_train_vae(self.cfg, self.vae_kind, self.dataset, self.replicate, progress=progress)
         from circuitnb.modeling.train import load_or_train
         return load_or_train(self.cfg, self.dataset, progress=progress, replicate=self.replicate, position=position)
@@ -243,15 +243,15 @@ class RequiredModel:
     @property
     def cached(self) -> bool:
         if self.vae_kind:
-            from circuitnb.modeling import vae_cache
-            return vae_cache.is_cached(self.cfg, self.vae_kind, self.dataset, self.replicate)
+            from circuitnb.modeling.vae.cache import is_cached as vae_is_cached
+            return vae_is_cached(self.cfg, self.vae_kind, self.dataset, self.replicate)
         from circuitnb.modeling.train import is_cached
         return is_cached(self.cfg, self.dataset, self.replicate)
 
 
 def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
     """Every model some notebook loads: ``cfg.run.replicates`` per dataset (analysis.replicates.load_models),
-    and per VAE architecture and Part II dataset (analysis.vae_common.models)."""
+    and per VAE architecture and Part II dataset (analysis.vae.common.models)."""
     reps = range(cfg.run.replicates)
     return [RequiredModel(f"{ds} r{r}", cfg, ds, r) for ds in data.DATASETS for r in reps] + [
         RequiredModel(f"{k} {ds} r{r}", cfg, ds, r, k) for ds in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds

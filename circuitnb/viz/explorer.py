@@ -3,7 +3,7 @@
     display(Explorer(dict(kind="attention", images={"synthetic": b64_uint8(x)}, ...)))
 
 Data are base64 uint8 arrays (:func:`b64_uint8`); ``explorer.nbytes`` is the page weight. The explorers
-themselves are built by :mod:`circuitnb.chapters.explorers` and :mod:`circuitnb.chapters.vae_interventions`.
+themselves are built by :mod:`circuitnb.chapters.diffusion.explorers` and :mod:`circuitnb.chapters.vae.interventions`.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Preprocessing: :mod:`~circuitnb.data.tabular.schema` (continuous standardised wi
 sd, categorical one-hot, ordinal as its level index 0..K-1); a user table loads with
 :func:`~circuitnb.data.tabular.schema.load_csv`.
 
-Split rule (as Part II's, :mod:`circuitnb.data.vae_data`): a fraction ``tab_heldout_fraction`` of the rows is
+Split rule (as Part II's, :mod:`circuitnb.data.vae.datasets`): a fraction ``tab_heldout_fraction`` of the rows is
 held out and never trained on, the same rows for every replicate and architecture, so models are compared on
 the same held-out rows. Real sets: the held-out rows are drawn per target class (stratified) by a generator
 seeded with the run's seed and the set; replicates share the training rows and differ in their training seed
@@ -21,8 +21,8 @@ seeded with the run's seed and the set; replicates share the training rows and d
 and replicate, so the held-out bytes are the same for every model.
 
 The image benchmark of Part III is Part II's shapes set, read through Part II's loader
-(``circuitnb.data.vae_data.vae_data(cfg, "shapes", split, replicate)``) and modelled by Part II's convolutional
-VAEs (``circuitnb.modeling.vae_cache.load_or_train_vae``): an image is not a row of typed columns, so it is not
+(``circuitnb.data.vae.datasets.vae_data(cfg, "shapes", split, replicate)``) and modelled by Part II's convolutional
+VAEs (``circuitnb.modeling.vae.cache.load_or_train_vae``): an image is not a row of typed columns, so it is not
 wrapped here.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
     m = load_or_train_tabular(cfg, "dip_vae_ii", "penguins", replicate=0)
     m.model, m.disc, m.meta["convergence"]["status"], m.from_cache
 
-The machinery is Part II's (:mod:`circuitnb.modeling.vae_cache`): the cache folder checked and the data read
+The machinery is Part II's (:mod:`circuitnb.modeling.vae.cache`): the cache folder checked and the data read
 before any training; a :class:`~circuitnb.modeling.checkpoints.CacheEntry` (``models/<key>/final``, its lock
 beside it, sha256 manifest, atomic publish; ``circuitnb cache ls|verify`` list and check it) holding
 safetensors weights and ``meta.json``; the key hashes every training field of :data:`TRAIN_FIELDS`, the kind,
@@ -32,7 +32,7 @@ from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.tabular.model import TAB_KINDS, TabularVAE
 from circuitnb.modeling.tabular.training import build, encode_mean, nelbo_terms, train_tabular_vae
 from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
-from circuitnb.modeling.vae import discriminator
+from circuitnb.modeling.vae.model import discriminator
 
 # Posterior draws per held-out row in the negative ELBO at snapshots: one draw left the mean of a small held-out
 # set (penguins: 83 rows) moving by several percent between snapshots from sampling noise alone.

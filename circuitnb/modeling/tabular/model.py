@@ -19,9 +19,10 @@ Objectives, per row, reconstruction = sum over columns of their NLL (:func:`obje
 * ``vae``: recon + KL (Kingma & Welling 2014);
 * ``beta_vae``: recon + beta KL (Higgins et al. 2017);
 * ``factor_vae``: recon + KL + gamma TC, TC from a discriminator against permuted codes (Kim & Mnih 2018),
-  reusing Part II's :func:`~circuitnb.modeling.vae.discriminator` and :func:`~circuitnb.modeling.vae.permute_dims`;
+  reusing Part II's :func:`~circuitnb.modeling.vae.model.discriminator` and
+  :func:`~circuitnb.modeling.vae.model.permute_dims`;
 * ``beta_tc_vae``: recon + MI + beta TC + dimension-wise KL (Chen et al. 2018), Part II's
-  :func:`~circuitnb.modeling.vae.kl_terms` (minibatch weighted sampling);
+  :func:`~circuitnb.modeling.vae.model.kl_terms` (minibatch weighted sampling);
 * ``dip_vae_ii``: recon + KL + :func:`dip_ii_penalty` (Kumar et al. 2018, DIP-VAE-II).
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 
 from circuitnb.modeling.tabular.likelihoods import ColumnLikelihood
-from circuitnb.modeling.vae import kl_terms
+from circuitnb.modeling.vae.model import kl_terms
 
 TAB_KINDS = ("vae", "beta_vae", "factor_vae", "beta_tc_vae", "dip_vae_ii")
 

@@ -5,7 +5,7 @@
     encode_mean(model, heldout.x)          # [N, latent_dim]
     reconstruct(model, heldout.x)          # the decoder's mean in x's encoding, [N, D]
 
-As Part II's :func:`~circuitnb.modeling.vae.train_vae`: Adam, minibatches drawn with replacement by one seeded
+As Part II's :func:`~circuitnb.modeling.vae.model.train_vae`: Adam, minibatches drawn with replacement by one seeded
 CPU generator (which also draws the reparameterisation noise and FactorVAE's permutations), initial weights from
 the seed only, so a CPU run is bit-identical for a seed and the global RNG is untouched; a tqdm bar; a NaN or
 infinite loss stops training with a ``FloatingPointError`` naming the learning rate. FactorVAE's
@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from circuitnb.modeling.tabular.model import TAB_KINDS, TabularVAE, kl_per_row, objective
-from circuitnb.modeling.vae import discriminator, discriminator_step
+from circuitnb.modeling.vae.model import discriminator, discriminator_step
 
 
 def build(kind: str, layout, *, latent_dim: int = 6, hidden: int = 64, beta: float = 4.0, gamma: float = 10.0,

@@ -1,6 +1,6 @@
 """Chapter 4 (§4.3, Table 2, Fig. 4): every head of every replicate model, its tested function, and Table 2.
 
-    res = circuitnb.chapters.heads.run(cfg)
+    res = circuitnb.chapters.diffusion.attention_specialization.run(cfg)
     res.show("heads")          # every head at cfg.analysis.head_t: mean over models with t-intervals
     res.show("table2")         # the paper's four named heads, matched in each model by our tested labels
 

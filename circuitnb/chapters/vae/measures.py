@@ -23,14 +23,14 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from circuitnb.analysis import vae_common
 from circuitnb.analysis.claim_rows import claim_row, labelled_row
 from circuitnb.analysis.replicates import across_replicates, estimate
+from circuitnb.analysis.vae import common as vae_common
 from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import claims, verdicts
-from circuitnb.viz.vae_figures import wide_table
+from circuitnb.viz.vae.figures import wide_table
 
 CHAPTER = "22_vae_measures"
 PAPER_VAE = claims.PAPER_DATA / "claims_vae.csv"

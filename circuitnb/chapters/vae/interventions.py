@@ -7,8 +7,8 @@
 
 The VAE paper's framework (arXiv:2505.03530, abstract) intervenes at four levels: input manipulation,
 latent-space perturbation, activation patching and causal mediation analysis. Each is one function of
-:mod:`circuitnb.interventions.vae_levels` on the package's hooks; each model's results come from
-:func:`circuitnb.analysis.vae_common.analysis` (cached, shared with chapter 22). Every row is a mean over
+:mod:`circuitnb.interventions.vae.levels` on the package's hooks; each model's results come from
+:func:`circuitnb.analysis.vae.common.analysis` (cached, shared with chapter 22). Every row is a mean over
 the replicate models with a t-interval over them (:func:`circuitnb.analysis.replicates.across_replicates`).
 """
 from __future__ import annotations
@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from circuitnb.analysis import vae_common
 from circuitnb.analysis.replicates import across_replicates
+from circuitnb.analysis.vae import common as vae_common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.measures import causal_effects as ce
 from circuitnb.viz.explorer import Explorer, b64_uint8
-from circuitnb.viz.vae_figures import wide_table
+from circuitnb.viz.vae.figures import wide_table
 
 CHAPTER = "21_vae_interventions"
 LAT = vae_common.LATENT

@@ -6,24 +6,25 @@
 
 The VAE paper (arXiv:2505.03530) applies its framework "to both synthetic datasets with known causal
 relationships and standard disentanglement benchmarks" and compares VAE, β-VAE and FactorVAE (we add
-β-TC-VAE). Neither dataset is published; ours are procedural (:mod:`circuitnb.data.vae_data`). Every
+β-TC-VAE). Neither dataset is published; ours are procedural (:mod:`circuitnb.data.vae.datasets`). Every
 architecture is trained ``replicates`` times per dataset, each from its own seed and data draw, through the
-cached, locked training of :mod:`circuitnb.modeling.vae_cache`.
+cached, locked training of :mod:`circuitnb.modeling.vae.cache`.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from circuitnb.analysis import convergence, vae_common
+from circuitnb.analysis import convergence
 from circuitnb.analysis.replicates import across_replicates
+from circuitnb.analysis.vae import common as vae_common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.data.shapes import CAUSAL_BINS, CAUSAL_GRAPH, SHAPES
-from circuitnb.data.vae_data import factor_names, vae_data
-from circuitnb.interventions.vae_levels import output
-from circuitnb.modeling.vae_cache import active_latents
-from circuitnb.viz.vae_figures import wide_table
+from circuitnb.data.vae.datasets import factor_names, vae_data
+from circuitnb.interventions.vae.levels import output
+from circuitnb.modeling.vae.cache import active_latents
+from circuitnb.viz.vae.figures import wide_table
 
 CHAPTER = "20_vae_data_models"
 DESCRIBE = {"shapes": "dSprites-style: factors independent and uniform",

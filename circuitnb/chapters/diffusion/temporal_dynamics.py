@@ -1,6 +1,6 @@
 """Chapter 5 (§4.4-4.5, Figs. 5-6): information flow by depth, and denoising phases found from the data.
 
-    res = circuitnb.chapters.temporal.run(cfg)
+    res = circuitnb.chapters.diffusion.temporal_dynamics.run(cfg)
     res.show("ife_ranges")     # low and high end of IFE per depth group: mean over models, t-interval
     res.show("phases")         # each model's number of phases (BIC) and where they start
 

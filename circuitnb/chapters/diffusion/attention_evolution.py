@@ -1,6 +1,6 @@
 """Chapter 8 (§4.8, Fig. 9): attention over denoising, and how far the two datasets' models' heads diverge.
 
-    res = circuitnb.chapters.evolution.run(cfg)
+    res = circuitnb.chapters.diffusion.attention_evolution.run(cfg)
     res.show("divergence")     # per t: CelebA-vs-synthetic divergence over replicate pairs, same-data null beside
     res.data["maps"]           # Fig. 9: each dataset's first model, x_t and head-mean attention of one query
 

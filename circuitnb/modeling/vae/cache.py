@@ -10,7 +10,7 @@ so a second process waits and then loads; sha256 manifest; atomic rename), the k
 training-relevant field, the seed and the data's fingerprint (:func:`circuitnb.data.fingerprint`), the
 entry has the UNet's layout (:class:`~circuitnb.modeling.checkpoints.CacheEntry`: ``models/<key>/final``,
 so ``circuitnb cache ls|verify`` list and check it), and
-:func:`~circuitnb.modeling.vae.train_vae` shows a tqdm bar. A NaN loss is a
+:func:`~circuitnb.modeling.vae.model.train_vae` shows a tqdm bar. A NaN loss is a
 :class:`~circuitnb.modeling.train.TrainingError` (one line, exit 2). Unlike the UNet, a VAE is not
 checkpointed mid-run: at every profile's size it trains in seconds (smoke) to minutes (paper, GPU).
 """
@@ -28,10 +28,10 @@ from torch import nn
 from circuitnb import data
 from circuitnb.core import cache
 from circuitnb.core.config import Config, check_cache_dir, config_hash
-from circuitnb.data.vae_data import check_vae_dataset, vae_data, vae_seed
+from circuitnb.data.vae.datasets import check_vae_dataset, vae_data, vae_seed
 from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
-from circuitnb.modeling.vae import KINDS, VAE, discriminator, encode_mean, negative_elbo_per_image, train_vae
+from circuitnb.modeling.vae.model import KINDS, VAE, discriminator, encode_mean, negative_elbo_per_image, train_vae
 
 # The VaeConfig fields that change a trained model (analysis fields do not retrain).
 TRAIN_FIELDS = ("vae_image_size", "vae_n_images", "vae_n_analysis", "vae_widths", "latent_dim", "vae_hidden",

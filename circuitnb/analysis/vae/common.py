@@ -5,7 +5,7 @@
     a["effects"]["encoder.fc_mu"]                    # [factors, latents]: level 1 effect matrix
     vae_common.measures_frame(cfg, models)           # one row per model and measure (CES, MIG, ...)
 
-Everything is measured on held-out images (:func:`circuitnb.data.vae_data.vae_data` with ``split="analysis"``):
+Everything is measured on held-out images (:func:`circuitnb.data.vae.datasets.vae_data` with ``split="analysis"``):
 ``vae_n_samples`` of them for the interventions, all ``vae_n_analysis`` for the disentanglement scores
 (DCI: the first half trains its trees, the second half tests them). The model is the unit: each
 replicate gives one value per measure, and the chapters' intervals are over replicates.
@@ -23,8 +23,8 @@ from circuitnb.analysis.replicates import each_of
 from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.data.shapes import CAUSAL_GRAPH
-from circuitnb.data.vae_data import codes, counterfactual, factor_names, subset, vae_data
-from circuitnb.interventions.vae_levels import (
+from circuitnb.data.vae.datasets import codes, counterfactual, factor_names, subset, vae_data
+from circuitnb.interventions.vae.levels import (
     activations,
     latent_traversal,
     mediation,
@@ -34,8 +34,8 @@ from circuitnb.interventions.vae_levels import (
 )
 from circuitnb.measures import causal_effects as ce
 from circuitnb.measures.disentanglement import dci, factor_vae_score, mig
-from circuitnb.modeling.vae import encode_mean
-from circuitnb.modeling.vae_cache import TrainedVAE, load_all
+from circuitnb.modeling.vae.cache import TrainedVAE, load_all
+from circuitnb.modeling.vae.model import encode_mean
 
 LATENT = "encoder.fc_mu"                     # the latent layer (posterior means; z = mu in eval)
 HIDDEN = ("encoder.fc",)                     # the hidden layer whose units are patched one by one
@@ -126,7 +126,7 @@ def _compute(cfg: Config, m: TrainedVAE, dataset: str) -> dict:
 def _graph_mediation(cfg: Config, model, sub) -> list[dict]:
     """Level 4 on the causal graph itself: for each edge parent -> child, the share of do(parent)'s total
     effect that goes through the child, <TE - CDE, TE> / ||TE||^2, where the controlled direct effect CDE
-    holds the child at its own value (:func:`~circuitnb.data.vae_data.counterfactual` with ``hold``); on the
+    holds the child at its own value (:func:`~circuitnb.data.vae.datasets.counterfactual` with ``hold``); on the
     model's output and, as the answer the model should match, on the images themselves."""
     x, out, rows = sub.images.reshape(len(sub), -1), output(model, sub.images), []
     for child, parents in CAUSAL_GRAPH.items():

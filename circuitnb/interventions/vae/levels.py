@@ -7,7 +7,7 @@
     mediation(fwd, patched_outputs(model, x_do, x, "encoder.fc", [None, 3, 7]))   # level 4
 
 Level 1, input manipulation (change one factor, re-render), is
-:func:`circuitnb.data.vae_data.counterfactual`; its effect on each unit is
+:func:`circuitnb.data.vae.datasets.counterfactual`; its effect on each unit is
 ``activations(model, x_f) - activations(model, x)`` fed to
 :func:`circuitnb.measures.causal_effects.effect_matrix`.
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from circuitnb.hooking.hooks import edit, record
-from circuitnb.modeling.vae import VAE
+from circuitnb.modeling.vae.model import VAE
 
 
 def _t(x) -> torch.Tensor:

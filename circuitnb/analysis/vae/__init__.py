@@ -1,0 +1,1 @@
+"""Part II's replicate VAEs and their cached analysis, shared by chapters 20-22."""

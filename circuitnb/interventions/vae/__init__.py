@@ -1,0 +1,1 @@
+"""Part II's four intervention levels on VAEs."""

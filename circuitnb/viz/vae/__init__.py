@@ -1,0 +1,1 @@
+"""Part II's figures and wide tables."""
