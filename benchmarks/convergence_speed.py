@@ -41,6 +41,13 @@ OPTIONS = {
     "bf16 lr2e-3 mse batch16": dict(precision="bf16", learning_rate=2e-3, batch_size=16, steps_factor=2),
     "bf16 lr1e-3 mse batch16 cosine": dict(precision="bf16", learning_rate=1e-3, batch_size=16, steps_factor=2,
                                            lr_schedule="cosine"),
+    # narrower UNets (issue 22: does a smaller quick model saturate within a 2-core build?)
+    "bf16 lr1e-3 mse batch16 ch16-32-64": dict(precision="bf16", learning_rate=1e-3, batch_size=16, steps_factor=2,
+                                               block_out_channels=(16, 32, 64)),
+    "bf16 lr1e-3 mse batch16 ch24-48-96": dict(precision="bf16", learning_rate=1e-3, batch_size=16, steps_factor=2,
+                                               block_out_channels=(24, 48, 96)),
+    "bf16 lr2e-3 mse batch16 ch16-32-64": dict(precision="bf16", learning_rate=2e-3, batch_size=16, steps_factor=2,
+                                               block_out_channels=(16, 32, 64)),
 }
 
 

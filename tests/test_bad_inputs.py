@@ -14,6 +14,7 @@ import circuitnb.core.config as C
 from circuitnb import data
 from circuitnb.cli import main
 from circuitnb.core import machine
+from circuitnb.core.errors import UserError
 from circuitnb.data import load_celeba
 
 from test_cache import snapshot, write_entry
@@ -265,3 +266,12 @@ def test_chapters_that_gather_start_after_what_they_gather():
     assert max(order.index(s) for s in part1) < order.index("12_readings") < min(
         order.index(s) for s in order if s.startswith("2"))
     assert part1 == sorted(part1)                              # reading order otherwise
+
+
+def test_each_part_takes_its_own_parameters_and_a_parameter_no_notebook_takes_is_one_line(tmp_path):
+    from circuitnb.publish.book import build_book, params_for
+    book = ROOT / "book"
+    assert params_for(book / "05_temporal_dynamics.ipynb", {"timesteps": [100]}) == {"timesteps": [100]}
+    assert params_for(book / "20_vae_data_models.ipynb", {"timesteps": [100], "seed": 1}) == {"seed": 1}
+    with pytest.raises(UserError, match=r"unknown parameter\(s\) \['no_such'\]: no notebook of the book takes them"):
+        build_book("smoke", {"no_such": 1}, root=ROOT)

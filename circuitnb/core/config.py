@@ -26,6 +26,7 @@ from circuitnb.core.sections import (
     DataConfig,
     ModelConfig,
     RunConfig,
+    SaeConfig,
     TabularConfig,
     TrainConfig,
     VaeConfig,
@@ -33,7 +34,8 @@ from circuitnb.core.sections import (
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "TrainConfig", "AnalysisConfig",
-    "RunConfig", "VaeConfig", "TabularConfig", "Config", "PROFILES", "load", "config_hash", "override_names",
+    "RunConfig", "VaeConfig", "TabularConfig", "SaeConfig", "Config", "PROFILES", "load", "config_hash",
+    "override_names",
 ]
 
 
@@ -51,6 +53,7 @@ class Config:
     run: RunConfig
     vae: VaeConfig
     tabular: TabularConfig
+    sae: SaeConfig
 
     # --- derived values, computed, never stored -------------------------------------------
     @property
@@ -76,7 +79,8 @@ class Config:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
-             "analysis": AnalysisConfig, "run": RunConfig, "vae": VaeConfig, "tabular": TabularConfig}
+             "analysis": AnalysisConfig, "run": RunConfig, "vae": VaeConfig, "tabular": TabularConfig,
+             "sae": SaeConfig}
 
 # Named presets (STYLE §3). `smoke` makes the whole book run in minutes for CI;
 # `quick` is the CPU default (the field defaults): its training options are the ones that lowered the
@@ -93,7 +97,10 @@ PROFILES: dict[str, dict[str, Any]] = {
                   latent_dim=6, vae_hidden=32, vae_steps=40, disc_hidden=32, disc_layers=2, traversal_steps=5,
                   patch_units=4, fvae_votes=40, dci_trees=1,
                   tab_replicates=2, tab_world_rows=300, tab_latent_dim=4, tab_hidden=16, tab_steps=40,
-                  tab_batch_size=32, tab_disc_hidden=16, tab_disc_layers=2),
+                  tab_batch_size=32, tab_disc_hidden=16, tab_disc_layers=2,
+                  sae_replicates=2, sae_image_size=16, sae_n_images=300, sae_n_analysis=64, sae_widths=(8, 16, 16),
+                  sae_latent_dim=4, sae_hidden=32, sae_steps=40, sae_batch_size=32, sae_auxk_k=16,
+                  sae_dead_window=128, sae_n_snapshots=4, sae_dci_trees=1),
     "quick": dict(),
     "paper": dict(image_size=64, block_out_channels=(64, 128, 256), norm_num_groups=32,
                   train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
@@ -102,7 +109,10 @@ PROFILES: dict[str, dict[str, Any]] = {
                   vae_widths=(32, 32, 64, 64), vae_hidden=256, vae_steps=100_000, vae_batch_size=64, vae_lr=1e-4,
                   disc_hidden=1000, disc_layers=6, patch_units=64, fvae_votes=10_000, dci_trees=100,
                   tab_world_rows=10_000, tab_latent_dim=10, tab_hidden=256, tab_steps=30_000, tab_batch_size=256,
-                  tab_lr=1e-3, tab_disc_hidden=1000, tab_disc_layers=6),
+                  tab_lr=1e-3, tab_disc_hidden=1000, tab_disc_layers=6,
+                  sae_image_size=64, sae_n_images=20_000, sae_n_analysis=2000, sae_widths=(32, 32, 64, 64),
+                  sae_steps=42_000, sae_decay_fraction=1 / 3, sae_dead_window=20_000, sae_n_snapshots=12,
+                  sae_dci_trees=100),
 }
 
 
@@ -210,6 +220,13 @@ def _check_consistency(cfg: Config) -> None:
     if v.vae_image_size % 2 ** len(v.vae_widths):
         raise ConfigError(f"parameter 'vae_image_size' = {v.vae_image_size} must be divisible by "
                           f"2**{len(v.vae_widths)} for {len(v.vae_widths)} 'vae_widths'")
+    sa = cfg.sae
+    if sa.sae_n_analysis >= sa.sae_n_images:
+        raise ConfigError(f"parameter 'sae_n_analysis' = {sa.sae_n_analysis} must be smaller than 'sae_n_images' = "
+                          f"{sa.sae_n_images} (the rest are the training images)")
+    if sa.sae_image_size % 2 ** len(sa.sae_widths):
+        raise ConfigError(f"parameter 'sae_image_size' = {sa.sae_image_size} must be divisible by "
+                          f"2**{len(sa.sae_widths)} for {len(sa.sae_widths)} 'sae_widths'")
     if cfg.analysis.n_samples > d.n_analysis:
         raise ConfigError(f"parameter 'n_samples' = {cfg.analysis.n_samples} must be at most 'n_analysis' = "
                           f"{d.n_analysis}: analysis uses held-out images only")

@@ -247,3 +247,73 @@ class RunConfig:
     replicates: int = _spec(3, "models trained per dataset, each with its own seed (synthetic: and its own "
                                "data draw); the model is the unit of every dataset contrast",
                             lambda v: 1 <= v <= 100, "an integer in [1, 100]")
+
+
+# circuitnb.modeling.sae.METHODS and .schedule.SHAPES, the Part IV data sets (no upward import).
+_METHODS_SAE = ("topk", "topk_auxk", "l1")
+_SETS_SAE = ("dsprites", "shapes3d")
+
+
+@dataclass(frozen=True)
+class SaeConfig:
+    """Part IV: hybrid VAE-SAEs under an adaptive sparsity schedule (issue 25; abstract: 500 -> 50 active units);
+    quick values sized to train every method x set x replicate on 2 CPU cores in about 15 minutes."""
+    sae_datasets: tuple = _spec(_SETS_SAE, "data sets with known factors (drawn: circuitnb.data.sae)",
+                                _names_of(_SETS_SAE), f"distinct names out of {_SETS_SAE}")
+    sae_methods: tuple = _spec(_METHODS_SAE, "sparsifiers: 'topk', 'topk_auxk' (Top-k + Gao et al.'s AuxK, the "
+                               "dead-unit remedy), 'l1' (L1 steered to the Top-k schedule's activity)",
+                               _names_of(_METHODS_SAE), f"distinct names out of {_METHODS_SAE}")
+    sae_replicates: int = _spec(3, "seeds per (method, set); the model is the unit", lambda v: 1 <= v <= 100,
+                                "an integer in [1, 100]")
+    sae_image_size: int = _spec(32, "image side (Shapes3D and dSprites: 64)", lambda v: v in (16, 32, 64),
+                                "16, 32 or 64")
+    sae_n_images: int = _spec(4000, "images drawn per set and replicate (train + held out)",
+                              lambda v: 64 <= v <= 1_000_000, "an integer in [64, 1000000]")
+    sae_n_analysis: int = _spec(500, "of them, held out (the last ones, the base seed's draw): snapshot scores and "
+                                "every Part IV measure", lambda v: 16 <= v <= 100_000, "an integer in [16, 100000]")
+    sae_widths: tuple = _spec((16, 16, 32, 32), "conv channels of encoder and decoder",
+                              lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
+                              "2 to 5 integers >= 4")
+    sae_latent_dim: int = _spec(10, "VAE latent dimensions", lambda v: 2 <= v <= 256, "2 to 256")
+    sae_hidden: int = _spec(500, "units of the sparse hidden layer (paper: 500)", lambda v: 8 <= v <= 65_536,
+                            "8 to 65536")
+    sae_active_fraction: float = _spec(0.1, "active units per input at the schedule's end, as a fraction of "
+                                            "sae_hidden (paper: 50 of 500)", lambda v: 0 < v <= 1,
+                                       "a float in (0, 1]")
+    sae_decay_fraction: float = _spec(0.5, "fraction of the steps over which k falls from sae_hidden to its end "
+                                           "value (at most 0.75: the last quarter, where the convergence rule "
+                                           "looks, runs at the final k; paper profile: 50 of 150 epochs)",
+                                      lambda v: 0 < v <= 0.75, "a float in (0, 0.75]")
+    sae_schedule: str = _spec("linear", "shape of the decay of k: 'linear' or 'geometric' (log k linear)",
+                              lambda v: v in ("linear", "geometric"), "'linear' or 'geometric'")
+    sae_steps: int = _spec(1200, "optimizer steps per model (quick: ~22 epochs of 3,500 images, ~95 s per model on "
+                                 "one loaded CPU thread at 500 units)", lambda v: 1 <= v <= 10_000_000,
+                           "an integer >= 1")
+    sae_batch_size: int = _spec(64, "images per step", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
+    sae_lr: float = _spec(1e-3, "Adam learning rate of the hybrid models", lambda v: 0 < v < 1,
+                          "a float in (0, 1)")
+    sae_beta: float = _spec(1.0, "KL weight of the VAE part (1: a plain VAE)", lambda v: 0 < v <= 1000,
+                            "a float in (0, 1000]")
+    sae_recon_weight: float = _spec(1.0, "weight of the SAE's reconstruction of its input (summed squared error "
+                                         "over features)", lambda v: 0 <= v <= 1000, "a float in [0, 1000]")
+    sae_l1_init: float = _spec(1e-3, "initial L1 coefficient (then steered by the controller)",
+                               lambda v: 0 < v <= 100, "a float in (0, 100]")
+    sae_l1_gain: float = _spec(0.05, "controller gain: log L1 coefficient += gain x relative activity error per "
+                                     "step", lambda v: 0 < v <= 10, "a float in (0, 10]")
+    sae_auxk_alpha: float = _spec(1 / 32, "AuxK weight (Gao et al. 2024: 1/32)", lambda v: 0 < v <= 100,
+                                  "a float in (0, 100]")
+    sae_auxk_k: int = _spec(256, "dead units AuxK reconstructs from, k_aux (Gao et al.: a power of 2 near half "
+                                 "the input width)", lambda v: 1 <= v <= 65_536, "1 to 65536")
+    sae_dead_window: int = _spec(5000, "a unit is dead for AuxK after this many training images without firing "
+                                       "(Gao et al.: 10M tokens)", lambda v: 1 <= v <= 10**9,
+                                 "an integer in [1, 1e9]")
+    sae_n_snapshots: int = _spec(8, "evenly spaced steps at which the held-out negative ELBO, codes and latents "
+                                    "are kept (the schedule's effect; convergence)", lambda v: 1 <= v <= 100,
+                                 "an integer in [1, 100]")
+    sae_dead_fractions: tuple = _spec((0.0, 0.001, 0.005, 0.01, 0.02, 0.05), "dead-unit thresholds: a unit is "
+                                      "dead when active on at most (0: no) / less than this fraction of held-out "
+                                      "images", lambda v: 1 <= len(v) and all(isinstance(t, (int, float))
+                                                                             and 0 <= t < 1 for t in v),
+                                      "a non-empty list of numbers in [0, 1)")
+    sae_dci_trees: int = _spec(10, "boosting stages of DCI's tree classifiers (paper profile: 100)",
+                               lambda v: 1 <= v <= 10_000, "1 to 10000")

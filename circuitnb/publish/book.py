@@ -93,6 +93,14 @@ def check_parameters(notebook: Path, params: dict) -> None:
     config_mod.load(profile, **{k: v for k, v in params.items() if k in config_fields})
 
 
+def params_for(notebook: Path, params: dict) -> dict:
+    """The part of a book-wide ``params`` that ``notebook`` declares: each part's notebooks take their own
+    parameters (Part II's take no diffusion ``timesteps``), and a ``-p`` reaches the notebooks that declare it."""
+    import papermill as pm
+    declared = pm.inspect_notebook(str(notebook))
+    return {k: v for k, v in params.items() if k in declared}
+
+
 def _kernel_config(sockets: Path):
     # The kernel talks to papermill over local IPC sockets instead of TCP: nothing is sent over the
     # network, and ipykernel has no reason for its "running over TCP without encryption" warning.
@@ -211,7 +219,7 @@ def execute_notebooks(jobs: list[tuple[Path, Path]], params: dict) -> None:
     threads = max(1, _cores() // workers)
     ctx = multiprocessing.get_context("spawn")      # no fork of a process that has threads running
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_execute_one, nb, out, params, threads): nb for nb, out in order}
+        futures = {pool.submit(_execute_one, nb, out, params_for(nb, params), threads): nb for nb, out in order}
         try:
             for done in as_completed(futures):
                 nb = futures[done]
@@ -336,6 +344,11 @@ def stage_sources(root: Path, stage: Path, notebooks: list[Path]) -> None:
         shutil.copy2(root / name, stage / name)
 
 
+def _declared(root: Path, notebooks: list[Path]) -> set[str]:
+    import papermill as pm
+    return set().union(*(pm.inspect_notebook(str(root / nb)) for nb in notebooks))
+
+
 def build_book(profile: str, params: dict | None = None, root: Path = Path(".")) -> Path:
     """Train or load the models, execute every notebook of ``_toc.yml`` on ``profile``, build with ``-W``."""
     root = Path(root).expanduser()
@@ -349,8 +362,14 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
     params = {**(params or {}), "profile": profile}
     stage = root / "_build" / "src"
     notebooks = toc_notebooks(root)
+    taken: set[str] = set()
     for nb in notebooks:                          # validate everything before any compute
-        check_parameters(root / nb, params)
+        own = params_for(root / nb, params)
+        check_parameters(root / nb, own)
+        taken |= set(own)
+    if set(params) - taken:
+        raise UserError(f"unknown parameter(s) {sorted(set(params) - taken)}: no notebook of the book takes them; "
+                        f"the notebooks take {sorted(taken | _declared(root, notebooks))}")
     config_fields = set(config_mod.override_names())
     cfg = config_mod.load(profile, **{k: v for k, v in params.items() if k in config_fields})
     prepare_models(cfg)

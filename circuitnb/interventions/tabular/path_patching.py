@@ -29,14 +29,15 @@ zero weight cuts the path exactly; the layers in between (encoder.fc1, decoder.f
 signal. A unit or latent given as None is the whole site (every unit takes its path value): the path then runs
 through the layer. With all three None the path is the input group's total effect.
 
-The output is the decoder's mean in x's encoding (:meth:`ColumnLikelihood.expected`: a continuous column in
-training sds, a categorical one as level probabilities, an ordinal one as the expected level index), so an
-effect is a change of what :func:`~circuitnb.modeling.tabular.training.reconstruct` returns. ``path_size`` and
-``total_size`` are mean_n ||change_n||_2 over the output group's columns; ``share`` = sum_n <path_n, total_n> /
-sum_n ||total_n||^2, the part of the total effect along the path (Part II's mediation reading,
-:func:`circuitnb.interventions.vae.levels.mediation`). With every ReLU in its linear range and continuous
-outputs, the paths over all (u, k, v) add up to the total; ReLUs and the softmax make the decomposition
-non-additive in general, so shares need not sum to 1.
+The output is the decoder's mean in x's encoding
+(:meth:`~circuitnb.modeling.tabular.likelihoods.ColumnLikelihood.expected`: a continuous column in training sds, a
+categorical one as level probabilities, an ordinal one as the expected level index), so an effect is a change of
+what :func:`~circuitnb.modeling.tabular.training.reconstruct` returns. ``path_size`` and ``total_size`` are mean_n
+||change_n||_2 over the output group's columns; ``share`` = sum_n <path_n, total_n> / sum_n ||total_n||^2, the part
+of the total effect along the path (Part II's mediation reading,
+:func:`circuitnb.interventions.vae.levels.mediation`). With every ReLU in its linear range and continuous outputs,
+the paths over all (u, k, v) add up to the total; ReLUs and the softmax make the decomposition non-additive in
+general, so shares need not sum to 1.
 
 Hooks: the package's ``fn(x, ctx)`` through :func:`~circuitnb.hooking.hooks.record` and
 :func:`~circuitnb.hooking.hooks.edit` on the generic site table (the TabularVAE's module paths); the models run

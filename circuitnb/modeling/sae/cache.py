@@ -1,0 +1,211 @@
+"""Part IV's models from the cache: ``sae_replicates`` seeds of each sparsifier on each data set, trained once.
+
+    m = load_or_train_sae(cfg, "topk_auxk", "shapes3d", replicate=0)        # TrainedSAE
+    m.model, m.meta["convergence"]["status"], m.snapshots[step]["codes"], m.from_cache
+    held = sae_data(cfg, "shapes3d", "analysis")                             # FactorImages no model trained on
+
+The machinery is Parts II and III's (:mod:`circuitnb.modeling.tabular.cache`): the cache folder checked and the
+data drawn before any training; a :class:`~circuitnb.modeling.checkpoints.CacheEntry` (``models/<key>/final``,
+its lock beside it, sha256 manifest, atomic publish; ``circuitnb cache ls|verify`` list and check it) holding
+safetensors weights, the held-out activations at every snapshot and ``meta.json``; the key hashes the training
+fields the method reads (:func:`train_fields`), the method, the seed, the training images' fingerprint and the
+held-out measurement. A NaN loss is a :class:`~circuitnb.modeling.train.TrainingError` naming ``sae_lr``.
+
+Split (as Part II's :func:`~circuitnb.data.vae.datasets.vae_data`): replicate r trains on its own draw (seed +
+1000 r + the set's offset) less its last ``sae_n_analysis`` images; the held-out images are the base seed's last
+``sae_n_analysis``, the same for every replicate and method, so models are compared on the same images.
+
+Snapshots: at ``sae_n_snapshots`` evenly spaced steps the plain negative ELBO of every held-out image (paired:
+one seeded draw per image, the same at every snapshot), the codes [N, H] and the posterior means [N, latent] of
+the held-out images are kept, with the schedule's k and the L1 coefficient then in force, so the schedule's
+effect on every Part IV measure can be computed later (:func:`over_schedule`).
+Convergence is the book's rule on the held-out negative ELBO (:func:`circuitnb.measures.convergence.convergence`,
+``converged_tol``); ``sae_decay_fraction`` <= 0.75 keeps the schedule out of the last quarter it judges.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from circuitnb import data
+from circuitnb.core import cache
+from circuitnb.core.config import Config, check_cache_dir, config_hash
+from circuitnb.data import REPLICATE_STRIDE, SPLITS
+from circuitnb.data.sae import FactorImages, SAEDataError, dsprites_dataset, shapes3d_dataset
+from circuitnb.measures.convergence import convergence
+from circuitnb.measures.sae import schedule_measures
+from circuitnb.modeling.checkpoints import CacheEntry
+from circuitnb.modeling.sae.model import METHODS, HybridVAE
+from circuitnb.modeling.sae.training import encode, final_k, negative_elbo_per_image, train_hybrid
+from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
+
+SAE_DATASETS = ("dsprites", "shapes3d")
+_OFFSET = {"dsprites": 0, "shapes3d": 800}            # the two sets of one replicate never share a seed
+# The SaeConfig fields that change every trained model, and those only one method reads.
+TRAIN_FIELDS = ("sae_image_size", "sae_n_images", "sae_n_analysis", "sae_widths", "sae_latent_dim", "sae_hidden",
+                "sae_active_fraction", "sae_decay_fraction", "sae_schedule", "sae_steps", "sae_batch_size", "sae_lr",
+                "sae_beta", "sae_recon_weight", "sae_dead_window")
+METHOD_FIELDS = {"topk": (), "topk_auxk": ("sae_auxk_alpha", "sae_auxk_k"), "l1": ("sae_l1_init", "sae_l1_gain")}
+
+
+@dataclass
+class TrainedSAE:
+    model: HybridVAE            # eval mode at the final k, on cfg.device
+    meta: dict                  # key, method, dataset, replicate, seed, fingerprint, history, heldout, convergence
+    snapshots: dict             # step -> {"codes": float32 [N, H], "mu": float32 [N, latent]} on the held-out images
+    from_cache: bool
+
+
+def check_sae_dataset(name: str) -> str:
+    if name not in SAE_DATASETS:
+        raise SAEDataError(f"parameter 'dataset' = {name!r}; choose one of {SAE_DATASETS}")
+    return name
+
+
+def sae_seed(cfg: Config, replicate: int, dataset: str) -> int:
+    """The training seed (data draw, initial weights, batches) of one replicate: seed + 1000 r + offset."""
+    return cfg.run.seed + REPLICATE_STRIDE * replicate + _OFFSET[check_sae_dataset(dataset)]
+
+
+@functools.lru_cache(maxsize=8)
+def _draw(dataset: str, n: int, size: int, seed: int) -> FactorImages:
+    return dsprites_dataset(n, size, seed) if dataset == "dsprites" else shapes3d_dataset(n, size, seed)
+
+
+def sae_data(cfg: Config, dataset: str, split: str = "train", replicate: int = 0) -> FactorImages:
+    """One split of a Part IV set (see the module docstring for the rule)."""
+    check_sae_dataset(dataset)
+    if split not in SPLITS:
+        raise SAEDataError(f"parameter 'split' = {split!r}; choose one of {SPLITS}")
+    s = cfg.sae
+    seed = sae_seed(cfg, replicate if split == "train" else 0, dataset)
+    d = _draw(dataset, s.sae_n_images, s.sae_image_size, seed)
+    cut = s.sae_n_images - s.sae_n_analysis
+    rows = slice(0, cut) if split == "train" else slice(cut, None)
+    return replace(d, images=d.images[rows], factors=d.factors.iloc[rows].reset_index(drop=True),
+                   values=d.values.iloc[rows].reset_index(drop=True),
+                   rows=None if d.rows is None else d.rows[rows])
+
+
+def snapshot_steps(cfg: Config) -> list[int]:
+    """Steps at which held-out scores and activations are kept: ``sae_n_snapshots`` evenly spaced, the last final."""
+    return evenly_spaced_steps(cfg.sae.sae_steps, cfg.sae.sae_n_snapshots)
+
+
+def train_fields(method: str) -> tuple[str, ...]:
+    """The fields that key (and change) a model of ``method``."""
+    return TRAIN_FIELDS + METHOD_FIELDS[method]
+
+
+def _entry(cfg: Config, method: str, dataset: str, replicate: int) -> tuple:
+    """(cache entry, training images, their fingerprint, seed, keyed settings) of one replicate."""
+    seed = sae_seed(cfg, replicate, dataset)
+    x = sae_data(cfg, dataset, "train", replicate).images
+    fp = data.fingerprint(x)
+    settings = dict(method=method, **{f: getattr(cfg.sae, f) for f in train_fields(method)})
+    held = data.fingerprint(sae_data(cfg, dataset, "analysis").images)
+    key = f"sae-{method}-{dataset}-" + config_hash(extra=dict(settings, seed=seed, data=fp,
+                                                             heldout=[snapshot_steps(cfg), held, cfg.run.seed]))
+    return CacheEntry(cfg.cache_path, key), x, fp, seed, settings
+
+
+def model_key(cfg: Config, method: str, dataset: str, replicate: int = 0) -> str:
+    """The cache key of one replicate model, without loading it."""
+    return _entry(cfg, method, dataset, replicate)[0].key
+
+
+def is_cached(cfg: Config, method: str, dataset: str, replicate: int = 0) -> bool:
+    """Whether the model is in the cache and intact (no lock, nothing loaded or removed)."""
+    return cache.verify(_entry(cfg, method, dataset, replicate)[0].final_dir) is None
+
+
+def _build(cfg: Config, method: str, channels: int) -> HybridVAE:
+    s = cfg.sae
+    model = HybridVAE(channels, s.sae_image_size, tuple(s.sae_widths), s.sae_latent_dim, s.sae_hidden, method)
+    model.k = final_k(s.sae_hidden, s.sae_active_fraction) if method != "l1" else s.sae_hidden
+    return model
+
+
+def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0,
+                      progress: bool = True) -> TrainedSAE:
+    """Replicate ``replicate`` of sparsifier ``method`` on ``dataset``: from the cache, else trained now."""
+    if method not in METHODS:
+        raise TrainingError(f"parameter 'sae_methods' has {method!r}; choose from {METHODS}")
+    check_sae_dataset(dataset)
+    check_cache_dir(cfg)
+    entry, x, fp, seed, settings = _entry(cfg, method, dataset, replicate)
+    key, s = entry.key, cfg.sae
+    x_held = sae_data(cfg, dataset, "analysis").images
+    curve: dict[int, list[float]] = {}
+    acts: dict[int, dict[str, np.ndarray]] = {}
+    state: dict[int, dict] = {}
+
+    def score(step: int, model: HybridVAE, hist: dict) -> None:     # paired draws: the same seed at every snapshot
+        curve[step] = negative_elbo_per_image(model, x_held, seed=cfg.run.seed).tolist()
+        acts[step] = encode(model, x_held)
+        state[step] = dict(k=hist["k"][-1], lam=hist["lam"][-1], train_l0=hist["l0"][-1])
+
+    def make(tmp: Path) -> tuple:
+        start = time.perf_counter()
+        try:
+            model, hist = train_hybrid(
+                method, x, widths=tuple(s.sae_widths), latent_dim=s.sae_latent_dim, hidden=s.sae_hidden,
+                active_fraction=s.sae_active_fraction, decay_fraction=s.sae_decay_fraction, shape=s.sae_schedule,
+                steps=s.sae_steps, batch_size=s.sae_batch_size, lr=s.sae_lr, beta=s.sae_beta,
+                recon_weight=s.sae_recon_weight, l1_init=s.sae_l1_init, l1_gain=s.sae_l1_gain,
+                auxk_alpha=s.sae_auxk_alpha, auxk_k=s.sae_auxk_k, dead_window=s.sae_dead_window, seed=seed,
+                progress=progress, device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
+        except FloatingPointError as err:
+            raise TrainingError(f"{err}; lower 'sae_lr' (now {s.sae_lr})") from None
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        steps = sorted(curve)
+        save_file({f"{name}_{st}": torch.from_numpy(np.ascontiguousarray(acts[st][name]))
+                   for st in steps for name in ("codes", "mu")}, tmp / "snapshots.safetensors")
+        meta = dict(key=key, method=method, dataset=dataset, replicate=replicate, seed=seed, fingerprint=fp,
+                    n_images=len(x), n_heldout=len(x_held), channels=int(x.shape[1]), settings=settings,
+                    history=hist, train_seconds=time.perf_counter() - start, heldout_steps=steps,
+                    heldout_nelbo=[curve[st] for st in steps], snapshot_state=[state[st] for st in steps],
+                    convergence=convergence(steps, [curve[st] for st in steps], cfg.analysis.converged_tol))
+        text = json.dumps(meta, default=float)
+        (tmp / "meta.json").write_text(text)
+        return model, json.loads(text), {st: acts[st] for st in steps}, False   # the meta a cache hit reads back
+
+    def load(folder: Path) -> tuple:
+        meta = json.loads((folder / "meta.json").read_text())
+        model = _build(cfg, method, meta["channels"])
+        model.load_state_dict(load_file(folder / "model.safetensors"))
+        arrays = load_file(folder / "snapshots.safetensors")
+        snaps = {st: {name: arrays[f"{name}_{st}"].numpy() for name in ("codes", "mu")} for st in meta["heldout_steps"]}
+        return model.eval(), meta, snaps, True
+
+    with entry.locked():
+        entry.remove_leftovers()
+        found = cache.read_verified(entry.final_dir, load, "model cache entry", "retraining")
+        if found is cache.MISSING:
+            found = cache.publish(entry.final_dir, make, kind="model",
+                                  settings=dict(settings, key=key, dataset=dataset, seed=seed, fingerprint=fp))
+    model, meta, snaps, hit = found
+    return TrainedSAE(model.to(cfg.device).eval(), meta, snaps, hit)
+
+
+def load_all(cfg: Config, progress: bool = False) -> dict[tuple[str, str], list[TrainedSAE]]:
+    """Every (method, set) of the config with its ``sae_replicates`` models."""
+    s = cfg.sae
+    return {(m, d): [load_or_train_sae(cfg, m, d, r, progress) for r in range(s.sae_replicates)]
+            for d in s.sae_datasets for m in s.sae_methods}
+
+
+def over_schedule(cfg: Config, trained: TrainedSAE):
+    """``over_schedule(cfg, m)`` -> DataFrame, one row per snapshot: the schedule's k and L1 coefficient, dead rates
+    at every ``sae_dead_fractions`` threshold, MIG, DCI and monosemanticity on the held-out images
+    (:func:`circuitnb.measures.sae.schedule_measures`; not cached here: DCI fits trees, cache it where it is used)."""
+    held = sae_data(cfg, trained.meta["dataset"], "analysis")
+    return schedule_measures(trained.snapshots, held.factors.to_numpy(), cfg.sae.sae_dead_fractions,
+                             cfg.sae.sae_dci_trees, cfg.run.seed, trained.meta["snapshot_state"])

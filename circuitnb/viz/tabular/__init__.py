@@ -1,0 +1,1 @@
+"""Part III's figures (figures) and the offline explorer of the tabular latents (explorer)."""
