@@ -1,4 +1,6 @@
 """ruff (configured in pyproject.toml) passes on the package, the tests and the benchmarks."""
+import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -22,4 +24,13 @@ def test_ruff_check_passes():
         pytest.skip("ruff is not installed: pip install -e '.[dev]' (or pip install ruff)")
     run = subprocess.run([*ruff, "check", "--no-cache", "circuitnb", "tests", "benchmarks"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_mypy_passes_on_the_typed_layers():
+    # [tool.mypy] in pyproject.toml names the files (core/ and analysis/) and the settings.
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed: pip install -e '.[dev]' (or pip install mypy)")
+    run = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", os.devnull], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -9,6 +9,7 @@ What every claim builder of :mod:`circuitnb.analysis` returns, and what
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import numpy as np
 
@@ -27,14 +28,14 @@ def _margins() -> dict[str, tuple[float, str]]:
     return {r.id: (float(r.margin), r.margin_kind) for r in verdicts.load_margins().itertuples()}
 
 
-def claim_row(claim_id: str, est: Estimate, per_model: list[Estimate] = (), unit: str = "",
+def claim_row(claim_id: str, est: Estimate, per_model: Sequence[Estimate] = (), unit: str = "",
               reason: str = "", alpha: float = 0.05) -> dict:
     """A scorecard row (:func:`circuitnb.measures.verdicts.measured_row`) with each replicate's own verdict.
 
     ``est`` is the estimate over models; ``per_model`` each model's (or replicate pair's) own estimate,
     judged alone against the paper's value and the claim's margin.
     """
-    reps = ()
+    reps: tuple[str, ...] = ()
     if len(per_model) and claim_id in _paper_values():
         margin, kind = _margins()[claim_id]
         reps = verdicts.per_replicate_verdicts(_paper_values()[claim_id], list(per_model), margin, kind,

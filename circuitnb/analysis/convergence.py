@@ -48,7 +48,9 @@ def model_scores(cfg: Config, dataset: str, replicate: int = 0) -> dict[str, pd.
     frames: dict[str, list] = {"images": [], "r2": []}
     for step in train.snapshot_steps(cfg):
         m = train.load_or_train(cfg, dataset, progress=False, replicate=replicate, at_step=step)
-        scores = results.cached(cfg, "heldout_scores", m, lambda m=m: _score(cfg, m, x0), reads=_READS, data=x0)
+        def score(m=m):
+            return _score(cfg, m, x0)
+        scores = results.cached(cfg, "heldout_scores", m, score, reads=_READS, data=x0)
         for name, frame in scores.items():
             frames[name].append(frame.assign(dataset=dataset, replicate=replicate, step=step))
     return {name: pd.concat(f, ignore_index=True) for name, f in frames.items()}

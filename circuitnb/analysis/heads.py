@@ -28,7 +28,7 @@ from circuitnb.core.readings import READINGS, options
 from circuitnb.interventions import circuits
 from circuitnb.measures import claims, head_functions, metrics
 from circuitnb.measures.verdicts import Estimate, replicate_ci
-from circuitnb.modeling.unet import build_unet
+from circuitnb.modeling.unet import build_unet, n_parameters
 
 TABLE2 = {"edge": "edge detection", "global": "global structure", "texture": "texture analysis",
           "semantic": "semantic integration"}
@@ -112,7 +112,7 @@ def table2(matches: pd.DataFrame, per_model: pd.DataFrame) -> pd.DataFrame:
     over the models that have one (t-interval) of entropy, H / log2 K, specialization and importance."""
     rows = []
     for key, g in _matched(matches, per_model).groupby("key", sort=False):
-        row = dict(function=TABLE2[key], heads="; ".join(f"r{r}: {h if isinstance(h, str) else '–'}"
+        row: dict[str, object] = dict(function=TABLE2[key], heads="; ".join(f"r{r}: {h if isinstance(h, str) else '–'}"
                                                          for r, h in zip(g.replicate, g["head"])))
         for col in ("entropy", "entropy_norm", "specialization", "importance"):
             est = replicate_ci(g[col])
@@ -160,7 +160,7 @@ def distinct_heads(per_model: pd.DataFrame) -> pd.DataFrame:
 def heads_profile() -> pd.DataFrame:
     """§3.1's "8 attention heads distributed across 3 transformer layers" under both readings: heads in
     the model, and parameters of the paper profile's U-Net (by its stated widths) beside the paper's §5.4."""
-    n_params = sum(p.numel() for p in build_unet(load("paper"), seed=0).parameters()) / 1e6
+    n_params = n_parameters(build_unet(load("paper"), seed=0)) / 1e6
     a = pd.read_csv(claims.PAPER_DATA / "audit.csv").set_index("key").value.astype(float)
     per_layer, layers = int(a["heads_per_layer"]), int(a["attention_layers"])
     return pd.DataFrame([dict(reading=r, description=READINGS["heads_profile"].options[r],

@@ -50,7 +50,7 @@ def intervention_images(cfg: Config, dataset: str) -> np.ndarray:
 
 def family(unet) -> dict:
     """The chapter's interventions: name -> (family, target, kind, strength, [Intervention])."""
-    out = {}
+    out: dict[str, tuple[str, str, str, float | None, list[Intervention]]] = {}
     for g in groups(unet):
         out[f"zero {g}"] = ("layer ablation", g, "zero", None, [Intervention("zero", g)])
         out[f"mean {g}"] = ("mean ablation", g, "mean", None, [Intervention("mean", g)])
@@ -58,9 +58,9 @@ def family(unet) -> dict:
         for s in SCALES:
             out[f"scale {s} {g}"] = ("feature scaling", g, "scale", s, [Intervention("scale", g, s)])
     for layer in site_names(unet, "attn"):
-        for kind, s in ATTENTION:
-            name = f"{kind}{'' if s is None else ' ' + str(s)} {layer}"
-            out[name] = ("attention perturbation", layer, kind, s, [Intervention(kind, layer, s)])
+        for kind, strength in ATTENTION:
+            name = f"{kind}{'' if strength is None else ' ' + str(strength)} {layer}"
+            out[name] = ("attention perturbation", layer, kind, strength, [Intervention(kind, layer, strength)])
     for up in [n for n in site_names(unet, "block") if n.startswith("up")]:
         out[f"cut_skip {up}"] = ("circuit interruption", up, "cut_skip", None, [Intervention("cut_skip", up)])
     out["cut_mid"] = ("circuit interruption", "mid", "cut_mid", None, [Intervention("cut_mid")])

@@ -42,9 +42,9 @@ def cross_accuracy(cfg: Config, models: dict[str, list]) -> pd.DataFrame:
     frames = []
     for name, ms in models.items():
         for r, m in enumerate(ms):
-            acc = results.cached(cfg, "accuracy_on_both", m, lambda name=name, m=m: circuits.cross_dataset_accuracy(
-                {name: m}, images, cfg.analysis.timesteps, seed=cfg.run.seed), timesteps=cfg.analysis.timesteps,
-                data=images)
+            def accuracy(name: str = name, m=m):
+                return circuits.cross_dataset_accuracy({name: m}, images, cfg.analysis.timesteps, seed=cfg.run.seed)
+            acc = results.cached(cfg, "accuracy_on_both", m, accuracy, timesteps=cfg.analysis.timesteps, data=images)
             per_image = acc.groupby(["data", "image"], as_index=False).accuracy.mean()
             frames.append(per_image.rename(columns={"accuracy": "value"}).assign(dataset=name, replicate=r))
     return pd.concat(frames, ignore_index=True)

@@ -240,7 +240,7 @@ def remove_leftovers(target: Path) -> None:
 
 
 def read_verified(target: Path, load: Callable[[Path], Any], what: str, redo: str,
-                  accept: Callable[[dict], bool] | None = None) -> Any:
+                  accept: Callable[[dict | None], bool] | None = None) -> Any:
     """``load(target)`` when the entry verifies; else :data:`MISSING` (a damaged one is warned about and removed).
 
     ``what`` names the entry in the warning ("model cache entry"), ``redo`` says what happens
@@ -267,7 +267,7 @@ def read_verified(target: Path, load: Callable[[Path], Any], what: str, redo: st
 
 def get_or_make(target: Path, load: Callable[[Path], Any], make: Callable[[Path], Any], kind: str,
                 settings: dict, what: str = "cache entry", redo: str = "recomputing",
-                accept: Callable[[dict], bool] | None = None) -> Any:
+                accept: Callable[[dict | None], bool] | None = None) -> Any:
     """The entry's value: read back when intact (and ``accept``-ed), else ``make(tmp)`` (which writes
     the files and returns the value) published atomically. One writer at a time per entry."""
     target = Path(target)

@@ -25,6 +25,7 @@ from circuitnb.core.sections import (
     AnalysisConfig,
     DataConfig,
     ModelConfig,
+    MriConfig,
     RunConfig,
     SaeConfig,
     TabularConfig,
@@ -34,7 +35,7 @@ from circuitnb.core.sections import (
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "TrainConfig", "AnalysisConfig",
-    "RunConfig", "VaeConfig", "TabularConfig", "SaeConfig", "Config", "PROFILES", "load", "config_hash",
+    "RunConfig", "VaeConfig", "TabularConfig", "SaeConfig", "MriConfig", "Config", "PROFILES", "load", "config_hash",
     "override_names",
 ]
 
@@ -54,6 +55,7 @@ class Config:
     vae: VaeConfig
     tabular: TabularConfig
     sae: SaeConfig
+    mri: MriConfig
 
     # --- derived values, computed, never stored -------------------------------------------
     @property
@@ -80,7 +82,7 @@ class Config:
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
              "analysis": AnalysisConfig, "run": RunConfig, "vae": VaeConfig, "tabular": TabularConfig,
-             "sae": SaeConfig}
+             "sae": SaeConfig, "mri": MriConfig}
 
 # Named presets (STYLE §3). `smoke` makes the whole book run in minutes for CI;
 # `quick` is the CPU default (the field defaults): its training options are the ones that lowered the
@@ -100,7 +102,10 @@ PROFILES: dict[str, dict[str, Any]] = {
                   tab_batch_size=32, tab_disc_hidden=16, tab_disc_layers=2,
                   sae_replicates=2, sae_image_size=16, sae_n_images=300, sae_n_analysis=64, sae_widths=(8, 16, 16),
                   sae_latent_dim=4, sae_hidden=32, sae_steps=40, sae_batch_size=32, sae_auxk_k=16,
-                  sae_dead_window=128, sae_n_snapshots=4, sae_dci_trees=1),
+                  sae_dead_window=128, sae_n_snapshots=4, sae_dci_trees=1,
+                  mri_replicates=2, mri_image_size=16, mri_n_subjects=10, mri_min_lesion_px=4, mri_widths=(8, 16),
+                  mri_latent_dim=8, mri_heads=2, mri_steps=40, mri_batch_size=16, mri_mc_passes=4,
+                  mri_n_snapshots=4, mri_calibration_bins=5),
     "quick": dict(),
     "paper": dict(image_size=64, block_out_channels=(64, 128, 256), norm_num_groups=32,
                   train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
@@ -112,7 +117,9 @@ PROFILES: dict[str, dict[str, Any]] = {
                   tab_lr=1e-3, tab_disc_hidden=1000, tab_disc_layers=6,
                   sae_image_size=64, sae_n_images=20_000, sae_n_analysis=2000, sae_widths=(32, 32, 64, 64),
                   sae_steps=42_000, sae_decay_fraction=1 / 3, sae_dead_window=20_000, sae_n_snapshots=12,
-                  sae_dci_trees=100),
+                  sae_dci_trees=100,
+                  mri_image_size=64, mri_n_subjects=200, mri_widths=(32, 64, 128), mri_latent_dim=128, mri_heads=8,
+                  mri_steps=30_000, mri_batch_size=64, mri_lr=2e-4, mri_mc_passes=50, mri_n_snapshots=12),
 }
 
 
@@ -141,7 +148,7 @@ _SCALARS = {bool: ((bool,), "True or False"), int: ((int,), "an integer"), float
 def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
     """Type-check one override; strings that spell a list are parsed (papermill's
     ``-p timesteps "[50, 500]"`` arrives as a string)."""
-    kind = type(f.default)
+    kind: Any = type(f.default)
     if kind is tuple:
         if isinstance(value, str):
             try:
@@ -227,6 +234,11 @@ def _check_consistency(cfg: Config) -> None:
     if sa.sae_image_size % 2 ** len(sa.sae_widths):
         raise ConfigError(f"parameter 'sae_image_size' = {sa.sae_image_size} must be divisible by "
                           f"2**{len(sa.sae_widths)} for {len(sa.sae_widths)} 'sae_widths'")
+    mr = cfg.mri
+    if mr.mri_image_size % 2 ** len(mr.mri_widths) or mr.mri_widths[-1] % mr.mri_heads:
+        raise ConfigError(f"parameters 'mri_image_size' = {mr.mri_image_size} must be divisible by "
+                          f"2**{len(mr.mri_widths)} and 'mri_heads' = {mr.mri_heads} must divide the last of "
+                          f"'mri_widths' {mr.mri_widths}")
     if cfg.analysis.n_samples > d.n_analysis:
         raise ConfigError(f"parameter 'n_samples' = {cfg.analysis.n_samples} must be at most 'n_analysis' = "
                           f"{d.n_analysis}: analysis uses held-out images only")
@@ -239,7 +251,8 @@ def _check_consistency(cfg: Config) -> None:
 
 def config_hash(*sections: Any, extra: Any = None, length: int = 16) -> str:
     """Stable hex digest of dataclass sections (and any JSON-able extra), for cache keys."""
-    payload = [dataclasses.asdict(s) if dataclasses.is_dataclass(s) else s for s in sections]
+    payload = [dataclasses.asdict(s) if dataclasses.is_dataclass(s) and not isinstance(s, type) else s
+               for s in sections]
     text = json.dumps([payload, extra], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 

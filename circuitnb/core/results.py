@@ -68,11 +68,11 @@ def _tree(source: bytes) -> tuple[str, tuple[str, ...]]:
     tree = ast.parse(source)
     imports = []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body \
-                and isinstance(node.body[0], ast.Expr) \
-                and isinstance(getattr(node.body[0], "value", None), ast.Constant) \
-                and isinstance(node.body[0].value.value, str):
-            node.body = node.body[1:] or [ast.Pass()]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
         if isinstance(node, ast.Import):
             imports += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:   # the package imports absolutely
@@ -106,7 +106,7 @@ def _unwrap(fn: Any) -> Any:
 @functools.lru_cache(maxsize=1)
 def _library_versions() -> dict[str, str | None]:
     """The numerical libraries' versions, read once per process (each read parses a package's metadata)."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for lib in _LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)
@@ -219,7 +219,8 @@ def cached(cfg: Config, name: str, models, compute: Callable[[], Any], *, reads:
         return BUSY
     return cache.get_or_make(target, load, make, kind="result",
                              settings=settings, what="result cache entry", redo="recomputing",
-                             accept=lambda manifest: manifest["settings"].get("code") == fingerprint)
+                             accept=lambda manifest: manifest is not None
+                             and manifest["settings"].get("code") == fingerprint)
 
 
 def each(calls: Sequence[Callable[..., Any]]) -> list[Any]:

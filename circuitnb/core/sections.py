@@ -317,3 +317,51 @@ class SaeConfig:
                                       "a non-empty list of numbers in [0, 1)")
     sae_dci_trees: int = _spec(10, "boosting stages of DCI's tree classifiers (paper profile: 100)",
                                lambda v: 1 <= v <= 10_000, "1 to 10000")
+
+
+# circuitnb.modeling.mri.KINDS (no upward import).
+_KINDS_MRI = ("attention", "no_attention", "non_bayesian")
+
+
+@dataclass(frozen=True)
+class MriConfig:
+    """Part V: a Bayesian attention VAE for anomaly detection in brain MRI (issue 26); quick values sized to train
+    every kind x replicate on 2 CPU cores in about 15 minutes, on the phantom unless ``mri_root`` names BraTS."""
+    mri_root: str = _spec("", "BraTS2020 training folder (official layout); '' -> the procedural phantom, a "
+                              "stand-in (circuitnb.data.mri)")
+    mri_kinds: tuple = _spec(_KINDS_MRI, "models: 'attention' (the paper's: attention, MC dropout, heteroscedastic "
+                             "decoder), 'no_attention' (a plain VAE), 'non_bayesian' (no test-time dropout, "
+                             "homoscedastic decoder)", _names_of(_KINDS_MRI), f"distinct names out of {_KINDS_MRI}")
+    mri_replicates: int = _spec(3, "seeds per kind; the model is the unit", lambda v: 1 <= v <= 100,
+                                "an integer in [1, 100]")
+    mri_image_size: int = _spec(32, "slice side in pixels (BraTS: 240)", lambda v: v in (16, 32, 64, 128),
+                                "16, 32, 64 or 128")
+    mri_n_subjects: int = _spec(16, "subjects read (phantom: drawn; BraTS: the first ones)",
+                                lambda v: 2 <= v <= 100_000, "an integer in [2, 100000]")
+    mri_n_slices: int = _spec(16, "axial slices per phantom subject (BraTS: every slice)", lambda v: 1 <= v <= 512,
+                              "an integer in [1, 512]")
+    mri_min_lesion_px: int = _spec(10, "a slice with fewer labelled pixels (at mri_image_size) is dropped, neither "
+                                       "healthy nor lesion", lambda v: 0 <= v <= 100_000, "an integer >= 0")
+    mri_heldout_fraction: float = _spec(0.3, "fraction of subjects held out for evaluation (stratified: of those "
+                                             "with and without a lesion slice)", lambda v: 0 < v < 1,
+                                        "a float in (0, 1)")
+    mri_widths: tuple = _spec((16, 32), "conv channels of encoder and decoder (attention at the last)",
+                              lambda v: 1 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
+                              "1 to 5 integers >= 4")
+    mri_latent_dim: int = _spec(32, "VAE latent dimensions", lambda v: 2 <= v <= 1024, "2 to 1024")
+    mri_heads: int = _spec(4, "attention heads per attention layer", lambda v: 1 <= v <= 64, "1 to 64")
+    mri_dropout: float = _spec(0.1, "dropout probability (MC dropout at test time for the Bayesian kinds)",
+                               lambda v: 0 < v < 1, "a float in (0, 1)")
+    mri_steps: int = _spec(800, "optimizer steps per model (quick: ~0.12 s per step for the attention kind on one "
+                                "loaded CPU thread, about half that without attention)",
+                           lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
+    mri_batch_size: int = _spec(16, "slices per step", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
+    mri_lr: float = _spec(1e-3, "Adam learning rate of the MRI VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
+    mri_beta: float = _spec(1.0, "KL weight (1: the plain negative ELBO)", lambda v: 0 < v <= 1000,
+                            "a float in (0, 1000]")
+    mri_mc_passes: int = _spec(16, "MC-dropout passes T at test time", lambda v: 2 <= v <= 10_000,
+                               "an integer in [2, 10000]")
+    mri_n_snapshots: int = _spec(6, "evenly spaced steps at which the held-out negative ELBO is kept (convergence)",
+                                 lambda v: 1 <= v <= 100, "an integer in [1, 100]")
+    mri_calibration_bins: int = _spec(10, "uncertainty bins (equal counts) of the reliability table",
+                                      lambda v: 2 <= v <= 1000, "an integer in [2, 1000]")

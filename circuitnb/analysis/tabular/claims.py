@@ -43,11 +43,11 @@ COUNT_REASON = ("a count of significant differences depends on the design (numbe
 
 
 def paper() -> pd.DataFrame:
-    return claims.load(PAPER)
+    return claims.load(str(PAPER))
 
 
 def margins() -> pd.DataFrame:
-    return verdicts.load_margins(MARGINS)
+    return verdicts.load_margins(str(MARGINS))
 
 
 def wide(per: pd.DataFrame) -> pd.DataFrame:

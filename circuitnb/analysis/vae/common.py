@@ -76,8 +76,8 @@ def _compute(cfg: Config, m: TrainedVAE, dataset: str) -> dict:
     sd = {s: base[s].std(0, ddof=1) for s in sites}
     top = {s: np.argsort(-sd[s])[: v.patch_units].tolist() for s in HIDDEN}        # most variable units
     d = base[LATENT].shape[1]
-    deltas = {s: [] for s in sites}
-    patch = {s: [] for s in sites}
+    deltas: dict[str, list] = {s: [] for s in sites}
+    patch: dict[str, list] = {s: [] for s in sites}
     layer, ind, dirs, out_change = [], [], [], []
     for f in names:
         x_f = counterfactual(sub, f, cfg.run.seed)

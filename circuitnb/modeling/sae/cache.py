@@ -4,12 +4,13 @@
     m.model, m.meta["convergence"]["status"], m.snapshots[step]["codes"], m.from_cache
     held = sae_data(cfg, "shapes3d", "analysis")                             # FactorImages no model trained on
 
-The machinery is Parts II and III's (:mod:`circuitnb.modeling.tabular.cache`): the cache folder checked and the
-data drawn before any training; a :class:`~circuitnb.modeling.checkpoints.CacheEntry` (``models/<key>/final``,
-its lock beside it, sha256 manifest, atomic publish; ``circuitnb cache ls|verify`` list and check it) holding
-safetensors weights, the held-out activations at every snapshot and ``meta.json``; the key hashes the training
-fields the method reads (:func:`train_fields`), the method, the seed, the training images' fingerprint and the
-held-out measurement. A NaN loss is a :class:`~circuitnb.modeling.train.TrainingError` naming ``sae_lr``.
+Each replicate is a :class:`~circuitnb.modeling.store.ModelSpec` given to the one
+:func:`~circuitnb.modeling.store.load_or_train` every part uses: the cache folder checked and the data drawn before
+any training; ``models/<key>/final`` (its lock beside it, sha256 manifest, atomic publish; ``circuitnb cache
+ls|verify`` list and check it) holding safetensors weights, the held-out activations at every snapshot and
+``meta.json``; the key hashes the training fields the method reads (:func:`train_fields`), the method, the seed, the
+training images' fingerprint and the held-out measurement. A NaN loss is a
+:class:`~circuitnb.modeling.train.TrainingError` naming ``sae_lr``.
 
 Split (as Part II's :func:`~circuitnb.data.vae.datasets.vae_data`): replicate r trains on its own draw (seed +
 1000 r + the set's offset) less its last ``sae_n_analysis`` images; the held-out images are the base seed's last
@@ -25,7 +26,6 @@ Convergence is the book's rule on the held-out negative ELBO (:func:`circuitnb.m
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,15 +35,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from circuitnb import data
-from circuitnb.core import cache
 from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.data import REPLICATE_STRIDE, SPLITS
 from circuitnb.data.sae import FactorImages, SAEDataError, dsprites_dataset, shapes3d_dataset
 from circuitnb.measures.convergence import convergence
 from circuitnb.measures.sae import schedule_measures
+from circuitnb.modeling import store
 from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.sae.model import METHODS, HybridVAE
 from circuitnb.modeling.sae.training import encode, final_k, negative_elbo_per_image, train_hybrid
+from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, read_meta, save_weights, write_meta
 from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
 
 SAE_DATASETS = ("dsprites", "shapes3d")
@@ -123,7 +124,7 @@ def model_key(cfg: Config, method: str, dataset: str, replicate: int = 0) -> str
 
 def is_cached(cfg: Config, method: str, dataset: str, replicate: int = 0) -> bool:
     """Whether the model is in the cache and intact (no lock, nothing loaded or removed)."""
-    return cache.verify(_entry(cfg, method, dataset, replicate)[0].final_dir) is None
+    return store.is_cached(_entry(cfg, method, dataset, replicate)[0])
 
 
 def _build(cfg: Config, method: str, channels: int) -> HybridVAE:
@@ -164,7 +165,7 @@ def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0
                 progress=progress, device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
         except FloatingPointError as err:
             raise TrainingError(f"{err}; lower 'sae_lr' (now {s.sae_lr})") from None
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        save_weights(model, tmp / "model.safetensors")
         steps = sorted(curve)
         save_file({f"{name}_{st}": torch.from_numpy(np.ascontiguousarray(acts[st][name]))
                    for st in steps for name in ("codes", "mu")}, tmp / "snapshots.safetensors")
@@ -173,25 +174,18 @@ def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0
                     history=hist, train_seconds=time.perf_counter() - start, heldout_steps=steps,
                     heldout_nelbo=[curve[st] for st in steps], snapshot_state=[state[st] for st in steps],
                     convergence=convergence(steps, [curve[st] for st in steps], cfg.analysis.converged_tol))
-        text = json.dumps(meta, default=float)
-        (tmp / "meta.json").write_text(text)
-        return model, json.loads(text), {st: acts[st] for st in steps}, False   # the meta a cache hit reads back
+        return model, write_meta(tmp, meta), {st: acts[st] for st in steps}, False   # what a cache hit reads back
 
     def load(folder: Path) -> tuple:
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = read_meta(folder)
         model = _build(cfg, method, meta["channels"])
-        model.load_state_dict(load_file(folder / "model.safetensors"))
+        load_weights(model, folder / "model.safetensors")
         arrays = load_file(folder / "snapshots.safetensors")
         snaps = {st: {name: arrays[f"{name}_{st}"].numpy() for name in ("codes", "mu")} for st in meta["heldout_steps"]}
         return model.eval(), meta, snaps, True
 
-    with entry.locked():
-        entry.remove_leftovers()
-        found = cache.read_verified(entry.final_dir, load, "model cache entry", "retraining")
-        if found is cache.MISSING:
-            found = cache.publish(entry.final_dir, make, kind="model",
-                                  settings=dict(settings, key=key, dataset=dataset, seed=seed, fingerprint=fp))
-    model, meta, snaps, hit = found
+    model, meta, snaps, hit = load_or_train(ModelSpec(
+        entry, dict(settings, key=key, dataset=dataset, seed=seed, fingerprint=fp), make=make, load=load))
     return TrainedSAE(model.to(cfg.device).eval(), meta, snaps, hit)
 
 

@@ -3,11 +3,11 @@
     m = load_or_train_tabular(cfg, "dip_vae_ii", "penguins", replicate=0)
     m.model, m.disc, m.meta["convergence"]["status"], m.from_cache
 
-The machinery is Part II's (:mod:`circuitnb.modeling.vae.cache`): the cache folder checked and the data read
-before any training; a :class:`~circuitnb.modeling.checkpoints.CacheEntry` (``models/<key>/final``, its lock
-beside it, sha256 manifest, atomic publish; ``circuitnb cache ls|verify`` list and check it) holding
-safetensors weights and ``meta.json``; the key hashes every training field of :data:`TRAIN_FIELDS`, the kind,
-the seed, the training rows' fingerprint and the held-out measurement. A NaN loss is a
+Each replicate is a :class:`~circuitnb.modeling.store.ModelSpec` given to the one
+:func:`~circuitnb.modeling.store.load_or_train` every part uses: the cache folder checked and the data read before any
+training; ``models/<key>/final`` (its lock beside it, sha256 manifest, atomic publish; ``circuitnb cache ls|verify``
+list and check it) holding safetensors weights and ``meta.json``; the key hashes every training field of
+:data:`TRAIN_FIELDS`, the kind, the seed, the training rows' fingerprint and the held-out measurement. A NaN loss is a
 :class:`~circuitnb.modeling.train.TrainingError` naming ``tab_lr`` (one line, exit 2).
 
 Convergence: the plain negative ELBO of every held-out row is measured at ``n_snapshots`` evenly spaced steps
@@ -16,19 +16,18 @@ Convergence: the plain negative ELBO of every held-out row is measured at ``n_sn
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from circuitnb.core import cache
 from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.data.tabular import TabularData, check_tab_dataset, tab_seed, tabular_data
 from circuitnb.measures.convergence import convergence
+from circuitnb.modeling import store
 from circuitnb.modeling.checkpoints import CacheEntry
+from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, read_meta, save_weights, write_meta
 from circuitnb.modeling.tabular.model import TAB_KINDS, TabularVAE
 from circuitnb.modeling.tabular.training import build, encode_mean, nelbo_terms, train_tabular_vae
 from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
@@ -80,7 +79,7 @@ def model_key(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> str:
 
 def is_cached(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> bool:
     """Whether the model is in the cache and intact (no lock, nothing loaded or removed)."""
-    return cache.verify(_entry(cfg, kind, dataset, replicate)[0].final_dir) is None
+    return store.is_cached(_entry(cfg, kind, dataset, replicate)[0])
 
 
 def active_latents(model: TabularVAE, x) -> int:
@@ -112,10 +111,9 @@ def load_or_train_tabular(cfg: Config, kind: str, dataset: str, replicate: int =
                 progress=progress, device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
         except FloatingPointError as err:
             raise TrainingError(f"{err}; lower 'tab_lr' (now {t.tab_lr})") from None
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                  tmp / "vae.safetensors")
+        save_weights(model, tmp / "vae.safetensors")
         if disc is not None:
-            save_file({k: v.cpu().contiguous() for k, v in disc.state_dict().items()}, tmp / "disc.safetensors")
+            save_weights(disc, tmp / "disc.safetensors")
         steps = sorted(curve)
         final = nelbo_terms(model, heldout.x, seed=cfg.run.seed, draws=HELDOUT_DRAWS).mean()
         meta = dict(key=key, kind=kind, dataset=dataset, replicate=replicate, seed=seed, fingerprint=train.fingerprint,
@@ -125,29 +123,21 @@ def load_or_train_tabular(cfg: Config, kind: str, dataset: str, replicate: int =
                     heldout_terms={k: float(v) for k, v in final.items()},
                     convergence=convergence(steps, [curve[s] for s in steps], cfg.analysis.converged_tol),
                     active_latents=active_latents(model, heldout.x))
-        text = json.dumps(meta, default=float)
-        (tmp / "meta.json").write_text(text)
-        return model, disc, json.loads(text), False            # the meta a cache hit reads back
+        return model, disc, write_meta(tmp, meta), False        # the meta a cache hit reads back
 
     def load(folder: Path) -> tuple:
-        meta = json.loads((folder / "meta.json").read_text())
-        model = build(kind, tuple(tuple(c) for c in meta["layout"]), **_hyper(cfg))
-        model.load_state_dict(load_file(folder / "vae.safetensors"))
+        meta = read_meta(folder)
+        model = load_weights(build(kind, tuple(tuple(c) for c in meta["layout"]), **_hyper(cfg)),
+                             folder / "vae.safetensors")
         disc = None
         if (folder / "disc.safetensors").exists():
-            disc = discriminator(t.tab_latent_dim, t.tab_disc_hidden, t.tab_disc_layers)
-            disc.load_state_dict(load_file(folder / "disc.safetensors"))
+            disc = load_weights(discriminator(t.tab_latent_dim, t.tab_disc_hidden, t.tab_disc_layers),
+                                folder / "disc.safetensors")
             disc.eval()
         return model.eval(), disc, meta, True
 
-    with entry.locked():
-        entry.remove_leftovers()
-        found = cache.read_verified(entry.final_dir, load, "model cache entry", "retraining")
-        if found is cache.MISSING:
-            found = cache.publish(entry.final_dir, make, kind="model",
-                                  settings=dict(settings, key=key, dataset=dataset, seed=seed,
-                                                fingerprint=train.fingerprint))
-    model, disc, meta, hit = found
+    manifest = dict(settings, key=key, dataset=dataset, seed=seed, fingerprint=train.fingerprint)
+    model, disc, meta, hit = load_or_train(ModelSpec(entry, manifest, make=make, load=load))
     if disc is not None:
         disc.to(cfg.device)
     return TrainedTabular(model.to(cfg.device).eval(), disc, meta, hit)

@@ -3,33 +3,30 @@
     m = load_or_train_vae(cfg, "factor_vae", "shapes", replicate=0)
     m.model, m.disc, m.meta["losses"], m.from_cache
 
-The machinery is the diffusion models' (:mod:`circuitnb.modeling.train`): the cache folder is checked
-(:func:`~circuitnb.core.config.check_cache_dir`) and the data read before any training, the entry is a
-:mod:`circuitnb.core.cache` entry (file lock from the check to the publish,
-so a second process waits and then loads; sha256 manifest; atomic rename), the key hashes every
-training-relevant field, the seed and the data's fingerprint (:func:`circuitnb.data.fingerprint`), the
-entry has the UNet's layout (:class:`~circuitnb.modeling.checkpoints.CacheEntry`: ``models/<key>/final``,
-so ``circuitnb cache ls|verify`` list and check it), and
+Each replicate is a :class:`~circuitnb.modeling.store.ModelSpec` given to the one
+:func:`~circuitnb.modeling.store.load_or_train` every part uses (lock from the check to the publish, sha256
+manifest, atomic rename, ``models/<key>/final`` so ``circuitnb cache ls|verify`` list and check it). The cache
+folder is checked (:func:`~circuitnb.core.config.check_cache_dir`) and the data read before any training; the
+key hashes every training-relevant field, the seed and the data's fingerprint (:func:`circuitnb.data.fingerprint`);
 :func:`~circuitnb.modeling.vae.model.train_vae` shows a tqdm bar. A NaN loss is a
 :class:`~circuitnb.modeling.train.TrainingError` (one line, exit 2). Unlike the UNet, a VAE is not
 checkpointed mid-run: at every profile's size it trains in seconds (smoke) to minutes (paper, GPU).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from circuitnb import data
-from circuitnb.core import cache
 from circuitnb.core.config import Config, check_cache_dir, config_hash
 from circuitnb.data.vae.datasets import check_vae_dataset, vae_data, vae_seed
+from circuitnb.modeling import store
 from circuitnb.modeling.checkpoints import CacheEntry
+from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, read_meta, save_weights, write_meta
 from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
 from circuitnb.modeling.vae.model import KINDS, VAE, discriminator, encode_mean, negative_elbo_per_image, train_vae
 
@@ -91,8 +88,7 @@ def model_key(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> str:
 
 def is_cached(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> bool:
     """Whether the VAE is in the cache and intact (no lock, nothing loaded or removed)."""
-    final = _entry(cfg, kind, dataset, replicate)[0].final_dir
-    return cache.verify(final) is None                              # a missing folder is a problem too
+    return store.is_cached(_entry(cfg, kind, dataset, replicate)[0])
 
 
 def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
@@ -121,35 +117,25 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
                                             device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
         except FloatingPointError as err:
             raise TrainingError(f"{err}; lower 'vae_lr' (now {v.vae_lr})") from None
-        save_file({k: t.cpu() for k, t in model.state_dict().items()}, tmp / "vae.safetensors")
+        save_weights(model, tmp / "vae.safetensors")
         if disc is not None:
-            save_file({k: t.cpu() for k, t in disc.state_dict().items()}, tmp / "disc.safetensors")
+            save_weights(disc, tmp / "disc.safetensors")
         meta = dict(key=key, kind=kind, dataset=dataset, replicate=replicate, seed=seed, fingerprint=fp,
                     n_images=len(x), settings=settings, losses=losses, train_seconds=time.perf_counter() - start,
                     heldout_steps=sorted(heldout), heldout_nelbo=[heldout[s] for s in sorted(heldout)],
                     active_latents=active_latents(model, x_heldout))
-        text = json.dumps(meta, default=list)
-        (tmp / "meta.json").write_text(text)
-        return model, disc, json.loads(text), False            # the meta a cache hit reads back
+        return model, disc, write_meta(tmp, meta), False        # the meta a cache hit reads back
 
     def load(folder: Path) -> tuple:
-        meta = json.loads((folder / "meta.json").read_text())
-        model = VAE(v.vae_image_size, **_hyper(cfg), kind=kind)
-        model.load_state_dict(load_file(folder / "vae.safetensors"))
+        model = load_weights(VAE(v.vae_image_size, **_hyper(cfg), kind=kind), folder / "vae.safetensors")
         disc = None
         if (folder / "disc.safetensors").exists():
-            disc = discriminator(v.latent_dim, v.disc_hidden, v.disc_layers)
-            disc.load_state_dict(load_file(folder / "disc.safetensors"))
+            disc = load_weights(discriminator(v.latent_dim, v.disc_hidden, v.disc_layers), folder / "disc.safetensors")
             disc.eval()
-        return model.eval(), disc, meta, True
+        return model.eval(), disc, read_meta(folder), True
 
-    with entry.locked():
-        entry.remove_leftovers()
-        found = cache.read_verified(entry.final_dir, load, "model cache entry", "retraining")
-        if found is cache.MISSING:
-            found = cache.publish(entry.final_dir, make, kind="model",
-                                  settings=dict(settings, key=key, dataset=dataset, seed=seed, fingerprint=fp))
-    model, disc, meta, hit = found
+    model, disc, meta, hit = load_or_train(ModelSpec(
+        entry, dict(settings, key=key, dataset=dataset, seed=seed, fingerprint=fp), make=make, load=load))
     return TrainedVAE(model.to(cfg.device).eval(), disc, meta, hit)
 
 

@@ -1,0 +1,96 @@
+"""Training and scoring Part V's MRI VAEs on healthy slices.
+
+    model, hist = train_mri("attention", healthy.images, steps=1500, seed=0)
+    negative_elbo_per_image(model, heldout_healthy.images, seed=0)       # [N], nats
+
+The objective per image (batch means): the Gaussian reconstruction NLL summed over pixels and channels
+(:func:`~circuitnb.modeling.mri.model.gaussian_nll`, with the decoder's per-pixel or shared log-variance) +
+``beta`` KL(q(z|x) || N(0, I)); beta = 1 is the plain negative ELBO.
+
+As Parts II-IV: Adam, batches drawn with replacement by one seeded CPU generator (which also draws the
+reparameterisation noise), initial weights and dropout masks from the seed (the global RNG is forked, so it is
+left untouched), a tqdm bar, and a NaN or infinite loss stops training with a ``FloatingPointError`` naming the
+learning rate.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from circuitnb.modeling.mri.model import MriVAE, check_kind, gaussian_nll, kl_normal
+
+
+def train_mri(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int, ...] = (32, 64),
+              latent_dim: int = 32, heads: int = 4, dropout: float = 0.1, steps: int = 1500, batch_size: int = 32,
+              lr: float = 1e-3, beta: float = 1.0, seed: int = 0, progress: bool = True, device: str = "cpu",
+              callback: Callable[[int, MriVAE, dict], None] | None = None,
+              callback_steps: Sequence[int] = ()) -> tuple[MriVAE, dict]:
+    """``train_mri("attention", x, steps=200)`` -> (model in eval mode, history). ``images``: [N, C, S, S] in
+    [-1, 1], healthy slices only. History, one value per step: ``loss`` (the beta-weighted negative ELBO),
+    ``nll`` and ``kl`` (nats per image). ``callback(step, model, hist)`` runs after each step in
+    ``callback_steps`` (1-based) in eval mode; it must not draw from the training generator."""
+    check_kind(kind)
+    x_all = torch.as_tensor(np.asarray(images, np.float32))
+    if x_all.ndim != 4 or x_all.shape[2] != x_all.shape[3]:
+        raise ValueError(f"images must be [N, C, S, S]; got {tuple(x_all.shape)}")
+    if len(x_all) == 0:
+        raise ValueError("no training images (no healthy slice in the training subjects)")
+    n = len(x_all)
+    g = torch.Generator().manual_seed(seed)
+    hist: dict[str, list] = {"loss": [], "nll": [], "kl": []}
+    with torch.random.fork_rng(devices=[]):                 # weights and dropout masks from the seed only
+        torch.manual_seed(seed)
+        model = MriVAE(x_all.shape[1], x_all.shape[-1], tuple(widths), latent_dim, heads, kind, dropout)
+        model.to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        model.train()
+        bar = tqdm(range(1, steps + 1), desc=f"mri {kind}", disable=not progress)
+        for step in bar:
+            x = x_all[torch.randint(n, (batch_size,), generator=g)].to(device)
+            out = model(x, g)
+            nll = gaussian_nll(x, out.mean, out.logvar).sum((1, 2, 3)).mean()
+            kl = kl_normal(out.mu, out.logvar_z).mean()
+            loss = nll + beta * kl
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"train_mri({kind!r}): loss is {value} at step {step}; "
+                                         f"try a smaller lr (now {lr})")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            for key, v in (("loss", value), ("nll", nll.item()), ("kl", kl.item())):
+                hist[key].append(v)
+            if callback is not None and step in callback_steps:
+                model.eval()
+                callback(step, model, hist)
+                model.train()
+            if step % 20 == 0 or step == steps:
+                bar.set_postfix(loss=f"{value:.0f}", refresh=False)
+    model.eval()
+    return model, hist
+
+
+@torch.no_grad()
+def negative_elbo_per_image(model: MriVAE, images: np.ndarray | torch.Tensor, seed: int = 0,
+                            batch_size: int = 256) -> np.ndarray:
+    """The negative ELBO (beta = 1), nats per image, float64 [N]: Gaussian NLL summed over pixels and channels +
+    KL, one posterior draw per image from a generator seeded with ``seed`` (paired across snapshots), dropout
+    off (the network's deterministic weights: the held-out objective of the convergence rule)."""
+    x_all = torch.as_tensor(np.asarray(images, np.float32))
+    dev = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    was = model.training
+    model.eval()
+    out = []
+    for a in range(0, len(x_all), batch_size):
+        x = x_all[a:a + batch_size].to(dev)
+        mu, logvar_z = model.encode(x)
+        z = mu + torch.exp(0.5 * logvar_z) * torch.randn(mu.shape, generator=g).to(dev)
+        mean, logvar = model.decode(z)
+        out.append((gaussian_nll(x, mean, logvar).sum((1, 2, 3)) + kl_normal(mu, logvar_z)).cpu())
+    model.train(was)
+    return torch.cat(out).double().numpy()

@@ -1,0 +1,50 @@
+"""The one load_or_train of Parts II-IV (modeling.store): train once, read back, retrain a damaged entry."""
+import json
+
+import pytest
+import torch
+
+from circuitnb.core import cache
+from circuitnb.modeling import store
+from circuitnb.modeling.checkpoints import CacheEntry
+
+
+def _spec(tmp_path, calls):
+    entry = CacheEntry(tmp_path, "toy-0123")
+
+    def make(folder):
+        calls.append("make")
+        net = torch.nn.Linear(3, 2)
+        torch.nn.init.constant_(net.weight, 0.5)
+        store.save_weights(net, folder / "net.safetensors")
+        return net, store.write_meta(folder, {"steps": 7, "shape": (2, 3)}), False
+
+    def load(folder):
+        calls.append("load")
+        return store.load_weights(torch.nn.Linear(3, 2), folder / "net.safetensors"), store.read_meta(folder), True
+
+    return store.ModelSpec(entry, {"key": entry.key, "seed": 0}, make=make, load=load)
+
+
+def test_trains_once_then_reads_back_the_same_weights_and_meta(tmp_path):
+    calls = []
+    spec = _spec(tmp_path, calls)
+    assert not store.is_cached(spec.entry)
+    net, meta, hit = store.load_or_train(spec)
+    assert (calls, hit, meta) == (["make"], False, {"steps": 7, "shape": [2, 3]})   # what a hit reads back
+    assert store.is_cached(spec.entry)
+    assert cache.read_manifest(spec.entry.final_dir)["settings"] == {"key": "toy-0123", "seed": 0}
+    net2, meta2, hit2 = store.load_or_train(spec)
+    assert (calls, hit2, meta2) == (["make", "load"], True, meta)
+    assert torch.equal(net2.weight, net.weight) and torch.equal(net2.bias, net.bias)
+
+
+def test_a_damaged_entry_is_reported_and_retrained(tmp_path):
+    calls = []
+    spec = _spec(tmp_path, calls)
+    store.load_or_train(spec)
+    (spec.entry.final_dir / "meta.json").write_text(json.dumps({"steps": 8}))
+    assert not store.is_cached(spec.entry)
+    with pytest.warns(cache.CacheWarning, match="meta.json"):
+        _, meta, hit = store.load_or_train(spec)
+    assert (calls, hit, meta["steps"]) == (["make", "make"], False, 7)
