@@ -25,7 +25,7 @@ Wiring (every kind shares it; ``kind`` switches the three parts the abstract nam
   epistemic variance is 0). It trains with the same dropout as the others, as a regulariser only, so the three
   differ only in what the abstract names.
 
-The attention layers are diffusers' :class:`~diffusers.models.attention_processor.Attention` (as Part I's UNet),
+The attention layers are diffusers' ``Attention`` module (as Part I's UNet),
 so :func:`circuitnb.hooking.attention.attention_hook` reaches their heads' probabilities ``[B, heads, Q, K]``
 with no model-specific code. There is no batch norm: dropout is the only layer that behaves differently in
 train and eval mode, so switching the dropout layers alone (:func:`mc_dropout`) is exactly MC dropout.
