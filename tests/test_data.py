@@ -180,3 +180,14 @@ def test_decoded_celeba_is_cached_and_keyed_by_the_files_content(small_celeba, t
     assert len(decoded) == len(first.names) + 1                       # decoded again, the corrupt file too
     assert np.array_equal(changed.images[0], changed.images[1]) and not np.array_equal(changed.images[0],
                                                                                         first.images[0])
+
+
+def test_the_drawn_sets_split_rule():
+    """Training: replicate r's own draw less its last n_heldout rows; held out: the base draw's last n_heldout."""
+    from circuitnb.data.splits import check_choice, draw_seed, split_draw
+    assert split_draw("train", 3, 10, 4) == (3, slice(0, 6))
+    assert split_draw("analysis", 3, 10, 4) == split_draw("heldout", 0, 10, 4) == (0, slice(6, 10))
+    assert draw_seed(7, 2, offset=700) == 7 + 2 * data.REPLICATE_STRIDE + 700
+    assert check_choice("train", data.SPLITS, "split", DataError) == "train"
+    with pytest.raises(DataError, match=r"parameter 'split' = 'test'; choose one of \('train', 'analysis'\)"):
+        check_choice("test", data.SPLITS, "split", DataError)

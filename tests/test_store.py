@@ -1,4 +1,4 @@
-"""The one load_or_train of Parts II-IV (modeling.store): train once, read back, retrain a damaged entry."""
+"""The one load_or_train of Parts II-V (modeling.store): train once, read back, retrain a damaged entry."""
 import json
 
 import pytest
@@ -48,3 +48,29 @@ def test_a_damaged_entry_is_reported_and_retrained(tmp_path):
     with pytest.warns(cache.CacheWarning, match="meta.json"):
         _, meta, hit = store.load_or_train(spec)
     assert (calls, hit, meta["steps"]) == (["make", "make"], False, 7)
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path):
+    import circuitnb
+    return circuitnb.load("smoke", cache_dir=str(tmp_path))
+
+
+def test_replicate_entry_hashes_settings_and_keyed_inputs(smoke_cfg):
+    cfg = smoke_cfg
+    settings = store.replicate_settings(cfg.vae, ("vae_steps", "vae_lr"), kind="vae")
+    assert list(settings) == ["kind", "vae_steps", "vae_lr"]
+    a = store.replicate_entry(cfg, "vae-vae-shapes", settings, seed=0, data="ab")
+    assert a.key.startswith("vae-vae-shapes-") and a.dir == cfg.cache_path / "models" / a.key
+    assert store.replicate_entry(cfg, "vae-vae-shapes", settings, data="ab", seed=0).key == a.key   # order-free
+    assert store.replicate_entry(cfg, "vae-vae-shapes", settings, seed=1, data="ab").key != a.key
+
+
+def test_check_kind_and_nan_stops_are_one_line_training_errors():
+    from circuitnb.modeling.train import TrainingError
+    assert store.check_kind("vae", ("vae",), "vae_kinds") == "vae"
+    with pytest.raises(TrainingError, match=r"parameter 'vae_kinds' has 'vqvae'; choose from \('vae',\)"):
+        store.check_kind("vqvae", ("vae",), "vae_kinds")
+    with pytest.raises(TrainingError, match=r"loss is nan; lower 'vae_lr' \(now 0.1\)"):
+        with store.nan_stops("vae_lr", 0.1):
+            raise FloatingPointError("loss is nan")

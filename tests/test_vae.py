@@ -93,7 +93,7 @@ def test_permute_dims_keeps_marginals_breaks_pairs():
 def test_errors_name_kind_and_step(images):
     bad = images[:64].copy()
     bad[:] = np.nan
-    with pytest.raises(FloatingPointError, match=r"'beta_tc_vae'.*step 0"):
+    with pytest.raises(FloatingPointError, match=r"'beta_tc_vae'.*step 1"):
         train_vae("beta_tc_vae", bad, steps=3, **SMALL)
     with pytest.raises(ValueError, match="kind"):
         train_vae("vqvae", images, steps=1, **SMALL)

@@ -3,27 +3,32 @@
     spec = ModelSpec(entry, settings, make=train_and_write, load=read_back)
     value = load_or_train(spec)        # read back when intact, else trained now and published atomically
 
-Parts II-IV (VAEs, tabular VAEs, VAE-SAEs) describe each replicate as a spec: its
+Parts II-V (VAEs, tabular VAEs, VAE-SAEs, MRI VAEs) describe each replicate as a spec: its
 :class:`~circuitnb.modeling.checkpoints.CacheEntry` (``models/<key>/final``, so ``circuitnb cache ls|verify``
 list and check it), the settings written to its manifest, ``make(folder)`` that trains and writes the files and
 returns the value, and ``load(folder)`` that reads the same value back. The entry's lock is held from the
 check to the publish, so a second process asking for the same model waits and then loads it; a killed run's
 half-written folders are removed first; an entry whose files fail their sha256s is reported and retrained.
-Part I's UNet keeps its own path (:func:`circuitnb.modeling.train.load_or_train`) because it also resumes
-from mid-run checkpoints and keeps EMA snapshots as separate entries; it shares the entry and the locks.
+:func:`replicate_settings` and :func:`replicate_entry` build every part's key the same way; :func:`check_kind`
+and :func:`nan_stops` give its one-line errors. Part I's UNet keeps its own path
+(:func:`circuitnb.modeling.train.load_or_train`) because it also resumes from mid-run checkpoints and keeps EMA
+snapshots as separate entries; it shares the entry and the locks.
 """
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from circuitnb.core import cache
+from circuitnb.core.config import Config, config_hash
 from circuitnb.modeling.checkpoints import CacheEntry
+from circuitnb.modeling.train import TrainingError
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,36 @@ def load_or_train(spec: ModelSpec) -> Any:
         if found is cache.MISSING:
             found = cache.publish(spec.entry.final_dir, spec.make, kind="model", settings=spec.settings)
     return found
+
+
+def check_kind(kind: str, choices: tuple[str, ...], parameter: str) -> str:
+    """``check_kind(kind, KINDS, "vae_kinds")``: ``kind``, or a one-line error naming the config field."""
+    if kind not in choices:
+        raise TrainingError(f"parameter {parameter!r} has {kind!r}; choose from {choices}")
+    return kind
+
+
+def replicate_settings(section: Any, fields: tuple[str, ...], **first: Any) -> dict:
+    """``replicate_settings(cfg.vae, TRAIN_FIELDS, kind="vae")``: what keys a replicate model and its manifest
+    records, ``first`` (its kind or method) then each of ``fields`` read from the config ``section``."""
+    return dict(first, **{f: getattr(section, f) for f in fields})
+
+
+def replicate_entry(cfg: Config, name: str, settings: dict, **keyed: Any) -> CacheEntry:
+    """``replicate_entry(cfg, "vae-beta_vae-shapes", settings, seed=seed, data=fp, heldout=[...])``: the entry
+    ``models/<name>-<hash>`` in the config's cache, the hash over ``settings`` and ``keyed`` (the seed, the
+    training data's fingerprint, the held-out measurement), so a change to any of them is a different model."""
+    return CacheEntry(cfg.cache_path, f"{name}-" + config_hash(extra=dict(settings, **keyed)))
+
+
+@contextmanager
+def nan_stops(parameter: str, lr: float) -> Iterator[None]:
+    """``with nan_stops("vae_lr", v.vae_lr): train_vae(...)``: a NaN loss (the trainers' ``FloatingPointError``)
+    becomes a one-line :class:`~circuitnb.modeling.train.TrainingError` naming the config field to lower."""
+    try:
+        yield
+    except FloatingPointError as err:
+        raise TrainingError(f"{err}; lower {parameter!r} (now {lr})") from None
 
 
 def is_cached(entry: CacheEntry) -> bool:

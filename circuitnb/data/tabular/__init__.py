@@ -11,14 +11,14 @@ Preprocessing: :mod:`~circuitnb.data.tabular.schema` (continuous standardised wi
 sd, categorical one-hot, ordinal as its level index 0..K-1); a user table loads with
 :func:`~circuitnb.data.tabular.schema.load_csv`.
 
-Split rule (as Part II's, :mod:`circuitnb.data.vae.datasets`): a fraction ``tab_heldout_fraction`` of the rows is
+Split rule (as Part II's): a fraction ``tab_heldout_fraction`` of the rows is
 held out and never trained on, the same rows for every replicate and architecture, so models are compared on
 the same held-out rows. Real sets: the held-out rows are drawn per target class (stratified) by a generator
 seeded with the run's seed and the set; replicates share the training rows and differ in their training seed
-(as Part I's CelebA models). World: replicate r trains on its own draw of ``tab_world_rows`` rows (seed
-``seed + 1000 r + offset``) less its last ``n_heldout``; the held-out rows are the base draw's last
-``n_heldout``. The encoding is fitted once, on the base (replicate 0) training rows, and applied to every split
-and replicate, so the held-out bytes are the same for every model.
+(as Part I's CelebA models). World (:mod:`circuitnb.data.splits`): replicate r trains on its own draw of
+``tab_world_rows`` rows (seed ``seed + 1000 r + offset``) less its last ``n_heldout``; the held-out rows are the
+base draw's last ``n_heldout``. The encoding is fitted once, on the base (replicate 0) training rows, and applied
+to every split and replicate, so the held-out bytes are the same for every model.
 
 The image benchmark of Part III is Part II's shapes set, read through Part II's loader
 (``circuitnb.data.vae.datasets.vae_data(cfg, "shapes", split, replicate)``) and modelled by Part II's convolutional
@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from circuitnb.core.config import Config
-from circuitnb.data import REPLICATE_STRIDE, fingerprint
+from circuitnb.data import fingerprint
+from circuitnb.data.splits import check_choice, draw_seed, split_draw
 from circuitnb.data.tabular.real import REAL
 from circuitnb.data.tabular.schema import (
     Block,
@@ -93,9 +94,7 @@ class TabularData:
 
 
 def check_tab_dataset(name: str) -> str:
-    if name not in TAB_DATASETS:
-        raise TabularDataError(f"parameter 'dataset' = {name!r}; choose one of {TAB_DATASETS}")
-    return name
+    return check_choice(name, TAB_DATASETS, "dataset", TabularDataError)
 
 
 def schema_of(name: str) -> Schema:
@@ -104,7 +103,7 @@ def schema_of(name: str) -> Schema:
 
 def tab_seed(cfg: Config, replicate: int, dataset: str) -> int:
     """The training seed (world: also its draw) of one replicate: seed + 1000 r + the set's offset."""
-    return cfg.run.seed + REPLICATE_STRIDE * replicate + _OFFSET[check_tab_dataset(dataset)]
+    return draw_seed(cfg.run.seed, replicate, _OFFSET[check_tab_dataset(dataset)])
 
 
 @functools.lru_cache(maxsize=8)
@@ -140,10 +139,8 @@ def _split(cfg: Config, name: str, split: str, replicate: int) -> tuple[pd.DataF
     t = cfg.tabular
     if name == "world":
         n = t.tab_world_rows
-        n_ho = _n_heldout(n, t.tab_heldout_fraction)
-        seed = tab_seed(cfg, replicate if split == "train" else 0, name)
-        rows = slice(0, n - n_ho) if split == "train" else slice(n - n_ho, n)
-        world = _rows(_world(n, seed), rows)
+        which, rows = split_draw(split, replicate, n, _n_heldout(n, t.tab_heldout_fraction))
+        world = _rows(_world(n, tab_seed(cfg, which, name)), rows)
         return world.frame, world
     frame = _real(name)
     mask = _heldout_mask(frame[schema_of(name).target].to_numpy(int), t.tab_heldout_fraction,
@@ -154,8 +151,7 @@ def _split(cfg: Config, name: str, split: str, replicate: int) -> tuple[pd.DataF
 def tabular_data(cfg: Config, dataset: str, split: str = "train", replicate: int = 0) -> TabularData:
     """One split of a Part III table (see the module docstring for the rule)."""
     check_tab_dataset(dataset)
-    if split not in TAB_SPLITS:
-        raise TabularDataError(f"parameter 'split' = {split!r}; choose one of {TAB_SPLITS}")
+    check_choice(split, TAB_SPLITS, "split", TabularDataError)
     schema = schema_of(dataset)
     encoding = Encoding.fit(_split(cfg, dataset, "train", 0)[0], schema)
     frame, world = _split(cfg, dataset, split, replicate)

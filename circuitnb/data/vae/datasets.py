@@ -7,8 +7,8 @@
 The VAE paper (arXiv:2505.03530) uses "synthetic datasets with known causal relationships and standard
 disentanglement benchmarks" without publishing either; ours are :func:`~circuitnb.data.shapes.shapes_dataset`
 ("shapes") and :func:`~circuitnb.data.shapes.causal_shapes` ("causal"), both procedural and deterministic per
-seed. The split follows :mod:`circuitnb.data`: replicate r trains on its own draw (seed + 1000 r) less its
-last ``vae_n_analysis`` images; the analysis images are the base seed's last ``vae_n_analysis``, the same for
+seed. The split is :mod:`circuitnb.data.splits`' rule: replicate r trains on its own draw (seed + 1000 r) less
+its last ``vae_n_analysis`` images; the analysis images are the base seed's last ``vae_n_analysis``, the same for
 every replicate and architecture, so models are compared on the same held-out images.
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from circuitnb.core.config import Config
-from circuitnb.data import REPLICATE_STRIDE, SPLITS
+from circuitnb.data import SPLITS
 from circuitnb.data.celeba import DataError
 from circuitnb.data.shapes import CausalShapes, ShapesData, causal_shapes, descendants, intervene, shapes_dataset
+from circuitnb.data.splits import check_choice, draw_seed, split_draw
 
 VAE_DATASETS = ("shapes", "causal")
 # Shapes and causal models of one replicate never share a seed (as synthetic and CelebA in Part I).
@@ -30,14 +31,12 @@ _OFFSET = {"shapes": 0, "causal": 700}
 
 
 def check_vae_dataset(name: str) -> str:
-    if name not in VAE_DATASETS:
-        raise DataError(f"parameter 'dataset' = {name!r}; choose one of {VAE_DATASETS}")
-    return name
+    return check_choice(name, VAE_DATASETS, "dataset", DataError)
 
 
 def vae_seed(cfg: Config, replicate: int, dataset: str) -> int:
     """The training seed (data draw, initial weights, batches) of one replicate: seed + 1000 r + offset."""
-    return cfg.run.seed + REPLICATE_STRIDE * replicate + _OFFSET[check_vae_dataset(dataset)]
+    return draw_seed(cfg.run.seed, replicate, _OFFSET[check_vae_dataset(dataset)])
 
 
 @functools.lru_cache(maxsize=8)
@@ -59,13 +58,10 @@ def subset(d: ShapesData | CausalShapes, rows: slice) -> ShapesData | CausalShap
 def vae_data(cfg: Config, dataset: str, split: str = "train", replicate: int = 0) -> ShapesData | CausalShapes:
     """One split of a Part II dataset (see the module docstring for the rule)."""
     check_vae_dataset(dataset)
-    if split not in SPLITS:
-        raise DataError(f"parameter 'split' = {split!r}; choose one of {SPLITS}")
+    check_choice(split, SPLITS, "split", DataError)
     v = cfg.vae
-    seed = vae_seed(cfg, replicate, dataset) if split == "train" else vae_seed(cfg, 0, dataset)
-    d = _draw(dataset, v.vae_n_images, v.vae_image_size, seed)
-    n_train = v.vae_n_images - v.vae_n_analysis
-    return subset(d, slice(0, n_train) if split == "train" else slice(n_train, None))
+    which, rows = split_draw(split, replicate, v.vae_n_images, v.vae_n_analysis)
+    return subset(_draw(dataset, v.vae_n_images, v.vae_image_size, vae_seed(cfg, which, dataset)), rows)
 
 
 def codes(d: ShapesData | CausalShapes) -> np.ndarray:

@@ -29,16 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from circuitnb import data
-from circuitnb.core.config import Config, check_cache_dir, config_hash
+from circuitnb.core.config import Config, check_cache_dir
 from circuitnb.data import REPLICATE_STRIDE
 from circuitnb.data.mri import MRISlices, mri_slices
 from circuitnb.measures.convergence import convergence
 from circuitnb.modeling import store
-from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.mri.model import KINDS, MriVAE
 from circuitnb.modeling.mri.training import negative_elbo_per_image, train_mri
 from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, read_meta, save_weights, write_meta
-from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
+from circuitnb.modeling.train import evenly_spaced_steps
 
 # The MriConfig fields that change every trained model (the data fields too: they change the slices).
 TRAIN_FIELDS = ("mri_root", "mri_image_size", "mri_n_subjects", "mri_n_slices", "mri_min_lesion_px",
@@ -109,11 +108,11 @@ def _entry(cfg: Config, kind: str, replicate: int) -> tuple:
     split = mri_split(cfg)
     seed = mri_seed(cfg, replicate)
     fp = data.fingerprint(split.train.images)
-    settings = dict(kind=kind, **{f: getattr(cfg.mri, f) for f in TRAIN_FIELDS})
+    settings = store.replicate_settings(cfg.mri, TRAIN_FIELDS, kind=kind)
     held = data.fingerprint(split.heldout_healthy.images)
-    key = f"mri-{kind}-" + config_hash(extra=dict(settings, seed=seed, data=fp,
-                                                 heldout=[snapshot_steps(cfg), held, cfg.run.seed]))
-    return CacheEntry(cfg.cache_path, key), split, fp, seed, settings
+    entry = store.replicate_entry(cfg, f"mri-{kind}", settings, seed=seed, data=fp,
+                                  heldout=[snapshot_steps(cfg), held, cfg.run.seed])
+    return entry, split, fp, seed, settings
 
 
 def model_key(cfg: Config, kind: str, replicate: int = 0) -> str:
@@ -132,8 +131,7 @@ def _build(cfg: Config, kind: str, channels: int) -> MriVAE:
 
 def load_or_train_mri(cfg: Config, kind: str, replicate: int = 0, progress: bool = True) -> TrainedMri:
     """Replicate ``replicate`` of model ``kind``: from the cache, else trained now on the training healthy slices."""
-    if kind not in KINDS:
-        raise TrainingError(f"parameter 'mri_kinds' has {kind!r}; choose from {KINDS}")
+    store.check_kind(kind, KINDS, "mri_kinds")
     check_cache_dir(cfg)
     entry, split, fp, seed, settings = _entry(cfg, kind, replicate)
     key, m = entry.key, cfg.mri
@@ -145,14 +143,12 @@ def load_or_train_mri(cfg: Config, kind: str, replicate: int = 0, progress: bool
 
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
-        try:
+        with store.nan_stops("mri_lr", m.mri_lr):
             model, hist = train_mri(kind, x, widths=tuple(m.mri_widths), latent_dim=m.mri_latent_dim,
                                     heads=m.mri_heads, dropout=m.mri_dropout, steps=m.mri_steps,
                                     batch_size=m.mri_batch_size, lr=m.mri_lr, beta=m.mri_beta, seed=seed,
                                     progress=progress, device=cfg.device, callback=score,
                                     callback_steps=snapshot_steps(cfg))
-        except FloatingPointError as err:
-            raise TrainingError(f"{err}; lower 'mri_lr' (now {m.mri_lr})") from None
         save_weights(model, tmp / "model.safetensors")
         steps = sorted(curve)
         meta = dict(key=key, kind=kind, replicate=replicate, seed=seed, fingerprint=fp, n_train=len(x),

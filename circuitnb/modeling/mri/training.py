@@ -9,18 +9,17 @@ The objective per image (batch means): the Gaussian reconstruction NLL summed ov
 
 As Parts II-IV: Adam, batches drawn with replacement by one seeded CPU generator (which also draws the
 reparameterisation noise), initial weights and dropout masks from the seed (the global RNG is forked, so it is
-left untouched), a tqdm bar, and a NaN or infinite loss stops training with a ``FloatingPointError`` naming the
-learning rate.
+left untouched), and the shared loop (:func:`~circuitnb.modeling.loop.run_steps`: a tqdm bar, a NaN or infinite
+loss stops training with a ``FloatingPointError`` naming the learning rate).
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from circuitnb.modeling.loop import as_float32, batches, run_steps, seeded
 from circuitnb.modeling.mri.model import MriVAE, check_kind, gaussian_nll, kl_normal
 
 
@@ -34,7 +33,7 @@ def train_mri(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     ``nll`` and ``kl`` (nats per image). ``callback(step, model, hist)`` runs after each step in
     ``callback_steps`` (1-based) in eval mode; it must not draw from the training generator."""
     check_kind(kind)
-    x_all = torch.as_tensor(np.asarray(images, np.float32))
+    x_all = as_float32(images)
     if x_all.ndim != 4 or x_all.shape[2] != x_all.shape[3]:
         raise ValueError(f"images must be [N, C, S, S]; got {tuple(x_all.shape)}")
     if len(x_all) == 0:
@@ -42,35 +41,26 @@ def train_mri(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     n = len(x_all)
     g = torch.Generator().manual_seed(seed)
     hist: dict[str, list] = {"loss": [], "nll": [], "kl": []}
-    with torch.random.fork_rng(devices=[]):                 # weights and dropout masks from the seed only
-        torch.manual_seed(seed)
+
+    def step(s: int):
+        x = x_all[torch.randint(n, (batch_size,), generator=g)].to(device)
+        out = model(x, g)
+        nll = gaussian_nll(x, out.mean, out.logvar).sum((1, 2, 3)).mean()
+        kl = kl_normal(out.mu, out.logvar_z).mean()
+
+        def after(value: float) -> dict:
+            for key, v in (("loss", value), ("nll", nll.item()), ("kl", kl.item())):
+                hist[key].append(v)
+            return dict(loss=f"{value:.0f}")
+        return nll + beta * kl, after
+
+    with seeded(seed):                                             # weights and dropout masks from the seed only
         model = MriVAE(x_all.shape[1], x_all.shape[-1], tuple(widths), latent_dim, heads, kind, dropout)
         model.to(device)
         opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
-        model.train()
-        bar = tqdm(range(1, steps + 1), desc=f"mri {kind}", disable=not progress)
-        for step in bar:
-            x = x_all[torch.randint(n, (batch_size,), generator=g)].to(device)
-            out = model(x, g)
-            nll = gaussian_nll(x, out.mean, out.logvar).sum((1, 2, 3)).mean()
-            kl = kl_normal(out.mu, out.logvar_z).mean()
-            loss = nll + beta * kl
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"train_mri({kind!r}): loss is {value} at step {step}; "
-                                         f"try a smaller lr (now {lr})")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            for key, v in (("loss", value), ("nll", nll.item()), ("kl", kl.item())):
-                hist[key].append(v)
-            if callback is not None and step in callback_steps:
-                model.eval()
-                callback(step, model, hist)
-                model.train()
-            if step % 20 == 0 or step == steps:
-                bar.set_postfix(loss=f"{value:.0f}", refresh=False)
-    model.eval()
+        run_steps(model, opt, step, steps, name=f"train_mri({kind!r})", lr=lr, desc=f"mri {kind}",
+                  progress=progress, callback=None if callback is None else lambda s: callback(s, model, hist),
+                  callback_steps=callback_steps)
     return model, hist
 
 
@@ -80,16 +70,13 @@ def negative_elbo_per_image(model: MriVAE, images: np.ndarray | torch.Tensor, se
     """The negative ELBO (beta = 1), nats per image, float64 [N]: Gaussian NLL summed over pixels and channels +
     KL, one posterior draw per image from a generator seeded with ``seed`` (paired across snapshots), dropout
     off (the network's deterministic weights: the held-out objective of the convergence rule)."""
-    x_all = torch.as_tensor(np.asarray(images, np.float32))
-    dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     was = model.training
     model.eval()
     out = []
-    for a in range(0, len(x_all), batch_size):
-        x = x_all[a:a + batch_size].to(dev)
+    for x in batches(model, images, batch_size):
         mu, logvar_z = model.encode(x)
-        z = mu + torch.exp(0.5 * logvar_z) * torch.randn(mu.shape, generator=g).to(dev)
+        z = mu + torch.exp(0.5 * logvar_z) * torch.randn(mu.shape, generator=g).to(x.device)
         mean, logvar = model.decode(z)
         out.append((gaussian_nll(x, mean, logvar).sum((1, 2, 3)) + kl_normal(mu, logvar_z)).cpu())
     model.train(was)

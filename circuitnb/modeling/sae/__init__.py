@@ -6,12 +6,12 @@ Top-k (with or without AuxK) and L1, cached replicates.
 
 Modules: :mod:`~circuitnb.modeling.sae.schedule` (k over training; the L1 controller),
 :mod:`~circuitnb.modeling.sae.model` (the hybrid, Top-k, AuxK), :mod:`~circuitnb.modeling.sae.training` (the
-seeded loop, held-out scoring), :mod:`~circuitnb.modeling.sae.cache` (the split, replicates, cache entries,
-snapshots, convergence).
+seeded loop, held-out scoring), :mod:`~circuitnb.modeling.sae.cache` (replicates, cache entries, snapshots,
+convergence); the split is :mod:`circuitnb.data.sae.datasets`'.
 """
+from circuitnb.data.sae.datasets import SAE_DATASETS, sae_data, sae_seed
 from circuitnb.modeling.sae.cache import (
     METHOD_FIELDS,
-    SAE_DATASETS,
     TRAIN_FIELDS,
     TrainedSAE,
     is_cached,
@@ -19,8 +19,6 @@ from circuitnb.modeling.sae.cache import (
     load_or_train_sae,
     model_key,
     over_schedule,
-    sae_data,
-    sae_seed,
     snapshot_steps,
     train_fields,
 )

@@ -12,9 +12,8 @@ ls|verify`` list and check it) holding safetensors weights, the held-out activat
 training images' fingerprint and the held-out measurement. A NaN loss is a
 :class:`~circuitnb.modeling.train.TrainingError` naming ``sae_lr``.
 
-Split (as Part II's :func:`~circuitnb.data.vae.datasets.vae_data`): replicate r trains on its own draw (seed +
-1000 r + the set's offset) less its last ``sae_n_analysis`` images; the held-out images are the base seed's last
-``sae_n_analysis``, the same for every replicate and method, so models are compared on the same images.
+Split: :func:`~circuitnb.data.sae.datasets.sae_data` (Part II's rule): replicate r trains on its own draw less its
+last ``sae_n_analysis`` images; the held-out images are the same for every replicate and method.
 
 Snapshots: at ``sae_n_snapshots`` evenly spaced steps the plain negative ELBO of every held-out image (paired:
 one seeded draw per image, the same at every snapshot), the codes [N, H] and the posterior means [N, latent] of
@@ -25,9 +24,8 @@ Convergence is the book's rule on the held-out negative ELBO (:func:`circuitnb.m
 """
 from __future__ import annotations
 
-import functools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +33,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from circuitnb import data
-from circuitnb.core.config import Config, check_cache_dir, config_hash
-from circuitnb.data import REPLICATE_STRIDE, SPLITS
-from circuitnb.data.sae import FactorImages, SAEDataError, dsprites_dataset, shapes3d_dataset
+from circuitnb.core.config import Config, check_cache_dir
+from circuitnb.data.sae.datasets import check_sae_dataset, sae_data, sae_seed
 from circuitnb.measures.convergence import convergence
 from circuitnb.measures.sae import schedule_measures
 from circuitnb.modeling import store
-from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.sae.model import METHODS, HybridVAE
 from circuitnb.modeling.sae.training import encode, final_k, negative_elbo_per_image, train_hybrid
 from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, read_meta, save_weights, write_meta
-from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
+from circuitnb.modeling.train import evenly_spaced_steps
 
-SAE_DATASETS = ("dsprites", "shapes3d")
-_OFFSET = {"dsprites": 0, "shapes3d": 800}            # the two sets of one replicate never share a seed
 # The SaeConfig fields that change every trained model, and those only one method reads.
 TRAIN_FIELDS = ("sae_image_size", "sae_n_images", "sae_n_analysis", "sae_widths", "sae_latent_dim", "sae_hidden",
                 "sae_active_fraction", "sae_decay_fraction", "sae_schedule", "sae_steps", "sae_batch_size", "sae_lr",
@@ -62,37 +56,6 @@ class TrainedSAE:
     meta: dict                  # key, method, dataset, replicate, seed, fingerprint, history, heldout, convergence
     snapshots: dict             # step -> {"codes": float32 [N, H], "mu": float32 [N, latent]} on the held-out images
     from_cache: bool
-
-
-def check_sae_dataset(name: str) -> str:
-    if name not in SAE_DATASETS:
-        raise SAEDataError(f"parameter 'dataset' = {name!r}; choose one of {SAE_DATASETS}")
-    return name
-
-
-def sae_seed(cfg: Config, replicate: int, dataset: str) -> int:
-    """The training seed (data draw, initial weights, batches) of one replicate: seed + 1000 r + offset."""
-    return cfg.run.seed + REPLICATE_STRIDE * replicate + _OFFSET[check_sae_dataset(dataset)]
-
-
-@functools.lru_cache(maxsize=8)
-def _draw(dataset: str, n: int, size: int, seed: int) -> FactorImages:
-    return dsprites_dataset(n, size, seed) if dataset == "dsprites" else shapes3d_dataset(n, size, seed)
-
-
-def sae_data(cfg: Config, dataset: str, split: str = "train", replicate: int = 0) -> FactorImages:
-    """One split of a Part IV set (see the module docstring for the rule)."""
-    check_sae_dataset(dataset)
-    if split not in SPLITS:
-        raise SAEDataError(f"parameter 'split' = {split!r}; choose one of {SPLITS}")
-    s = cfg.sae
-    seed = sae_seed(cfg, replicate if split == "train" else 0, dataset)
-    d = _draw(dataset, s.sae_n_images, s.sae_image_size, seed)
-    cut = s.sae_n_images - s.sae_n_analysis
-    rows = slice(0, cut) if split == "train" else slice(cut, None)
-    return replace(d, images=d.images[rows], factors=d.factors.iloc[rows].reset_index(drop=True),
-                   values=d.values.iloc[rows].reset_index(drop=True),
-                   rows=None if d.rows is None else d.rows[rows])
 
 
 def snapshot_steps(cfg: Config) -> list[int]:
@@ -110,11 +73,11 @@ def _entry(cfg: Config, method: str, dataset: str, replicate: int) -> tuple:
     seed = sae_seed(cfg, replicate, dataset)
     x = sae_data(cfg, dataset, "train", replicate).images
     fp = data.fingerprint(x)
-    settings = dict(method=method, **{f: getattr(cfg.sae, f) for f in train_fields(method)})
+    settings = store.replicate_settings(cfg.sae, train_fields(method), method=method)
     held = data.fingerprint(sae_data(cfg, dataset, "analysis").images)
-    key = f"sae-{method}-{dataset}-" + config_hash(extra=dict(settings, seed=seed, data=fp,
-                                                             heldout=[snapshot_steps(cfg), held, cfg.run.seed]))
-    return CacheEntry(cfg.cache_path, key), x, fp, seed, settings
+    entry = store.replicate_entry(cfg, f"sae-{method}-{dataset}", settings, seed=seed, data=fp,
+                                  heldout=[snapshot_steps(cfg), held, cfg.run.seed])
+    return entry, x, fp, seed, settings
 
 
 def model_key(cfg: Config, method: str, dataset: str, replicate: int = 0) -> str:
@@ -137,8 +100,7 @@ def _build(cfg: Config, method: str, channels: int) -> HybridVAE:
 def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0,
                       progress: bool = True) -> TrainedSAE:
     """Replicate ``replicate`` of sparsifier ``method`` on ``dataset``: from the cache, else trained now."""
-    if method not in METHODS:
-        raise TrainingError(f"parameter 'sae_methods' has {method!r}; choose from {METHODS}")
+    store.check_kind(method, METHODS, "sae_methods")
     check_sae_dataset(dataset)
     check_cache_dir(cfg)
     entry, x, fp, seed, settings = _entry(cfg, method, dataset, replicate)
@@ -155,7 +117,7 @@ def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0
 
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
-        try:
+        with store.nan_stops("sae_lr", s.sae_lr):
             model, hist = train_hybrid(
                 method, x, widths=tuple(s.sae_widths), latent_dim=s.sae_latent_dim, hidden=s.sae_hidden,
                 active_fraction=s.sae_active_fraction, decay_fraction=s.sae_decay_fraction, shape=s.sae_schedule,
@@ -163,8 +125,6 @@ def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0
                 recon_weight=s.sae_recon_weight, l1_init=s.sae_l1_init, l1_gain=s.sae_l1_gain,
                 auxk_alpha=s.sae_auxk_alpha, auxk_k=s.sae_auxk_k, dead_window=s.sae_dead_window, seed=seed,
                 progress=progress, device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
-        except FloatingPointError as err:
-            raise TrainingError(f"{err}; lower 'sae_lr' (now {s.sae_lr})") from None
         save_weights(model, tmp / "model.safetensors")
         steps = sorted(curve)
         save_file({f"{name}_{st}": torch.from_numpy(np.ascontiguousarray(acts[st][name]))

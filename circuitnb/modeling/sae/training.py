@@ -19,19 +19,19 @@ ELBO through f_hat), plus per method:
 
 As Parts II and III: Adam, batches drawn with replacement by one seeded CPU generator (which also draws the
 reparameterisation noise), initial weights from the seed only (a CPU run is bit-identical for a seed, the global
-RNG untouched), a tqdm bar, and a NaN or infinite loss stops training with a ``FloatingPointError`` naming the
-learning rate. After every step the decoder columns are renormalised to unit length.
+RNG untouched), and the shared loop (:func:`~circuitnb.modeling.loop.run_steps`: a tqdm bar, a NaN or infinite
+loss stops training with a ``FloatingPointError`` naming the learning rate). After every step the decoder
+columns are renormalised to unit length.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from circuitnb.modeling.loop import as_float32, batches, run_steps, seeded
 from circuitnb.modeling.sae.model import METHODS, HybridVAE, aux_k_loss
 from circuitnb.modeling.sae.schedule import L1Controller, active_units
 
@@ -61,14 +61,13 @@ def train_hybrid(method: str, images: np.ndarray | torch.Tensor, *, widths: tupl
     generator."""
     if method not in METHODS:
         raise ValueError(f"parameter 'method' = {method!r}; choose one of {METHODS}")
-    x_all = torch.as_tensor(np.asarray(images, np.float32))
+    x_all = as_float32(images)
     if x_all.ndim != 4 or x_all.shape[2] != x_all.shape[3]:
         raise ValueError(f"images must be [N, C, S, S]; got {tuple(x_all.shape)}")
     n = len(x_all)
     k_end = final_k(hidden, active_fraction)
     g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):                       # initialise from the seed only
-        torch.manual_seed(seed)
+    with seeded(seed):                                             # initialise from the seed only
         model = HybridVAE(x_all.shape[1], x_all.shape[-1], widths, latent_dim, hidden, method)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
@@ -77,10 +76,9 @@ def train_hybrid(method: str, images: np.ndarray | torch.Tensor, *, widths: tupl
     # the 1e-8 floor, activity reached k = 50 some 350 steps after the decay ended). Floor: l1_init / 100.
     ctl = L1Controller(l1_init, l1_gain, low=l1_init / 100) if method == "l1" else None
     hist: dict[str, list] = {key: [] for key in ("loss", "recon", "sae", "k", "l0", "lam", "dead")}
-    model.train()
-    bar = tqdm(range(1, steps + 1), desc=f"sae {method}", disable=not progress)
-    for step in bar:
-        k = active_units(step, steps, hidden, k_end, decay_fraction, shape)
+
+    def step(s: int):
+        k = active_units(s, steps, hidden, k_end, decay_fraction, shape)
         if method != "l1":
             model.k = k
         x = x_all[torch.randint(n, (batch_size,), generator=g)].to(device)
@@ -94,28 +92,22 @@ def train_hybrid(method: str, images: np.ndarray | torch.Tensor, *, widths: tupl
         elif method == "topk_auxk":
             aux = aux_k_loss(out.pre, dead, out.f - out.f_hat, model.sae.decode.weight, auxk_k)
             loss = loss + auxk_alpha * recon_weight * aux
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"train_hybrid({method!r}): loss is {value} at step {step}; "
-                                     f"try a smaller lr (now {lr})")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        model.sae.normalize_decoder()
-        model.track_firing(out.codes.detach())
-        l0 = float((out.codes > 0).sum(1).float().mean())
-        for key, v in (("loss", value), ("recon", recon.item()), ("sae", sae.item()), ("k", k), ("l0", l0),
-                       ("lam", ctl.lam if ctl else 0.0), ("dead", int(dead.sum()))):
-            hist[key].append(v)
-        if ctl is not None:
-            ctl.update(l0, k)
-        if callback is not None and step in callback_steps:
-            model.eval()
-            callback(step, model, hist)
-            model.train()
-        if step % 20 == 0 or step == steps:
-            bar.set_postfix(loss=f"{value:.1f}", k=k, l0=f"{l0:.0f}", refresh=False)
-    model.eval()
+
+        def after(value: float) -> dict:
+            model.sae.normalize_decoder()
+            model.track_firing(out.codes.detach())
+            l0 = float((out.codes > 0).sum(1).float().mean())
+            for key, v in (("loss", value), ("recon", recon.item()), ("sae", sae.item()), ("k", k), ("l0", l0),
+                           ("lam", ctl.lam if ctl else 0.0), ("dead", int(dead.sum()))):
+                hist[key].append(v)
+            if ctl is not None:
+                ctl.update(l0, k)
+            return dict(loss=f"{value:.1f}", k=k, l0=f"{l0:.0f}")
+        return loss, after
+
+    run_steps(model, opt, step, steps, name=f"train_hybrid({method!r})", lr=lr, desc=f"sae {method}",
+              progress=progress, callback=None if callback is None else lambda s: callback(s, model, hist),
+              callback_steps=callback_steps)
     return model, hist
 
 
@@ -123,13 +115,11 @@ def train_hybrid(method: str, images: np.ndarray | torch.Tensor, *, widths: tupl
 def encode(model: HybridVAE, images: np.ndarray | torch.Tensor, batch_size: int = 512) -> dict[str, np.ndarray]:
     """``encode(model, x)`` -> {"codes": float32 [N, H] the hidden units at the model's k, "mu": float32
     [N, latent_dim] posterior means}, in eval mode."""
-    x = torch.as_tensor(np.asarray(images, np.float32))
-    dev = next(model.parameters()).device
     was = model.training
     model.eval()
     codes, mus = [], []
-    for a in range(0, len(x), batch_size):
-        out = model(x[a:a + batch_size].to(dev))
+    for x in batches(model, images, batch_size):
+        out = model(x)
         codes.append(out.codes.cpu())
         mus.append(out.mu.cpu())
     model.train(was)
@@ -142,15 +132,12 @@ def negative_elbo_per_image(model: HybridVAE, images: np.ndarray | torch.Tensor,
     """The plain negative ELBO (beta = 1; no SAE or sparsity term), nats per image, float64 [N]: Bernoulli NLL
     summed over pixels + KL, one posterior draw per image from a generator seeded with ``seed`` (paired across
     snapshots), at the model's current k."""
-    x_all = torch.as_tensor(np.asarray(images, np.float32))
-    dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     out = []
-    for a in range(0, len(x_all), batch_size):
-        x = x_all[a:a + batch_size].to(dev)
+    for x in batches(model, images, batch_size):
         _, _, f_hat = model.sae(model.features(x))
         mu, logvar = model.head(f_hat)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g).to(dev)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g).to(x.device)
         nll = F.binary_cross_entropy_with_logits(model.decoder(z), (x + 1) / 2, reduction="none").sum((1, 2, 3))
         out.append((nll + _kl(mu, logvar)).cpu())
     return torch.cat(out).double().numpy()

@@ -22,15 +22,14 @@ from pathlib import Path
 
 from torch import nn
 
-from circuitnb.core.config import Config, check_cache_dir, config_hash
+from circuitnb.core.config import Config, check_cache_dir
 from circuitnb.data.tabular import TabularData, check_tab_dataset, tab_seed, tabular_data
 from circuitnb.measures.convergence import convergence
 from circuitnb.modeling import store
-from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, read_meta, save_weights, write_meta
 from circuitnb.modeling.tabular.model import TAB_KINDS, TabularVAE
 from circuitnb.modeling.tabular.training import build, encode_mean, nelbo_terms, train_tabular_vae
-from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
+from circuitnb.modeling.train import evenly_spaced_steps
 from circuitnb.modeling.vae.model import discriminator
 
 # Posterior draws per held-out row in the negative ELBO at snapshots: one draw left the mean of a small held-out
@@ -65,11 +64,11 @@ def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
     """(cache entry, training data, seed, keyed settings) of one replicate."""
     seed = tab_seed(cfg, replicate, dataset)
     train = tabular_data(cfg, dataset, "train", replicate)
-    settings = dict(kind=kind, **{f: getattr(cfg.tabular, f) for f in TRAIN_FIELDS})
-    key = f"tab-{kind}-{dataset}-" + config_hash(extra=dict(
-        settings, seed=seed, data=train.fingerprint, layout=train.layout,
-        heldout=[snapshot_steps(cfg), tabular_data(cfg, dataset, "heldout").fingerprint, cfg.run.seed, HELDOUT_DRAWS]))
-    return CacheEntry(cfg.cache_path, key), train, seed, settings
+    settings = store.replicate_settings(cfg.tabular, TRAIN_FIELDS, kind=kind)
+    entry = store.replicate_entry(
+        cfg, f"tab-{kind}-{dataset}", settings, seed=seed, data=train.fingerprint, layout=train.layout,
+        heldout=[snapshot_steps(cfg), tabular_data(cfg, dataset, "heldout").fingerprint, cfg.run.seed, HELDOUT_DRAWS])
+    return entry, train, seed, settings
 
 
 def model_key(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> str:
@@ -90,8 +89,7 @@ def active_latents(model: TabularVAE, x) -> int:
 def load_or_train_tabular(cfg: Config, kind: str, dataset: str, replicate: int = 0,
                           progress: bool = True) -> TrainedTabular:
     """Replicate ``replicate`` of architecture ``kind`` on table ``dataset``: from the cache, else trained now."""
-    if kind not in TAB_KINDS:
-        raise TrainingError(f"parameter 'tab_kinds' has {kind!r}; choose from {TAB_KINDS}")
+    store.check_kind(kind, TAB_KINDS, "tab_kinds")
     check_tab_dataset(dataset)
     check_cache_dir(cfg)
     entry, train, seed, settings = _entry(cfg, kind, dataset, replicate)
@@ -104,13 +102,11 @@ def load_or_train_tabular(cfg: Config, kind: str, dataset: str, replicate: int =
 
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
-        try:
+        with store.nan_stops("tab_lr", t.tab_lr):
             model, disc, losses = train_tabular_vae(
                 kind, train.x, train.layout, **_hyper(cfg), steps=t.tab_steps, batch_size=t.tab_batch_size,
                 lr=t.tab_lr, seed=seed, disc_hidden=t.tab_disc_hidden, disc_layers=t.tab_disc_layers,
                 progress=progress, device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
-        except FloatingPointError as err:
-            raise TrainingError(f"{err}; lower 'tab_lr' (now {t.tab_lr})") from None
         save_weights(model, tmp / "vae.safetensors")
         if disc is not None:
             save_weights(disc, tmp / "disc.safetensors")

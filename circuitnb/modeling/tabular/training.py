@@ -7,21 +7,21 @@
 
 As Part II's :func:`~circuitnb.modeling.vae.model.train_vae`: Adam, minibatches drawn with replacement by one seeded
 CPU generator (which also draws the reparameterisation noise and FactorVAE's permutations), initial weights from
-the seed only, so a CPU run is bit-identical for a seed and the global RNG is untouched; a tqdm bar; a NaN or
-infinite loss stops training with a ``FloatingPointError`` naming the learning rate. FactorVAE's
+the seed only, so a CPU run is bit-identical for a seed and the global RNG is untouched; the shared loop
+(:func:`~circuitnb.modeling.loop.run_steps`: a tqdm bar, a NaN or infinite loss stops training with a
+``FloatingPointError`` naming the learning rate). FactorVAE's
 discriminator trains on a second batch with Kim & Mnih's Adam settings (lr 1e-4, betas (0.5, 0.9)).
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from circuitnb.modeling.loop import as_float32, batches, run_steps, seeded
 from circuitnb.modeling.tabular.model import TAB_KINDS, TabularVAE, kl_per_row, objective
 from circuitnb.modeling.vae.model import discriminator, discriminator_step
 
@@ -48,11 +48,10 @@ def train_tabular_vae(kind: str, x: np.ndarray | torch.Tensor, layout, *, latent
     or None, loss per step). ``x``: encoded rows [N, D] (:class:`~circuitnb.data.tabular.TabularData`).
     ``callback(step, model)`` runs after each step in ``callback_steps`` (1-based) with the model in eval mode
     (e.g. the held-out negative ELBO at snapshots; it must not draw from the training generator)."""
-    x_all = torch.as_tensor(np.asarray(x, np.float32))
+    x_all = as_float32(x)
     n = len(x_all)
     g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):                       # initialise from the seed only
-        torch.manual_seed(seed)
+    with seeded(seed):                                             # initialise from the seed only
         model = build(kind, layout, latent_dim=latent_dim, hidden=hidden, beta=beta, gamma=gamma,
                       lambda_od=lambda_od, lambda_d=lambda_d, sigma=sigma)
         disc = discriminator(latent_dim, disc_hidden, disc_layers) if kind == "factor_vae" else None
@@ -64,30 +63,23 @@ def train_tabular_vae(kind: str, x: np.ndarray | torch.Tensor, layout, *, latent
     if disc is not None:
         disc.to(device)
         opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.9), foreach=True)
-    model.train()
     losses: list[float] = []
-    bar = tqdm(range(steps), desc=kind, disable=not progress)
-    for step in bar:
+
+    def step(s: int):
         idx = torch.randint(n, (2 * batch_size if disc is not None else batch_size,), generator=g)
         xb = x_all[idx[:batch_size]].to(device)
         out, mu, logvar, z = model(xb, g)
-        loss = objective(model, xb, out, mu, logvar, z, n, disc)["loss"]
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"train_tabular_vae({kind!r}): loss is {loss.item()} at step {step + 1}; "
-                                     f"try a smaller lr (now {lr})")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if disc is not None:
-            discriminator_step(model, disc, opt_d, z, x_all[idx[batch_size:]].to(device), g)
-        losses.append(loss.item())
-        if callback is not None and step + 1 in callback_steps:
-            model.eval()
-            callback(step + 1, model)
-            model.train()
-        if step % 50 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-    model.eval()
+
+        def after(value: float) -> dict:
+            if disc is not None:
+                discriminator_step(model, disc, opt_d, z, x_all[idx[batch_size:]].to(device), g)
+            losses.append(value)
+            return dict(loss=f"{value:.3f}")
+        return objective(model, xb, out, mu, logvar, z, n, disc)["loss"], after
+
+    run_steps(model, opt, step, steps, name=f"train_tabular_vae({kind!r})", lr=lr, desc=kind, progress=progress,
+              every=50, callback=None if callback is None else lambda s: callback(s, model),
+              callback_steps=callback_steps)
     if disc is not None:
         disc.eval()
     return model, disc, losses
@@ -100,14 +92,11 @@ def nelbo_terms(model: TabularVAE, x: np.ndarray | torch.Tensor, seed: int = 0, 
     one column per data column (its NLL), ``recon`` (their sum), ``kl`` and ``nelbo`` = recon + kl. The
     reconstruction terms average ``draws`` posterior samples per row (the KL is exact), drawn by a generator
     seeded with ``seed``, so two calls (two snapshots) are paired."""
-    x_all = torch.as_tensor(np.asarray(x, np.float32))
-    dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     parts = []
-    for a in range(0, len(x_all), batch_size):
-        xb = x_all[a:a + batch_size].to(dev)
+    for xb in batches(model, x, batch_size):
         mu, logvar = model.encoder(xb)
-        eps = torch.randn((draws, *mu.shape), generator=g).to(dev)
+        eps = torch.randn((draws, *mu.shape), generator=g).to(xb.device)
         z = (mu + torch.exp(0.5 * logvar) * eps).reshape(-1, mu.shape[1])          # [draws * B, d]
         nll = model.lik.nll_matrix(model.decoder(z), xb.repeat(draws, 1)).reshape(draws, len(xb), -1).mean(0)
         nll = nll.double().cpu().numpy()
@@ -126,12 +115,12 @@ def negative_elbo_per_row(model: TabularVAE, x, seed: int = 0, draws: int = 1) -
 def encode_mean(model: TabularVAE, x: np.ndarray | torch.Tensor) -> np.ndarray:
     """Posterior means, float32 [N, latent_dim]."""
     dev = next(model.parameters()).device
-    return model.encoder(torch.as_tensor(np.asarray(x, np.float32)).to(dev))[0].cpu().numpy()
+    return model.encoder(as_float32(x).to(dev))[0].cpu().numpy()
 
 
 @torch.no_grad()
 def reconstruct(model: TabularVAE, x: np.ndarray | torch.Tensor) -> np.ndarray:
     """The decoder's mean at z = mu, in x's encoding (category probabilities, expected ordinal level), [N, D]."""
     dev = next(model.parameters()).device
-    mu = model.encoder(torch.as_tensor(np.asarray(x, np.float32)).to(dev))[0]
+    mu = model.encoder(as_float32(x).to(dev))[0]
     return model.lik.expected(model.decoder(mu)).cpu().numpy()

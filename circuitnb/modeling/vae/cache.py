@@ -22,12 +22,11 @@ import numpy as np
 from torch import nn
 
 from circuitnb import data
-from circuitnb.core.config import Config, check_cache_dir, config_hash
+from circuitnb.core.config import Config, check_cache_dir
 from circuitnb.data.vae.datasets import check_vae_dataset, vae_data, vae_seed
 from circuitnb.modeling import store
-from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, read_meta, save_weights, write_meta
-from circuitnb.modeling.train import TrainingError, evenly_spaced_steps
+from circuitnb.modeling.train import evenly_spaced_steps
 from circuitnb.modeling.vae.model import KINDS, VAE, discriminator, encode_mean, negative_elbo_per_image, train_vae
 
 # The VaeConfig fields that change a trained model (analysis fields do not retrain).
@@ -43,11 +42,6 @@ class TrainedVAE:
     from_cache: bool
 
 
-def _settings(cfg: Config, kind: str) -> dict:
-    v = cfg.vae
-    return dict(kind=kind, **{f: getattr(v, f) for f in TRAIN_FIELDS})
-
-
 def _hyper(cfg: Config) -> dict:
     v = cfg.vae
     return dict(widths=tuple(v.vae_widths), latent_dim=v.latent_dim, hidden=v.vae_hidden)
@@ -59,10 +53,10 @@ def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
     seed = vae_seed(cfg, replicate, dataset)
     x = vae_data(cfg, dataset, "train", replicate).images
     fp = data.fingerprint(x)
-    settings = _settings(cfg, kind)
-    key = f"vae-{kind}-{dataset}-" + config_hash(extra=dict(settings, seed=seed, data=fp,
-                                                          heldout=[snapshot_steps(cfg), cfg.vae.vae_n_samples]))
-    return CacheEntry(cfg.cache_path, key), x, fp, seed, settings
+    settings = store.replicate_settings(cfg.vae, TRAIN_FIELDS, kind=kind)
+    entry = store.replicate_entry(cfg, f"vae-{kind}-{dataset}", settings, seed=seed, data=fp,
+                                  heldout=[snapshot_steps(cfg), cfg.vae.vae_n_samples])
+    return entry, x, fp, seed, settings
 
 
 def snapshot_steps(cfg: Config) -> list[int]:
@@ -94,8 +88,7 @@ def is_cached(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> bool:
 def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
                       progress: bool = True) -> TrainedVAE:
     """Replicate ``replicate`` of architecture ``kind`` on ``dataset``: from the cache, else trained now."""
-    if kind not in KINDS:
-        raise TrainingError(f"parameter 'vae_kinds' has {kind!r}; choose from {KINDS}")
+    store.check_kind(kind, KINDS, "vae_kinds")
     check_vae_dataset(dataset)
     check_cache_dir(cfg)
     entry, x, fp, seed, settings = _entry(cfg, kind, dataset, replicate)
@@ -110,13 +103,11 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
 
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
-        try:
+        with store.nan_stops("vae_lr", v.vae_lr):
             model, disc, losses = train_vae(kind, x, **_hyper(cfg), steps=v.vae_steps, batch_size=v.vae_batch_size,
                                             lr=v.vae_lr, beta=v.vae_beta, gamma=v.vae_gamma, seed=seed,
                                             disc_hidden=v.disc_hidden, disc_layers=v.disc_layers, progress=progress,
                                             device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
-        except FloatingPointError as err:
-            raise TrainingError(f"{err}; lower 'vae_lr' (now {v.vae_lr})") from None
         save_weights(model, tmp / "vae.safetensors")
         if disc is not None:
             save_weights(disc, tmp / "disc.safetensors")

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+
+from circuitnb.modeling.loop import as_float32, batches, run_steps, seeded
 
 KINDS = ("vae", "beta_vae", "factor_vae", "beta_tc_vae")
 _LOG_2PI = math.log(2 * math.pi)
@@ -205,18 +206,18 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
     Defaults (β = 4, γ = 40, Adam 1e-4, batch 64, widths 32-32-64-64, hidden 256) sit within the
     published dSprites settings. CPU runs are bit-identical for a seed; the global RNG is untouched.
     ``device``: where the model trains; batches and noise are drawn by one seeded CPU generator either way.
+    The steps run in :func:`~circuitnb.modeling.loop.run_steps` (a tqdm bar; a NaN loss stops training).
     ``callback(step, model)`` runs after each step in ``callback_steps`` (1-based), with the model in eval
     mode (e.g. the held-out objective at snapshots; it must not draw from the training generator).
     """
     if kind not in KINDS:
         raise ValueError(f"parameter 'kind' = {kind!r}; choose one of {KINDS}")
-    x_all = torch.as_tensor(np.asarray(images, np.float32))
+    x_all = as_float32(images)
     if x_all.ndim != 4 or x_all.shape[1] != 1 or x_all.shape[2] != x_all.shape[3]:
         raise ValueError(f"images must be [N, 1, S, S]; got {tuple(x_all.shape)}")
     n = len(x_all)
     g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):                       # initialise from the seed only
-        torch.manual_seed(seed)
+    with seeded(seed):                                             # initialise from the seed only
         model = VAE(x_all.shape[-1], widths, latent_dim, hidden, kind,
                     beta if kind in ("beta_vae", "beta_tc_vae") else 1.0, gamma if kind == "factor_vae" else 0.0)
         disc = discriminator(latent_dim, disc_hidden, disc_layers) if kind == "factor_vae" else None
@@ -225,10 +226,9 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
         disc.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.9)) if disc is not None else None
-    model.train()
     losses: list[float] = []
-    bar = tqdm(range(steps), desc=kind, disable=not progress)
-    for step in bar:
+
+    def step(s: int):
         idx = torch.randint(n, (2 * batch_size if disc is not None else batch_size,), generator=g)
         x = x_all[idx[:batch_size]].to(device)
         logits, mu, logvar, z = model(x, g)
@@ -242,22 +242,17 @@ def train_vae(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
             if disc is not None:
                 d_z = disc(z)
                 loss = loss + model.gamma * (d_z[:, 0] - d_z[:, 1]).mean()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"train_vae({kind!r}): loss is {loss.item()} at step {step}; "
-                                     f"try a smaller lr (now {lr}) or beta/gamma")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if disc is not None:
-            discriminator_step(model, disc, opt_d, z, x_all[idx[batch_size:]].to(device), g)
-        losses.append(loss.item())
-        if step + 1 in callback_steps and callback is not None:
-            model.eval()
-            callback(step + 1, model)
-            model.train()
-        if step % 10 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{losses[-1]:.2f}", refresh=False)
-    model.eval()
+
+        def after(value: float) -> dict:
+            if disc is not None:
+                discriminator_step(model, disc, opt_d, z, x_all[idx[batch_size:]].to(device), g)
+            losses.append(value)
+            return dict(loss=f"{value:.2f}")
+        return loss, after
+
+    run_steps(model, opt, step, steps, name=f"train_vae({kind!r})", lr=lr, hint=" or beta/gamma", desc=kind,
+              progress=progress, every=10, callback=None if callback is None else lambda s: callback(s, model),
+              callback_steps=callback_steps)
     if disc is not None:
         disc.eval()
     return model, disc, losses
@@ -269,14 +264,11 @@ def negative_elbo_per_image(model: VAE, images: np.ndarray | torch.Tensor, seed:
     """The plain negative ELBO (beta = 1: Bernoulli reconstruction NLL summed over pixels + KL to the prior),
     in nats per image, one posterior sample per image from a generator seeded with ``seed``, so two calls
     (e.g. two training snapshots) are paired. ``negative_elbo_per_image(model, x_heldout)`` -> [N]."""
-    x_all = torch.as_tensor(np.asarray(images, np.float32))
-    dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     out = []
-    for a in range(0, len(x_all), batch_size):
-        x = x_all[a:a + batch_size].to(dev)
+    for x in batches(model, images, batch_size):
         mu, logvar = model.encoder(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g).to(dev)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g).to(x.device)
         recon = F.binary_cross_entropy_with_logits(model.decoder(z), (x + 1) / 2, reduction="none").sum((1, 2, 3))
         kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)
         out.append((recon + kl).cpu())
@@ -286,16 +278,10 @@ def negative_elbo_per_image(model: VAE, images: np.ndarray | torch.Tensor, seed:
 @torch.no_grad()
 def encode_mean(model: VAE, images: np.ndarray | torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """``encode_mean(model, data.images)`` -> posterior means, float32 [N, latent_dim]."""
-    x = torch.as_tensor(np.asarray(images, np.float32))
-    dev = next(model.parameters()).device
-    return torch.cat([model.encoder(x[a:a + batch_size].to(dev))[0].cpu()
-                      for a in range(0, len(x), batch_size)]).numpy()
+    return torch.cat([model.encoder(x)[0].cpu() for x in batches(model, images, batch_size)]).numpy()
 
 
 @torch.no_grad()
 def decode(model: VAE, z: np.ndarray | torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """``decode(model, z)`` -> the decoder's Bernoulli means mapped to [-1, 1], float32 [N, 1, S, S]."""
-    z = torch.as_tensor(np.asarray(z, np.float32))
-    dev = next(model.parameters()).device
-    return torch.cat([2 * torch.sigmoid(model.decoder(z[a:a + batch_size].to(dev))).cpu() - 1
-                      for a in range(0, len(z), batch_size)]).numpy()
+    return torch.cat([2 * torch.sigmoid(model.decoder(zb)).cpu() - 1 for zb in batches(model, z, batch_size)]).numpy()

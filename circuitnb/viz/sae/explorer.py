@@ -13,8 +13,6 @@ unit's activation best at the last snapshot and how much of it (eta^2); hovering
 """
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass
 
 from circuitnb.viz.explorer import Explorer
@@ -75,13 +73,5 @@ SCRIPT = r"""
 
 
 @dataclass
-class SaeExplorer(Explorer):
-    """:class:`~circuitnb.viz.explorer.Explorer` whose page fragment runs :data:`SCRIPT` (kind "sae")."""
-
-    def to_html(self) -> str:
-        payload = json.dumps(self.data, separators=(",", ":")).replace("</", "<\\/")
-        eid = f"circuitnb-sae-{uuid.uuid4().hex[:8]}"
-        return (f'<div class="circuitnb-explorer" id="{eid}" data-kind="sae">'
-                f'<script type="application/json">{payload}</script></div>'
-                f"<script>{SCRIPT}</script>"
-                f'<script>circuitnbSae(document.getElementById("{eid}"));</script>')
+class SaeExplorer(Explorer, kind="sae", script=SCRIPT, entry="circuitnbSae"):
+    """:class:`~circuitnb.viz.explorer.Explorer` whose page fragment runs :data:`SCRIPT`."""

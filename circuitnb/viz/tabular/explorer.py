@@ -12,8 +12,6 @@ clean row (``clean[model]``), scaled per column by the largest change of that co
 """
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass
 
 from circuitnb.viz.explorer import Explorer
@@ -81,13 +79,5 @@ SCRIPT = r"""
 
 
 @dataclass
-class TabularExplorer(Explorer):
-    """:class:`~circuitnb.viz.explorer.Explorer` whose page fragment runs :data:`SCRIPT` (kind "tabular")."""
-
-    def to_html(self) -> str:
-        payload = json.dumps(self.data, separators=(",", ":")).replace("</", "<\\/")
-        eid = f"circuitnb-tabular-{uuid.uuid4().hex[:8]}"
-        return (f'<div class="circuitnb-explorer" id="{eid}" data-kind="tabular">'
-                f'<script type="application/json">{payload}</script></div>'
-                f"<script>{SCRIPT}</script>"
-                f'<script>circuitnbTabular(document.getElementById("{eid}"));</script>')
+class TabularExplorer(Explorer, kind="tabular", script=SCRIPT, entry="circuitnbTabular"):
+    """:class:`~circuitnb.viz.explorer.Explorer` whose page fragment runs :data:`SCRIPT`."""
