@@ -284,3 +284,59 @@ def test_site_tables_of_public_checkpoint_configs(name):
     assert table["mid.attn0"].kind == "attn"
     if config["sample_size"] <= 32:
         hooks.check_shapes(unet)                     # a forward pass confirms every tabled shape
+
+
+# ---------------------------------------------------------------- any model's diffusers Attention (Part V's VAE)
+def _mri_vae(kind="attention"):
+    from circuitnb.modeling.mri import MriVAE
+    torch.manual_seed(0)
+    return MriVAE(4, 16, (8, 16), latent_dim=6, heads=2, kind=kind, dropout=0.1).eval()
+
+
+def test_mri_vae_attention_heads_are_sites_by_name():
+    vae = _mri_vae()
+    table = sites.site_table(vae)
+    for layer in ("encoder.attn", "decoder.attn"):              # found by attention_modules, no MriVAE code
+        assert table[f"{layer}.probs"].kind == "probs" and table[f"{layer}.probs"].shape == (2, 16, 16)
+        assert [table[f"{layer}.h{k}"].index for k in range(2)] == [0, 1]
+        assert table[f"{layer}.h0"].shape == (16, 8)
+    assert sites.site_names(vae, "head") == ["encoder.attn.h0", "encoder.attn.h1", "decoder.attn.h0",
+                                             "decoder.attn.h1"]
+    assert all(n in table for g in sites.groups(vae).values() for n in g)
+    assert not any(table[n].kind in ("probs", "head") for g in sites.groups(vae).values() for n in g)
+    assert not sites.site_names(_mri_vae("no_attention"), "probs")  # no attention, no head sites
+
+
+@torch.no_grad()
+def test_recording_and_ablating_a_head_of_an_mri_vae():
+    vae, x = _mri_vae(), torch.rand(3, 4, 16, 16) * 2 - 1
+    base = vae(x).mean
+    with record(vae, ["encoder.attn.probs", "decoder.attn.h1"],
+                reduce={"encoder.attn.probs": entropy_bits}) as rec:
+        again = vae(x).mean
+    assert torch.allclose(base, again, atol=1e-5)               # the hooked processor: ~2e-7 from the fused one
+    h = rec["encoder.attn.probs"]
+    assert h.shape == (3, 2) and ((h >= 0) & (h <= math.log2(16) + 1e-5)).all()
+    assert rec["decoder.attn.h1"].shape == (3, 16, 8)
+    with edit(vae, {"decoder.attn.h1": lambda y, ctx: y}):       # identity edit
+        assert torch.allclose(vae(x).mean, base, atol=1e-5)
+    seen = []
+
+    def zero(y, ctx):
+        seen.append((ctx.site, ctx.head, ctx.t))
+        return torch.zeros_like(y)
+    with edit(vae, {"decoder.attn.h1": zero}):
+        ablated = vae(x).mean
+    assert not torch.allclose(ablated, base) and seen == [("decoder.attn.h1", 1, None)]
+    assert no_hooks_left(vae) and torch.equal(vae(x).mean, base)
+
+
+def test_unet_site_table_keeps_its_names_with_generic_attention_sites(unet):
+    # the generic head sites are for other models; the UNet's own table names its heads as before
+    table = sites.site_table(unet)
+    heads = [n for n, s in table.items() if s.kind == "head"]
+    assert heads and all(".attn" in n and n.split(".")[0] in {f"down{i}" for i in range(9)} | {"mid"} |
+                         {f"up{i}" for i in range(9)} for n in heads)
+    assert not any(n.startswith(("down_blocks", "mid_block", "up_blocks")) for n in table)
+    n_heads = sum(a.heads for a in attention_modules(unet).values())
+    assert len(heads) == n_heads and len(sites.site_names(unet, "probs")) == len(attention_modules(unet))

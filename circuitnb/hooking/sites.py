@@ -29,7 +29,13 @@ Any other ``nn.Module`` (the VAEs of Part II) gets the generic table: every name
 bare index of a container (``encoder.conv0``, not ``encoder.conv0.0``) is a site named by its module path,
 of kind ``module``. When the model has a ``site_shapes()`` method (the VAEs do), it lists the sites with a
 tensor output and their shapes; the encoder, whose output is the tuple (mu, logvar), is then not a site.
-Groups are the top-level children (``encoder``, ``decoder``): every site below them.
+Groups are the top-level children (``encoder``, ``decoder``): every module site below them.
+
+Attention heads need no model-specific code: every diffusers ``Attention`` in any model (found by
+:func:`circuitnb.hooking.attention.attention_modules`, e.g. Part V's ``MriVAE``) adds ``<path>.probs``
+``[B, heads, Q, K]`` and ``<path>.h{k}`` ``[B, Q, head_dim]`` sites, named and hooked as the UNet's, so
+``record(vae, ["encoder.attn.probs"])`` and ``edit(vae, {"decoder.attn.h1": zero})`` work as they do on a UNet.
+(``torch.nn.MultiheadAttention`` fuses its softmax and has no processor to swap; it gets no head sites.)
 """
 from __future__ import annotations
 
@@ -39,6 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from diffusers import UNet2DModel
 from torch import nn
+
+from circuitnb.hooking.attention import attention_modules
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,25 @@ def site_table(unet: nn.Module) -> dict[str, Site]:
 def _generic_table(model: nn.Module) -> dict[str, Site]:
     shapes = model.site_shapes() if callable(getattr(model, "site_shapes", None)) else None
     names = [n for n, _ in model.named_modules() if n and not n.split(".")[-1].isdigit()]
-    return {n: Site(n, n, "module", tuple(shapes[n]) if shapes else ()) for n in names
-            if shapes is None or n in shapes}
+    table = {n: Site(n, n, "module", tuple(shapes[n]) if shapes else ()) for n in names
+             if shapes is None or n in shapes}
+    for path, attn in attention_modules(model).items():
+        table.update(_head_sites(path, attn, tuple(shapes.get(path, ())) if shapes else ()))
+    return table
+
+
+def _head_sites(path: str, attn: nn.Module, shape: tuple) -> dict[str, Site]:
+    """``<path>.probs`` and ``<path>.h{k}`` of one diffusers ``Attention`` found in any model, as the UNet's.
+
+    Self-attention over a feature map ``(C, H, W)`` has H W queries and keys; a sequence ``(S, C)`` has S.
+    An unknown shape (a model without ``site_shapes``) leaves the sites' shapes empty, as its other sites.
+    """
+    tokens = int(np.prod(shape[1:])) if len(shape) == 3 else shape[0] if len(shape) == 2 else None
+    heads, head_dim = attn.heads, attn.inner_dim // attn.heads
+    out = {f"{path}.probs": Site(f"{path}.probs", path, "probs", (heads, tokens, tokens) if tokens else ())}
+    for k in range(heads):
+        out[f"{path}.h{k}"] = Site(f"{path}.h{k}", path, "head", (tokens, head_dim) if tokens else (), index=k)
+    return out
 
 
 def _build_table(unet: UNet2DModel) -> dict[str, Site]:
@@ -174,7 +199,8 @@ def groups(unet: nn.Module) -> dict[str, list[str]]:
     """The paper's Table 3 groups: encoder/decoder early-middle-late thirds, and the middle block (a UNet);
     any other module: each top-level child -> the sites below it."""
     if not isinstance(unet, UNet2DModel):
-        table = site_table(unet)
+        # Module sites only: a group edit replaces block outputs, never attention probabilities or heads.
+        table = {n: s for n, s in site_table(unet).items() if s.kind == "module"}
         tops = dict.fromkeys(n.split(".")[0] for n in table if "." in n)
         return {t: [n for n in table if n.startswith(t + ".")] for t in tops if t not in table}
     n_down, n_up = len(unet.down_blocks), len(unet.up_blocks)
