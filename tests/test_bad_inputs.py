@@ -275,3 +275,7 @@ def test_each_part_takes_its_own_parameters_and_a_parameter_no_notebook_takes_is
     assert params_for(book / "20_vae_data_models.ipynb", {"timesteps": [100], "seed": 1}) == {"seed": 1}
     with pytest.raises(UserError, match=r"unknown parameter\(s\) \['no_such'\]: no notebook of the book takes them"):
         build_book("smoke", {"no_such": 1}, root=ROOT)
+    # The build's own parameters (where models train) are taken by the build, not by a notebook.
+    only_no_such = r"unknown parameter\(s\) \['no_such'\]: .*the build \['executor', 'ray_address'\]"
+    with pytest.raises(UserError, match=only_no_such):
+        build_book("smoke", {"no_such": 1, "executor": "ray", "ray_address": "auto"}, root=ROOT)

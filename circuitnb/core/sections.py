@@ -234,6 +234,7 @@ class TabularConfig:
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_RAY_ADDRESS_RE = re.compile(r"^(ray://)?[A-Za-z0-9_.-]+:\d{1,5}$")     # HOST:PORT, or Ray Client's ray://
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,13 @@ class RunConfig:
     replicates: int = _spec(3, "models trained per dataset, each with its own seed (synthetic: and its own "
                                "data draw); the model is the unit of every dataset contrast",
                             lambda v: 1 <= v <= 100, "an integer in [1, 100]")
+    executor: str = _spec("local", "where models train and notebooks run: 'local' (a process pool on this "
+                                   "machine) or 'ray' (Ray tasks; pip install circuitnb[cluster])",
+                          lambda v: v in ("local", "ray"), "'local' or 'ray'")
+    ray_address: str = _spec("", "with executor 'ray': '' starts a Ray on this machine, 'auto' joins the running "
+                                 "cluster, 'HOST:PORT' or 'ray://HOST:PORT' joins that one",
+                             lambda v: v in ("", "auto") or bool(_RAY_ADDRESS_RE.match(v)),
+                             "'', 'auto', 'HOST:PORT' or 'ray://HOST:PORT'")
 
 
 # circuitnb.modeling.sae.METHODS and .schedule.SHAPES, the Part IV data sets (no upward import).

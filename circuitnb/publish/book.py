@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from circuitnb.core import config as config_mod
 from circuitnb.core.errors import UserError
 from circuitnb.core.machine import check_writable_file
 from circuitnb.data.vae.datasets import vae_data
+from circuitnb.publish import executors
 
 
 class NotebookError(UserError, RuntimeError):
@@ -203,32 +202,28 @@ def _execute_one(notebook: Path, output: Path, params: dict, threads: int) -> fl
     return time.perf_counter() - start
 
 
-def execute_notebooks(jobs: list[tuple[Path, Path]], params: dict) -> None:
+def execute_notebooks(jobs: list[tuple[Path, Path]], params: dict,
+                      executor: executors.Executor | None = None) -> None:
     """Execute each (notebook, executed copy) with papermill, one kernel per core with one thread each.
 
     Two single-thread processes beat one two-thread process on this work (as for training: the quick
     UNet's step 0.73 s against 0.98 s), and much of a notebook (imports, figures) runs on one thread
     anyway. Notebooks share work through the result cache: a result another kernel is computing is
     waited for (its entry's lock), never computed twice. Prints one line per notebook as it ends; on the
-    first failure the notebooks not yet started are cancelled and its error is raised.
+    first failure the notebooks not yet started are cancelled and its error is raised. ``executor``
+    (default: the one ``params`` names, else the local pool) runs them; on Ray each is a task of one core.
     """
     profile = params.get("profile", "quick")
+    executor = executor or executors.make_executor(params.get("executor", "local"), params.get("ray_address", ""))
+    resources = executors.notebook_resources(executor, params.get("device") or "auto")
     first = start_order([nb for nb, _ in jobs])
     order = sorted(jobs, key=lambda job: first.index(job[0]))
-    workers = max(1, min(_cores(), len(order)))
-    threads = max(1, _cores() // workers)
-    ctx = multiprocessing.get_context("spawn")      # no fork of a process that has threads running
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_execute_one, nb, out, params_for(nb, params), threads): nb for nb, out in order}
-        try:
-            for done in as_completed(futures):
-                nb = futures[done]
-                print(f"{nb.parent.name}/{nb.name}: executed in {done.result():.1f} s (profile {profile}, "
-                      f"{workers} notebook(s) at a time, {threads} thread(s) each)", file=sys.stderr, flush=True)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    workers, threads = executor.plan(len(order), resources)
+    named = {str(nb): (nb, out, params_for(nb, params), threads) for nb, out in order}
+    for label, seconds in executor.map(_execute_one, named, resources):
+        nb = Path(label)
+        print(f"{nb.parent.name}/{nb.name}: executed in {seconds:.1f} s (profile {profile}, {workers} notebook(s) "
+              f"at a time, {threads} thread(s) each, {executor.name})", file=sys.stderr, flush=True)
 
 
 # --- models first, in the terminal ------------------------------------------------------------------
@@ -241,12 +236,25 @@ class RequiredModel:
     replicate: int = 0
     vae_kind: str = ""          # Part II: a VAE architecture (modeling.vae.cache); "" for Part I's UNet
 
-    def __call__(self, progress: bool = True, position: int | None = None):
+    def __call__(self, progress: bool = True, position: int | None = None, callback=None):
+        """The trained model; ``callback(step, loss)`` runs after each step of a UNet's training."""
         if self.vae_kind:
+            if callback is not None:
+                raise ValueError(f"{self.label}: a VAE's training takes no step callback")
             from circuitnb.modeling.vae.cache import load_or_train_vae
             return load_or_train_vae(self.cfg, self.vae_kind, self.dataset, self.replicate, progress=progress)
         from circuitnb.modeling.train import load_or_train
-        return load_or_train(self.cfg, self.dataset, progress=progress, replicate=self.replicate, position=position)
+        return load_or_train(self.cfg, self.dataset, progress=progress, replicate=self.replicate, position=position,
+                             callback=callback)
+
+    @property
+    def key(self) -> str:
+        """The cache key this process gives the model ("" for a VAE): the device and CPU in force resolve
+        precision 'auto', so another machine may key the same settings otherwise."""
+        if self.vae_kind:
+            return ""
+        from circuitnb.modeling.train import model_key
+        return model_key(self.cfg, self.dataset, self.replicate)
 
     @property
     def cached(self) -> bool:
@@ -266,37 +274,48 @@ def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
         for r in reps]
 
 
-def _train_one(model: RequiredModel, threads: int, position: int, progress: bool) -> float:
-    """Worker process: train (or load) one model on ``threads`` threads; returns the seconds it took."""
+def _train_one(model: RequiredModel, threads: int, position: int | None, progress: bool, callback=None,
+               bars: str = "tqdm") -> tuple[float, str]:
+    """Worker: train (or load) one model on ``threads`` threads; returns the seconds it took and its key.
+
+    ``bars`` 'ray' shows a UNet's progress as a bar the Ray driver draws (fed by the step ``callback``)."""
     import torch
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    model(progress=progress, position=position)
+    bar = (executors.StepBar(f"train {model.label}", model.cfg.train.train_steps)
+           if progress and bars == "ray" and not model.vae_kind else None)
+    try:
+        model(progress=progress and bar is None, position=position, callback=executors.chain(callback, bar))
+    finally:
+        if bar is not None:
+            bar.close()
     if not model.vae_kind:                  # its snapshots' held-out scores (chapter 1), while a core is ours
         from circuitnb.analysis.convergence import model_scores
         model_scores(model.cfg, model.dataset, model.replicate)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, model.key
 
 
-def _cores() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _train_in_parallel(models: list[RequiredModel], progress: bool) -> set[str]:
-    """Train the models in worker processes, one per core (one thread each beats two threads on one model:
-    measured 0.73 s against 0.98 s per step of the quick UNet on 2 cores). Each entry's lock keeps
-    two processes from training one key."""
-    cores = _cores()
-    workers = max(1, min(cores, len(models)))
-    threads = max(1, cores // workers)
-    ctx = multiprocessing.get_context("spawn")      # no fork of a process that has torch threads running
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_train_one, m, threads, i % workers, progress): m for i, m in enumerate(models)}
-        for done in as_completed(futures):
-            print(f"model {futures[done].label}: trained in {done.result():.1f} s "
-                  f"({workers} at a time, {threads} thread(s) each)", file=sys.stderr, flush=True)
-    return {m.label for m in models}
+def _train_in_parallel(models: list[RequiredModel], progress: bool, executor: executors.Executor | None = None,
+                       resources: executors.Resources | None = None) -> set[str]:
+    """Train the models side by side on ``executor`` (default: worker processes here, one per core: one thread
+    each beats two threads on one model, measured 0.73 s against 0.98 s per step of the quick UNet on 2
+    cores). Each entry's lock keeps two workers from training one key."""
+    executor, resources = executor or executors.LocalPoolExecutor(), resources or executors.Resources()
+    workers, threads = executor.plan(len(models), resources)
+    by_label = {m.label: m for m in models}
+    jobs = {m.label: (m, threads, i % workers if executor.bars == "tqdm" else None, progress, None, executor.bars)
+            for i, m in enumerate(models)}
+    for label, (seconds, key) in executor.map(_train_one, jobs, resources):
+        # A worker's model this process cannot find would be trained again here: say why instead.
+        if key != by_label[label].key:
+            raise UserError(f"model {label}: a worker keyed it {key}, this machine {by_label[label].key}: precision "
+                            "'auto' resolves otherwise there (another CPU or GPU); give -p precision fp32 or bf16")
+        if not by_label[label].cached:
+            raise UserError(f"model {label}: a worker trained it, but it is not in {by_label[label].cfg.cache_path} "
+                            "here: the cache must be one shared folder at the same path on every machine")
+        print(f"model {label}: trained in {seconds:.1f} s ({workers} at a time, {threads} thread(s) each, "
+              f"{executor.name})", file=sys.stderr, flush=True)
+    return set(by_label)
 
 
 def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
@@ -304,10 +323,13 @@ def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
 
     Every model's data is read first (a bad ``celeba_root`` or $CIRCUITNB_CELEBA fails
     here, before the first training), and the cache folder is checked. Models missing
-    from the cache are trained in parallel worker processes when there are several.
+    from the cache are trained in parallel worker processes when there are several, or
+    as Ray tasks with ``executor`` 'ray' (:mod:`circuitnb.publish.executors`).
     """
     needed = required_models(cfg)
     config_mod.check_cache_dir(cfg)
+    executor = executors.make_executor(cfg.run.executor, cfg.run.ray_address)
+    resources = executors.model_resources(executor, cfg.run.device, cfg.device)
     from circuitnb.modeling.precision import describe
     print(describe(cfg.train.precision, cfg.device), file=sys.stderr, flush=True)
     for model in sorted(needed, key=lambda m: m.dataset != "celeba"):   # a bad CelebA folder fails first,
@@ -316,7 +338,10 @@ def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
         else:
             data.images(model.cfg, model.dataset, "train", model.replicate)
     missing = [m for m in needed if not m.cached]
-    by_workers = _train_in_parallel(missing, progress) if len(missing) > 1 else set()
+    # One missing model trains here, unless a cluster is asked for (this machine may not be one of its workers).
+    remote = executor.name != "local"
+    by_workers = _train_in_parallel(missing, progress, executor, resources) if len(missing) > 1 or (
+        missing and remote) else set()
     out = {}
     for model in needed:
         start = time.perf_counter()
@@ -349,6 +374,10 @@ def _declared(root: Path, notebooks: list[Path]) -> set[str]:
     return set().union(*(pm.inspect_notebook(str(root / nb)) for nb in notebooks))
 
 
+# Parameters of the build itself, which no notebook takes: where the models train and the notebooks run.
+BUILD_ONLY = frozenset({"executor", "ray_address"})
+
+
 def build_book(profile: str, params: dict | None = None, root: Path = Path(".")) -> Path:
     """Train or load the models, execute every notebook of ``_toc.yml`` on ``profile``, build with ``-W``."""
     root = Path(root).expanduser()
@@ -367,9 +396,10 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
         own = params_for(root / nb, params)
         check_parameters(root / nb, own)
         taken |= set(own)
-    if set(params) - taken:
-        raise UserError(f"unknown parameter(s) {sorted(set(params) - taken)}: no notebook of the book takes them; "
-                        f"the notebooks take {sorted(taken | _declared(root, notebooks))}")
+    unknown = set(params) - taken - BUILD_ONLY
+    if unknown:
+        raise UserError(f"unknown parameter(s) {sorted(unknown)}: no notebook of the book takes them; the "
+                        f"notebooks take {sorted(taken | _declared(root, notebooks))}, the build {sorted(BUILD_ONLY)}")
     config_fields = set(config_mod.override_names())
     cfg = config_mod.load(profile, **{k: v for k, v in params.items() if k in config_fields})
     prepare_models(cfg)
