@@ -1,4 +1,4 @@
-"""Issue 11, bad inputs: every error a user can cause ends in one line naming the parameter or file
+"""Bad inputs: every error a user can cause ends in one line naming the parameter or file
 (exit status 2, the cache untouched, nothing trained); unusable images are skipped and named; notebooks
 report the failing cell of the source notebook, run on a quiet kernel, and hide papermill's injected
 cell; the book trains or loads its models before any notebook runs."""

@@ -87,7 +87,7 @@ def test_warnings_are_one_line(capsys, cache, small_celeba):
     assert len(err) == 1 and err[0].startswith("circuitnb: warning: CelebA: skipped 1") and "999999.jpg" in err[0]
 
 
-# --- issue 23, item 7: every user error is one line on stderr and exit status 2, no usage dump --------------
+# --- every user error is one line on stderr and exit status 2, no usage dump --------------
 CLI = Path(sys.executable).parent / "circuitnb"
 
 

@@ -1,4 +1,4 @@
-"""Issue 27, your cluster: the book's models trained as Ray tasks on a real local Ray cluster of 2 CPUs.
+"""The book's models trained as Ray tasks on a real local Ray cluster of 2 CPUs.
 
 Ray's workers are separate processes like the local pool's, each training on one thread, so the weights
 must equal the local pool's byte for byte; a worker killed mid-training must leave a checkpoint that the

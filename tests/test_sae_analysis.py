@@ -1,4 +1,4 @@
-"""Part IV's dead-unit statistics (issue 25, item 4) against known answers on hand-built activations and
+"""Part IV's dead-unit statistics against known answers on hand-built activations and
 constructed numbers: the revival count, the Shapes3D / dSprites ratio and its interval over replicate pairs, the
 AuxK-against-Top-k outcome; and the claims file's rows."""
 import numpy as np
