@@ -234,6 +234,10 @@ def _check_consistency(cfg: Config) -> None:
     if sa.sae_image_size % 2 ** len(sa.sae_widths):
         raise ConfigError(f"parameter 'sae_image_size' = {sa.sae_image_size} must be divisible by "
                           f"2**{len(sa.sae_widths)} for {len(sa.sae_widths)} 'sae_widths'")
+    from circuitnb.core.readings import value
+    if value(cfg, "dead_threshold") not in sa.sae_dead_fractions:
+        raise ConfigError(f"parameter 'readings' picks dead_threshold {value(cfg, 'dead_threshold'):g}, which is not "
+                          f"one of 'sae_dead_fractions' {sa.sae_dead_fractions}: add it there")
     mr = cfg.mri
     if mr.mri_image_size % 2 ** len(mr.mri_widths) or mr.mri_widths[-1] % mr.mri_heads:
         raise ConfigError(f"parameters 'mri_image_size' = {mr.mri_image_size} must be divisible by "
