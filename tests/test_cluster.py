@@ -64,7 +64,7 @@ def _safetensors(cache: Path) -> dict[str, bytes]:
 
 
 def _unets(cfg) -> list[book.RequiredModel]:
-    return [m for m in book.required_models(cfg) if not m.vae_kind]
+    return [m for m in book.required_models(cfg) if m.part == "unet"]
 
 
 def test_ray_trains_the_smoke_unets_byte_for_byte_as_the_local_pool(ray_cluster, tmp_path, celeba_root):
