@@ -23,7 +23,8 @@ import torch
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--settings", nargs="+", default=["16:800", "16:3200"], help="SUBJECTS:STEPS pairs")
+    ap.add_argument("--settings", nargs="+", default=["16:800", "16:3200"],
+                    help="SUBJECTS:STEPS or SUBJECTS:STEPS:SCHEDULE (constant or cosine)")
     ap.add_argument("--kind", default="attention")
     ap.add_argument("--out", type=Path, default=None, help="folder for results.jsonl")
     args = ap.parse_args()
@@ -33,14 +34,16 @@ def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory() as cache:
         for setting in args.settings:
-            n, steps = (int(v) for v in setting.split(":"))
-            cfg = C.load("quick", mri_n_subjects=n, mri_steps=steps, cache_dir=cache, device="cpu")
+            n, steps, schedule = [*setting.split(":"), "constant"][:3]
+            n, steps = int(n), int(steps)
+            cfg = C.load("quick", mri_n_subjects=n, mri_steps=steps, mri_lr_schedule=schedule, cache_dir=cache,
+                         device="cpu")
             start = time.perf_counter()
             split = mri_split(cfg)
             m = load_or_train_mri(cfg, args.kind, 0, progress=False)
             c = m.meta["convergence"]
-            line = dict(subjects=n, steps=steps, kind=args.kind, train_slices=len(split.train.images),
-                        heldout_healthy=len(split.heldout_healthy.images),
+            line = dict(subjects=n, steps=steps, schedule=schedule, kind=args.kind,
+                        train_slices=len(split.train.images), heldout_healthy=len(split.heldout_healthy.images),
                         seconds=round(time.perf_counter() - start, 1), snapshot_steps=m.meta["heldout_steps"],
                         nelbo=[round(float(np.mean(v)), 1) for v in m.meta["heldout_nelbo"]],
                         rel_change=round(c["rel_improvement"], 4), ci=[round(c["ci_low"], 4), round(c["ci_high"], 4)],

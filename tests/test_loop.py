@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from circuitnb.modeling.loop import batches, run_steps, seeded
+from circuitnb.modeling.loop import batches, cosine_lr, run_steps, seeded
 
 
 def _toy(seed=0):
@@ -31,6 +31,21 @@ def test_steps_are_one_based_and_snapshots_run_in_eval_mode_after_the_update():
     run_steps(net, opt, step, 5, name="toy", lr=0.1, progress=False, callback=snapshot, callback_steps=[2, 5])
     assert [s for s, _ in seen] == [1, 2, 3, 4, 5] and all(training for _, training in seen)
     assert modes == [(2, False), (5, False)] and not net.training
+
+
+def test_the_cosine_schedule_sets_each_step_lr_from_peak_towards_zero():
+    lr_at = cosine_lr(0.1, 4)
+    assert [round(lr_at(s), 6) for s in (1, 2, 3, 4)] == [0.1, round(0.05 * (1 + np.cos(np.pi / 4)), 6), 0.05,
+                                                          round(0.05 * (1 + np.cos(3 * np.pi / 4)), 6)]
+    net, opt = _toy()
+    used = []
+
+    def step(s):
+        used.append(opt.param_groups[0]["lr"])                       # the lr this step's update will use
+        return net(torch.ones(1, 2)).sum(), lambda value: {}
+
+    run_steps(net, opt, step, 4, name="toy", lr=0.1, progress=False, lr_at=lr_at)
+    assert used == [lr_at(s) for s in (1, 2, 3, 4)] and used[-1] < 0.02
 
 
 def test_a_nan_loss_stops_with_the_trainer_step_and_lr():

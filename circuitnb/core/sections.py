@@ -365,6 +365,9 @@ class MriConfig:
                            lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
     mri_batch_size: int = _spec(16, "slices per step", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
     mri_lr: float = _spec(1e-3, "Adam learning rate of the MRI VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
+    mri_lr_schedule: str = _spec("constant", "learning rate over the steps: 'constant', or 'cosine' (mri_lr down to "
+                                             "0 at the last step: a short run ends settled)",
+                                 lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'")
     mri_beta: float = _spec(1.0, "KL weight (1: the plain negative ELBO)", lambda v: 0 < v <= 1000,
                             "a float in (0, 1000]")
     mri_mc_passes: int = _spec(16, "MC-dropout passes T at test time", lambda v: 2 <= v <= 10_000,

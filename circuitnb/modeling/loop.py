@@ -41,15 +41,27 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+def cosine_lr(peak: float, steps: int) -> Callable[[int], float]:
+    """``lr_at(s)`` for s = 1 .. steps: from ``peak`` at step 1 down to 0 after the last step along half a
+    cosine (Loshchilov & Hutter 2017, without restarts): the late steps refine instead of wandering, so a
+    short run ends where its loss has settled."""
+    return lambda s: peak * 0.5 * (1 + math.cos(math.pi * (s - 1) / steps))
+
+
 def run_steps(model: nn.Module, opt: torch.optim.Optimizer, step: Step, steps: int, *, name: str, lr: float,
               hint: str = "", desc: str = "", progress: bool = True, every: int = 20,
-              callback: Callable[[int], None] | None = None, callback_steps: Sequence[int] = ()) -> None:
+              callback: Callable[[int], None] | None = None, callback_steps: Sequence[int] = (),
+              lr_at: Callable[[int], float] | None = None) -> None:
     """Train ``model`` for ``steps`` steps of ``step`` (see the module docstring); it ends in eval mode.
 
-    ``name`` opens the NaN error (``"train_vae('vae')"``) and ``hint`` ends it (``" or beta/gamma"``)."""
+    ``name`` opens the NaN error (``"train_vae('vae')"``) and ``hint`` ends it (``" or beta/gamma"``).
+    ``lr_at(s)``, where given, sets every parameter group's learning rate before step s (:func:`cosine_lr`)."""
     model.train()
     bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress)
     for s in bar:
+        if lr_at is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(s)
         loss, after = step(s)
         value = loss.item()
         if not math.isfinite(value):

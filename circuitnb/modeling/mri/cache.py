@@ -42,7 +42,7 @@ from circuitnb.modeling.train import evenly_spaced_steps
 # The MriConfig fields that change every trained model (the data fields too: they change the slices).
 TRAIN_FIELDS = ("mri_root", "mri_image_size", "mri_n_subjects", "mri_n_slices", "mri_min_lesion_px",
                 "mri_heldout_fraction", "mri_widths", "mri_latent_dim", "mri_heads", "mri_dropout", "mri_steps",
-                "mri_batch_size", "mri_lr", "mri_beta")
+                "mri_batch_size", "mri_lr", "mri_lr_schedule", "mri_beta")
 
 
 @dataclass
@@ -146,7 +146,8 @@ def load_or_train_mri(cfg: Config, kind: str, replicate: int = 0, progress: bool
         with store.nan_stops("mri_lr", m.mri_lr):
             model, hist = train_mri(kind, x, widths=tuple(m.mri_widths), latent_dim=m.mri_latent_dim,
                                     heads=m.mri_heads, dropout=m.mri_dropout, steps=m.mri_steps,
-                                    batch_size=m.mri_batch_size, lr=m.mri_lr, beta=m.mri_beta, seed=seed,
+                                    batch_size=m.mri_batch_size, lr=m.mri_lr, lr_schedule=m.mri_lr_schedule,
+                                    beta=m.mri_beta, seed=seed,
                                     progress=progress, device=cfg.device, callback=score,
                                     callback_steps=snapshot_steps(cfg))
         save_weights(model, tmp / "model.safetensors")

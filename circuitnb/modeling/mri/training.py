@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from circuitnb.modeling.loop import as_float32, batches, run_steps, seeded
+from circuitnb.modeling.loop import as_float32, batches, cosine_lr, run_steps, seeded
 from circuitnb.modeling.mri.model import MriVAE, check_kind, gaussian_nll, kl_normal
 
 
@@ -27,12 +27,15 @@ def train_mri(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
               latent_dim: int = 32, heads: int = 4, dropout: float = 0.1, steps: int = 1500, batch_size: int = 32,
               lr: float = 1e-3, beta: float = 1.0, seed: int = 0, progress: bool = True, device: str = "cpu",
               callback: Callable[[int, MriVAE, dict], None] | None = None,
-              callback_steps: Sequence[int] = ()) -> tuple[MriVAE, dict]:
+              callback_steps: Sequence[int] = (), lr_schedule: str = "constant") -> tuple[MriVAE, dict]:
     """``train_mri("attention", x, steps=200)`` -> (model in eval mode, history). ``images``: [N, C, S, S] in
     [-1, 1], healthy slices only. History, one value per step: ``loss`` (the beta-weighted negative ELBO),
     ``nll`` and ``kl`` (nats per image). ``callback(step, model, hist)`` runs after each step in
-    ``callback_steps`` (1-based) in eval mode; it must not draw from the training generator."""
+    ``callback_steps`` (1-based) in eval mode; it must not draw from the training generator. ``lr_schedule``
+    'cosine' decays the learning rate from ``lr`` to 0 over the steps (:func:`~circuitnb.modeling.loop.cosine_lr`)."""
     check_kind(kind)
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"parameter 'lr_schedule' = {lr_schedule!r}; choose 'constant' or 'cosine'")
     x_all = as_float32(images)
     if x_all.ndim != 4 or x_all.shape[2] != x_all.shape[3]:
         raise ValueError(f"images must be [N, C, S, S]; got {tuple(x_all.shape)}")
@@ -60,7 +63,7 @@ def train_mri(kind: str, images: np.ndarray | torch.Tensor, *, widths: tuple[int
         opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
         run_steps(model, opt, step, steps, name=f"train_mri({kind!r})", lr=lr, desc=f"mri {kind}",
                   progress=progress, callback=None if callback is None else lambda s: callback(s, model, hist),
-                  callback_steps=callback_steps)
+                  callback_steps=callback_steps, lr_at=cosine_lr(lr, steps) if lr_schedule == "cosine" else None)
     return model, hist
 
 
