@@ -9,7 +9,7 @@ from circuitnb import data
 from circuitnb.analysis import convergence, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
-from circuitnb.core.config import Config
+from circuitnb.core.config import Config, override_names
 from circuitnb.modeling import train
 from circuitnb.modeling.vae import cache as vae_cache
 
@@ -24,7 +24,7 @@ def model_keys(cfg: Config, part: str) -> list[str]:
     reps = range(cfg.run.replicates)
     if part == "unet":
         return [train.model_key(cfg, ds, r) for ds in data.DATASETS for r in reps]
-    return [vae_cache.model_key(cfg, k, ds, r) for ds in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds for r in reps]
+    return [vae_cache.model_key(cfg, k, ds, r) for ds in cfg.vae.datasets for k in cfg.vae.kinds for r in reps]
 
 
 def cached_chapter(part: str = "unet"):
@@ -45,8 +45,7 @@ def cached_chapter(part: str = "unet"):
 
         @functools.wraps(fn)
         def wrapper(cfg: Config, **options):
-            fields = [f for section in cfg.to_dict().values() if isinstance(section, dict) for f in section
-                      if f not in _NOT_KEYED]
+            fields = [f for f in override_names() if f not in _NOT_KEYED]
             images = {ds: data.images(cfg, ds, "analysis") for ds in data.DATASETS} if part == "unet" else None
             return results.cached(cfg, name, [], lambda: _stated(cfg, part, fn(cfg, **options)), reads=fields,
                                   code=[fn, _stated], data=images,
