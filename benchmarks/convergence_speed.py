@@ -1,5 +1,5 @@
 """What converges fastest per wall-second: training options on the same seed and data, held-out loss
-against wall-clock (issue 22).
+against wall-clock.
 
     python benchmarks/convergence_speed.py --profile quick --steps 480 --out benchmarks/results/convergence-speed
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# label -> overrides; the first is the baseline (the quick profile before issue 22).
+# label -> overrides; the first is the baseline (the quick profile before the convergence work).
 OPTIONS = {
     "fp32 lr5e-4 mse": dict(precision="fp32"),
     "bf16 lr5e-4 mse": dict(precision="bf16"),
@@ -41,7 +41,7 @@ OPTIONS = {
     "bf16 lr2e-3 mse batch16": dict(precision="bf16", learning_rate=2e-3, batch_size=16, steps_factor=2),
     "bf16 lr1e-3 mse batch16 cosine": dict(precision="bf16", learning_rate=1e-3, batch_size=16, steps_factor=2,
                                            lr_schedule="cosine"),
-    # narrower UNets (issue 22: does a smaller quick model saturate within a 2-core build?)
+    # narrower UNets (does a smaller quick model saturate within a 2-core build?)
     "bf16 lr1e-3 mse batch16 ch16-32-64": dict(precision="bf16", learning_rate=1e-3, batch_size=16, steps_factor=2,
                                                block_out_channels=(16, 32, 64)),
     "bf16 lr1e-3 mse batch16 ch24-48-96": dict(precision="bf16", learning_rate=1e-3, batch_size=16, steps_factor=2,

@@ -1,4 +1,4 @@
-"""Coverage check of issue 13: do the CIs of one build cover the values of a build on other CelebA images?
+"""Coverage check: do the CIs of one build cover the values of a build on other CelebA images?
 
     python benchmarks/coverage_halves.py split  --celeba ROOT --out DIR            # DIR/half0, DIR/half1
     python benchmarks/coverage_halves.py run    --profile quick --half DIR/half0 --out a.csv

@@ -1,4 +1,4 @@
-"""Which verdicts changed between two scorecards, and by how much (issue 13's "before -> after").
+"""Which verdicts changed between two scorecards, and by how much.
 
     python benchmarks/verdict_changes.py before.csv after.csv --out changes.csv
 

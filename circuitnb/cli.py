@@ -110,7 +110,10 @@ def _check_preview(path: str) -> None:
 
 def cmd_run(args) -> None:
     from circuitnb.publish.book import run_notebook
-    out = run_notebook(Path(args.notebook), _overrides(args.param, profile_allowed=True), output=args.output)
+    notebook = Path(args.notebook)
+    if notebook.suffix == ".md" and notebook.with_suffix(".ipynb").is_file():   # a chapter's MyST text: its pair
+        notebook = notebook.with_suffix(".ipynb")
+    out = run_notebook(notebook, _overrides(args.param, profile_allowed=True), output=args.output)
     print(f"executed {args.notebook} -> {out}")
 
 

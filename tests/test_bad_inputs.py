@@ -1,4 +1,4 @@
-"""Issue 11, bad inputs: every error a user can cause ends in one line naming the parameter or file
+"""Bad inputs: every error a user can cause ends in one line naming the parameter or file
 (exit status 2, the cache untouched, nothing trained); unusable images are skipped and named; notebooks
 report the failing cell of the source notebook, run on a quiet kernel, and hide papermill's injected
 cell; the book trains or loads its models before any notebook runs."""
@@ -189,11 +189,17 @@ def test_failing_cell_index_and_quiet_kernel(tmp_path, capfd):
 def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, tmp_path):
     from circuitnb.publish.book import prepare_models, required_models
     cfg = C.with_overrides(tiny_cfg, celeba_root="")
-    assert [(m.dataset, m.replicate) for m in required_models(cfg) if not m.vae_kind] == [
+    assert [(m.dataset, m.replicate) for m in required_models(cfg) if m.part == "unet"] == [
         (d, r) for d in data.DATASETS for r in range(cfg.run.replicates)]
-    vae_labels = {f"{k} {d} r{r}" for d in cfg.vae.datasets for k in cfg.vae.kinds
+    vae_labels = {f"vae {k} {d} r{r}" for d in cfg.vae.datasets for k in cfg.vae.kinds
                   for r in range(cfg.run.replicates)}                   # Part II's models too
-    assert {m.label for m in required_models(cfg) if m.vae_kind} == vae_labels
+    assert {m.label for m in required_models(cfg) if m.part == "vae"} == vae_labels
+    # Parts III-V: every replicate the part's notebooks load, keyed as their caches key them
+    everything = required_models(cfg, ("unet", "vae", "tabular", "sae", "mri"))
+    assert sum(m.part == "mri" for m in everything) == len(cfg.mri.kinds) * cfg.mri.replicates
+    assert sum(m.part == "tabular" for m in everything) == (
+        len(cfg.tabular.kinds) * len(cfg.tabular.datasets) * cfg.tabular.replicates)
+    assert len({m.key for m in everything}) == len(everything)          # no two share a cache entry
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(tmp_path / "no_celeba"))
     data._natural.cache_clear()
     with pytest.raises(data.DataError, match="CIRCUITNB_CELEBA"):
@@ -207,6 +213,13 @@ def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, 
     assert re.search(r"model synthetic r0: trained in [\d.]+ s", err) and "model celeba r1: trained" in err
     prepare_models(cfg, progress=False)
     assert "model celeba r1: loaded from the cache" in capsys.readouterr().err
+
+
+def test_the_build_trains_the_models_of_the_parts_its_notebooks_load():
+    from circuitnb.publish.book import parts_of, toc_notebooks
+    assert parts_of(toc_notebooks(ROOT)) == ("unet", "vae", "tabular", "sae", "mri")
+    assert parts_of([Path("book/31_tabular_interventions.ipynb")]) == ("vae", "tabular")    # it compares with II
+    assert parts_of([Path("book/52_mri_circuits.ipynb"), Path("book/10_scorecard.ipynb")]) == ("unet", "mri")
 
 
 def test_kernel_sockets_stay_out_of_the_notebook_folder(tmp_path):
@@ -243,7 +256,8 @@ def test_stage_skips_a_killed_kernels_socket(tmp_path):
 def test_notebooks_run_side_by_side_and_a_failure_names_its_notebook(tmp_path):
     import nbformat
 
-    from circuitnb.publish.book import NotebookError, _cores, execute_notebooks
+    from circuitnb.publish.book import NotebookError, execute_notebooks
+    from circuitnb.publish.executors import cores as _cores
     probe = 'import os\nopen("threads_" + name, "w").write(os.environ["OMP_NUM_THREADS"])'
     jobs = [(_notebook(tmp_path / f"{n}.ipynb", ['name = ""', probe]), tmp_path / "out" / f"{n}.ipynb")
             for n in ("a", "b", "c")]

@@ -87,7 +87,7 @@ def test_warnings_are_one_line(capsys, cache, small_celeba):
     assert len(err) == 1 and err[0].startswith("circuitnb: warning: CelebA: skipped 1") and "999999.jpg" in err[0]
 
 
-# --- issue 23, item 7: every user error is one line on stderr and exit status 2, no usage dump --------------
+# --- every user error is one line on stderr and exit status 2, no usage dump --------------
 CLI = Path(sys.executable).parent / "circuitnb"
 
 
@@ -148,8 +148,8 @@ def test_retired_and_part_only_names_are_one_line_exit_2():
 def test_run_reads_a_part_notebooks_bare_names_as_that_parts(capsys):
     # checked before anything runs: 24 is no image side of Part II (16, 32 or 64), though it is one of Part I
     nb = str(ROOT / "book" / "20_vae_data_models.ipynb")
-    for name in ("image_size", "vae.image_size"):
-        assert main(["run", nb, "-p", name, "24"]) == 2
+    for notebook, name in [(nb, "image_size"), (nb, "vae.image_size"), (nb[:-len("ipynb")] + "md", "image_size")]:
+        assert main(["run", notebook, "-p", name, "24"]) == 2              # the .md runs its paired .ipynb
         assert "parameter 'vae.image_size' = 24 is out of range" in capsys.readouterr().err
     assert main(["run", nb, "-p", "sae.steps", "5"]) == 2
     err = capsys.readouterr().err.strip()

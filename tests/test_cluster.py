@@ -1,4 +1,4 @@
-"""Issue 27, your cluster: the book's models trained as Ray tasks on a real local Ray cluster of 2 CPUs.
+"""The book's models trained as Ray tasks on a real local Ray cluster of 2 CPUs.
 
 Ray's workers are separate processes like the local pool's, each training on one thread, so the weights
 must equal the local pool's byte for byte; a worker killed mid-training must leave a checkpoint that the
@@ -64,7 +64,7 @@ def _safetensors(cache: Path) -> dict[str, bytes]:
 
 
 def _unets(cfg) -> list[book.RequiredModel]:
-    return [m for m in book.required_models(cfg) if not m.vae_kind]
+    return [m for m in book.required_models(cfg) if m.part == "unet"]
 
 
 def test_ray_trains_the_smoke_unets_byte_for_byte_as_the_local_pool(ray_cluster, tmp_path, celeba_root):

@@ -36,6 +36,11 @@ def test_rule_by_hand():
     wobble = convergence([100, 200], [base, base * 1.01], tol=0.02)           # 1% worse: flat within tol
     assert wobble["converged"] is True
     assert convergence([400], [base], tol=0.02)["converged"] is None
+    # A negative loss (a Gaussian decoder's NLL in nats) that falls is improving, not worsening.
+    neg = convergence([100, 200, 300, 400], [-base, -1.1 * base, -1.2 * base, -1.3 * base], tol=0.02)
+    assert neg["status"] == "improving" and neg["rel_improvement"] == pytest.approx(0.1 / 1.2)
+    assert neg["ci_low"] < neg["rel_improvement"] < neg["ci_high"]
+    assert convergence([100, 200], [-base, -0.9 * base], tol=0.02)["status"] == "worsening"
 
 
 def test_rule_uses_the_tolerance_given():

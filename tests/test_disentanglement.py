@@ -14,7 +14,14 @@ Four independent uniform factors with (3, 6, 10, 16) values. Three representatio
 import numpy as np
 import pytest
 
-from circuitnb.measures.disentanglement import dci, discretize, factor_vae_score, mig, mutual_information
+from circuitnb.measures.disentanglement import (
+    dci,
+    discretize,
+    factor_vae_score,
+    mig,
+    mig_per_factor,
+    mutual_information,
+)
 
 N_VALUES = (3, 6, 10, 16)
 K = len(N_VALUES)
@@ -54,6 +61,16 @@ def test_mig_known_answers(mig_scores):
     assert mig_scores["copy"] > 0.98
     assert mig_scores["random"] < 0.02
     assert mig_scores["mix"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_mig_per_factor_knows_which_factors_are_mixed():
+    # "mix" writes factors 0 and 1 into two latents each (z0 = s0 + s1, z1 = s0 - s1): no gap for them; 2 and 3
+    # are copied: full gap. mig() is the mean of these gaps.
+    codes = sample(10000, 1)
+    z = make("mix")(codes)
+    gaps = mig_per_factor(z, codes)
+    assert gaps.shape == (K,) and np.all(gaps[:2] < 0.1) and np.all(gaps[2:] > 0.95)
+    assert mig(z, codes) == pytest.approx(gaps.mean())
 
 
 def test_mig_discretisation_ceiling():

@@ -1,4 +1,4 @@
-"""Issue 11, damaged caches: the damage is planted on a tiny smoke config and the outcome asserted
+"""Damaged caches: the damage is planted on a tiny smoke config and the outcome asserted
 (retrained, recomputed, trained once, cleaned up) with one warning naming the file, together with
 "nothing else in the cache changed". Bad inputs are in test_bad_inputs.py."""
 import json

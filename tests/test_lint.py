@@ -34,3 +34,15 @@ def test_mypy_passes_on_the_typed_layers():
     run = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", os.devnull], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_no_code_comment_narrates_an_issue():
+    # History belongs in commit messages: a comment or docstring says why the code is so, not which issue asked.
+    import re
+    pattern = re.compile(r"\b[Ii]ssue ?#?\d+")
+    found = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+             for folder in ("circuitnb", "tests", "benchmarks") for path in sorted((ROOT / folder).rglob("*.py"))
+             for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    found += [f"{path.relative_to(ROOT)}" for path in sorted((ROOT / "book").glob("*.md"))
+              if pattern.search(path.read_text())]
+    assert not found, "\n".join(found)

@@ -1,4 +1,4 @@
-"""Part V's measures (issue 26) on hand-built scores with known answers."""
+"""Part V's measures on hand-built scores with known answers."""
 import numpy as np
 import pytest
 from scipy import stats as sps

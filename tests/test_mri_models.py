@@ -1,4 +1,4 @@
-"""Part V's models (issue 26): shapes, MC dropout, the heteroscedastic NLL, the subject split, caching, hooks."""
+"""Part V's models: shapes, MC dropout, the heteroscedastic NLL, the subject split, caching, hooks."""
 import math
 
 import numpy as np

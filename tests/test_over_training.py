@@ -1,4 +1,4 @@
-"""Chapter 13 (issue 14): the headline quantities at every saved training step, on tiny replicate models.
+"""Chapter 13: the headline quantities at every saved training step, on tiny replicate models.
 
 The values at the last step must be the very numbers chapters 2, 3, 4 and 7 give on the final models (the
 same quantity, not a look-alike), and a snapshot's sweep must be cached apart from the final model's.

@@ -1,4 +1,4 @@
-"""The reader's pages (issue 23, item 8): wide tables scroll inside their box, code lines wrap, and the
+"""The reader's pages: wide tables scroll inside their box, code lines wrap, and the
 book's CSS that does it is registered in _config.yml and loads from the build directory only."""
 import os
 import re

@@ -1,4 +1,4 @@
-"""Issue 23, item 6: a manifest of another format version is never trusted (circuitnb.core.cache and the model
+"""A manifest of another format version is never trusted (circuitnb.core.cache and the model
 cache on top of it). Its hashes may all match, yet they were written under another layout: the entry counts as
 damaged, is warned about in one line naming the manifest and its format, removed, and never read back."""
 import json

@@ -1,4 +1,4 @@
-"""Issue 23, item 6: hand-worked cases that catch the statistics faults a review planted and the suite missed.
+"""Hand-worked cases that catch the statistics faults a review planted and the suite missed.
 
 Each test states its expected numbers by hand (literal t quantiles, explicit logs), never by calling the
 code or library under test a second time:

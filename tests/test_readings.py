@@ -1,4 +1,4 @@
-"""Readings of the paper's undefined quantities (issue #14): each reading or estimator against a known answer."""
+"""Readings of the paper's undefined quantities: each reading or estimator against a known answer."""
 import numpy as np
 import pandas as pd
 import pytest

@@ -1,4 +1,4 @@
-"""Part IV's dead-unit statistics (issue 25, item 4) against known answers on hand-built activations and
+"""Part IV's dead-unit statistics against known answers on hand-built activations and
 constructed numbers: the revival count, the Shapes3D / dSprites ratio and its interval over replicate pairs, the
 AuxK-against-Top-k outcome; and the claims file's rows."""
 import numpy as np
@@ -99,7 +99,7 @@ def test_ratio_rows_reach_a_verdict_on_constructed_dead_rates():
     a = np.array([0.30, 0.31, 0.29, 0.30])
     dead = _dead_frame({("topk", "dsprites"): a, ("topk", "shapes3d"): a * p["sae_ratio_topk"],
                         ("l1", "dsprites"): a, ("l1", "shapes3d"): a})
-    rat = sae_claims.ratios(dead, ["topk", "l1"]).set_index("method")
+    rat = sae_claims.ratios(dead, ["topk", "l1"], 0.0).set_index("method")
     assert rat.loc["topk", "ratio"] == pytest.approx(p["sae_ratio_topk"])
     rows = [verdicts.measured_row(f"sae_ratio_{m}", verdicts.Estimate(r.ratio, r.ci_low, r.ci_high, 4, 0.95,
                                                                         more=((0.9, r.eq_low, r.eq_high),)))

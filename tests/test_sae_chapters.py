@@ -74,6 +74,29 @@ def test_chapter41_dead_units_revival_ratio_auxk_and_explorer(cfg, tables):
     res.export_all()
     assert (tables / "41_sae_dead_neurons" / "auxk.csv").exists()
     assert 0 <= res.values["revived_total"] <= res.values["dead_end_total"]
+    assert res.values["primary_threshold"] == 0.0
+
+
+def test_the_dead_threshold_reading_applies_to_the_chapter_and_the_scorecard_alike(cfg, tables):
+    # One config gives one reading everywhere: 'rare' (fires on < 1% of held-out images) moves chapter 41's
+    # glued rates, the scorecard rows and the readings table's primary flag together, from the same models.
+    rare = C.with_overrides(cfg, readings=["dead_threshold=rare"])
+    assert sae_claims.threshold(cfg) == 0.0 and sae_claims.threshold(rare) == 0.01
+    by_reading = {}
+    for c in (cfg, rare):
+        res = dead_neurons.run(c)
+        final = res.tables["dead"].query("when == 'final' and method == 'topk' and dataset == 'dsprites'")
+        at_tau = final[np.isclose(final.threshold, sae_claims.threshold(c))].dead_rate.mean()
+        assert res.values["dead_topk_dsprites"] == pytest.approx(100 * at_tau)
+        out = sae_claims.claims(c, sae_common.dead_frame(c), sae_common.model_frame(c), sae_common.all_analyses(c))
+        row = next(r for r in out["rows"] if r["id"] == "sae_dead_topk_dsprites")
+        assert row["ours"] == pytest.approx(at_tau)
+        primary = out["readings"].query("primary and id == 'sae_dead_topk_dsprites'")
+        assert list(primary.threshold) == [sae_claims.threshold(c)]
+        by_reading[c.analysis.readings] = at_tau
+    assert by_reading[("dead_threshold=rare",)] >= by_reading[()]      # a larger threshold never kills fewer
+    with pytest.raises(C.ConfigError, match="dead_threshold 0.01, which is not one of 'sae.dead_fractions'"):
+        C.with_overrides(cfg, readings=["dead_threshold=rare"], sae=dict(dead_fractions=[0.0, 0.05]))
 
 
 def test_analysis_is_cached_per_model(cfg):

@@ -1,4 +1,4 @@
-"""Part III's comparison statistics (issue 24, item 4) against known answers on hand-built inputs: Holm-Sidak
+"""Part III's comparison statistics against known answers on hand-built inputs: Holm-Sidak
 counts on constructed p-values, Pearson CIs on data with a known r, the same-data null on constructed models,
 reference detection, the downstream AUC; and the claims file's rows."""
 import numpy as np

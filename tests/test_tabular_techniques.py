@@ -1,4 +1,4 @@
-"""Part III's three techniques (issue 24, item 3) against known answers: hand-built posteriors, effect matrices
+"""Part III's three techniques against known answers: hand-built posteriors, effect matrices
 and tiny TabularVAEs whose answer holds by construction, then the synthetic world's DAG on small trained VAEs
 (an intervention on a factor moves its column group of FACTOR_GROUPS, and nothing outside its descendants)."""
 import numpy as np

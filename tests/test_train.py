@@ -184,7 +184,7 @@ def test_precision_keys_the_cache_and_is_recorded(tiny_cfg):
 
 
 def test_bf16_and_fp32_losses_agree_within_the_seed_spread(tiny_cfg):
-    # Issue 22: bf16 and fp32 training curves agree within seed-to-seed spread. Same seed, the two precisions;
+    # bf16 and fp32 training curves agree within seed-to-seed spread. Same seed, the two precisions;
     # and fp32 with another seed: |mean loss bf16 - fp32| over the run must be below the seed-to-seed gap
     # plus the steps' own sampling error.
     base = C.with_overrides(tiny_cfg, train_steps=40, n_snapshots=1, warmup_steps=5)
@@ -197,7 +197,7 @@ def test_bf16_and_fp32_losses_agree_within_the_seed_spread(tiny_cfg):
 
 
 def test_models_trained_side_by_side_equal_those_trained_one_at_a_time(tiny_cfg, tmp_path):
-    # Issue 22: concurrent training (the build's worker pool, one thread per worker) must give the same weights
+    # Concurrent training (the build's worker pool, one thread per worker) must give the same weights
     # as training the models one at a time. Both sides run on one thread, so the kernels are the same.
     from circuitnb.publish import book
     side = C.with_overrides(tiny_cfg, cache_dir=str(tmp_path / "side"), train_steps=6, n_snapshots=2)

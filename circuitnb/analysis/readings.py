@@ -142,9 +142,10 @@ def complexity_rows(cfg: Config, models: dict) -> list[pd.DataFrame]:
 
 
 # READINGS quantity -> its judged rows, one frame per reading: fn(cfg, models, sweeps, h), h being
-# :func:`circuitnb.analysis.heads.head_tests` at ``head_t``. In the sensitivity table's order. The two others
-# have no claim rows of their own: chapter 12 tests "phases" (segments against a smooth fit), and both
-# readings of "heads_profile" are the reason text of n_distinct_heads.
+# :func:`circuitnb.analysis.heads.head_tests` at ``head_t``. In the sensitivity table's order. The others
+# have no Part I claim rows of their own: chapter 12 tests "phases" (segments against a smooth fit), both
+# readings of "heads_profile" are the reason text of n_distinct_heads, and "dead_threshold" is Part IV's
+# (chapter 41 judges every threshold side by side, analysis.sae.claims).
 Rows = Callable[[Config, dict, dict, dict], list[pd.DataFrame]]
 BY_QUANTITY: dict[str, Rows] = {
     "ablation": lambda cfg, models, sweeps, h: ablation_rows(cfg, models),
@@ -154,7 +155,7 @@ BY_QUANTITY: dict[str, Rows] = {
     "head_matching": lambda cfg, models, sweeps, h: divergence_rows(cfg, sweeps),
     "complexity_site": lambda cfg, models, sweeps, h: complexity_rows(cfg, models),
 }
-NO_ROWS = ("phases", "heads_profile")
+NO_ROWS = ("phases", "heads_profile", "dead_threshold")
 
 
 def sensitivity(cfg: Config, models: dict[str, list], sweeps: dict[str, list]) -> tuple[pd.DataFrame, pd.DataFrame]:

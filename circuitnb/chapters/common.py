@@ -10,7 +10,7 @@ from circuitnb.analysis import convergence, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config, override_names
-from circuitnb.modeling import train
+from circuitnb.modeling import families, train
 from circuitnb.modeling.vae import cache as vae_cache
 
 # A chapter's result may read any config field but these two: where the cache lives, and the CelebA
@@ -19,12 +19,11 @@ _NOT_KEYED = ("cache_dir", "celeba_root")
 
 
 def model_keys(cfg: Config, part: str) -> list[str]:
-    """The cache keys of every model of one part of the book: "unet" (Part I's replicates per dataset)
-    or "vae" (Part II's, per architecture and dataset)."""
-    reps = range(cfg.run.replicates)
+    """The cache keys of every model of one part of the book: "unet" (Part I's replicates per dataset), else
+    a family of :mod:`circuitnb.modeling.families` ("vae": Part II's, per architecture and dataset)."""
     if part == "unet":
-        return [train.model_key(cfg, ds, r) for ds in data.DATASETS for r in reps]
-    return [vae_cache.model_key(cfg, k, ds, r) for ds in cfg.vae.datasets for k in cfg.vae.kinds for r in reps]
+        return [train.model_key(cfg, ds, r) for ds in data.DATASETS for r in range(cfg.run.replicates)]
+    return families.model_keys(cfg, part)
 
 
 def cached_chapter(part: str = "unet"):

@@ -246,6 +246,10 @@ def _check_consistency(cfg: Config) -> None:
     if sa.image_size % 2 ** len(sa.widths):
         raise ConfigError(f"parameter 'sae.image_size' = {sa.image_size} must be divisible by "
                           f"2**{len(sa.widths)} for {len(sa.widths)} 'sae.widths'")
+    from circuitnb.core.readings import value
+    if value(cfg, "dead_threshold") not in sa.dead_fractions:
+        raise ConfigError(f"parameter 'readings' picks dead_threshold {value(cfg, 'dead_threshold'):g}, which is not "
+                          f"one of 'sae.dead_fractions' {sa.dead_fractions}: add it there")
     mr = cfg.mri
     if mr.image_size % 2 ** len(mr.widths) or mr.widths[-1] % mr.heads:
         raise ConfigError(f"parameters 'mri.image_size' = {mr.image_size} must be divisible by "

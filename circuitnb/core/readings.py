@@ -11,7 +11,7 @@ a verdict that depends on the reading shows up as a flip in chapter 12's sensiti
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -22,10 +22,13 @@ class Reading:
     default: str                 # the scorecard's reading, one of options
     options: dict                # reading name -> one line saying what it computes (or removes)
     why: str                     # why the default is the one closest to the paper's text
+    values: dict = field(default_factory=dict)   # reading name -> the number it stands for, where it is one
 
     def __post_init__(self):
         if self.default not in self.options:
             raise ValueError(f"default reading {self.default!r} is not one of {sorted(self.options)}")
+        if self.values and set(self.values) != set(self.options):
+            raise ValueError(f"values {sorted(self.values)} must name every reading {sorted(self.options)}")
 
 
 READINGS: dict[str, Reading] = {
@@ -63,6 +66,12 @@ READINGS: dict[str, Reading] = {
         "per_layer": "'8 attention heads distributed across 3 transformer layers' = 8 heads in each layer",
         "total": "the same sentence read as 8 heads in total across the 3 layers",
     }, why="§3.1's sentence; multi-head attention splits each layer's width, so both give the same parameters"),
+    "dead_threshold": Reading("never", {
+        "never": "a hidden unit is dead when it is active on no held-out image (firing rate 0)",
+        "rare": "a hidden unit is dead when it is active on fewer than 1% of the held-out images",
+    }, why="the hybrid VAE-SAE abstract counts 'dead neurons' without a threshold; never firing is the sparse-"
+           "autoencoder literature's definition (Bricken et al. 2023; Gao et al. 2024)",
+        values={"never": 0.0, "rare": 0.01}),
 }
 
 
@@ -86,3 +95,8 @@ def chosen(cfg) -> dict[str, str]:
     """
     picked = dict(str(item).split("=", 1) for item in cfg.analysis.readings)
     return {q: picked.get(q, r.default) for q, r in READINGS.items()}
+
+
+def value(cfg, quantity: str) -> float:
+    """The number the config's reading of ``quantity`` stands for: ``value(cfg, "dead_threshold")`` -> 0.0."""
+    return float(READINGS[quantity].values[chosen(cfg)[quantity]])

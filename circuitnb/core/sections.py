@@ -191,7 +191,7 @@ def _names_of(allowed: tuple) -> Callable[[Any], bool]:
 
 @dataclass(frozen=True)
 class TabularConfig:
-    """Part III: MLP VAEs with a likelihood per column type on tables (issue 24); quick values measured on 2 CPU
+    """Part III: MLP VAEs with a likelihood per column type on tables; quick values measured on 2 CPU
     cores to train every kind x set x replicate in minutes and meet the convergence rule."""
     datasets: tuple = _spec(("world", "penguins", "affairs", "anes96", "breast_cancer"), "tables trained and "
                             "compared: the synthetic 'world' (known DAG) and real sets shipped in packages "
@@ -264,7 +264,7 @@ _SETS_SAE = ("dsprites", "shapes3d")
 
 @dataclass(frozen=True)
 class SaeConfig:
-    """Part IV: hybrid VAE-SAEs under an adaptive sparsity schedule (issue 25; abstract: 500 -> 50 active units);
+    """Part IV: hybrid VAE-SAEs under an adaptive sparsity schedule (abstract: 500 -> 50 active units);
     quick values sized to train every method x set x replicate on 2 CPU cores in about 15 minutes."""
     datasets: tuple = _spec(_SETS_SAE, "data sets with known factors (drawn: circuitnb.data.sae)",
                             _names_of(_SETS_SAE), f"distinct names out of {_SETS_SAE}")
@@ -333,7 +333,7 @@ _KINDS_MRI = ("attention", "no_attention", "non_bayesian")
 
 @dataclass(frozen=True)
 class MriConfig:
-    """Part V: a Bayesian attention VAE for anomaly detection in brain MRI (issue 26); quick values sized to train
+    """Part V: a Bayesian attention VAE for anomaly detection in brain MRI; quick values sized to train
     every kind x replicate on 2 CPU cores in about 15 minutes, on the phantom unless ``mri.root`` names BraTS."""
     root: str = _spec("", "BraTS2020 training folder (official layout); '' -> the procedural phantom, a "
                           "stand-in (circuitnb.data.mri)")

@@ -75,9 +75,11 @@ def convergence(steps: Sequence[int], losses: Sequence[np.ndarray], tol: float, 
         # {'reference_step': 300, 'final_step': 400, 'rel_improvement': 0.013, 'ci_low': ..., 'ci_high': ...,
         #  'converged': True}
 
-    ``rel_improvement`` = (mean L_ref - mean L_final) / mean L_ref; its CI is the paired t-interval of the
-    per-image differences over mean L_ref. ``converged``: |rel_improvement| < tol; ``status``: "converged",
-    "improving" or "worsening" (None and "not judged" where no reference snapshot exists).
+    ``rel_improvement`` = (mean L_ref - mean L_final) / |mean L_ref|; its CI is the paired t-interval of the
+    per-image differences over |mean L_ref|. The magnitude, because a continuous likelihood's negative log
+    (a Gaussian decoder's, in nats) can be negative: a falling loss is an improvement whatever its sign.
+    ``converged``: |rel_improvement| < tol; ``status``: "converged", "improving" or "worsening" (None and
+    "not judged" where no reference snapshot exists).
     """
     i = reference_index(steps)
     if i is None:
@@ -85,7 +87,7 @@ def convergence(steps: Sequence[int], losses: Sequence[np.ndarray], tol: float, 
                     ci_high=np.nan, converged=None, status="not judged")
     ref, last = np.asarray(losses[i], float), np.asarray(losses[-1], float)
     diff = ref - last
-    scale = ref.mean()
+    scale = abs(ref.mean())
     half = sps.t.ppf(0.5 + confidence / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
     rel = diff.mean() / scale
     return dict(reference_step=int(steps[i]), final_step=int(steps[-1]), rel_improvement=float(rel),

@@ -51,19 +51,25 @@ def mutual_information(latents: np.ndarray, factors: np.ndarray, bins: int = 20)
     return np.array([[mutual_info_score(f, z) for f in np.asarray(factors).T] for z in zd.T])
 
 
-def mig(latents: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
-    """``mig(z, codes)``: Mutual Information Gap (Chen et al. 2018, Eq. 6), in [0, 1].
+def mig_per_factor(latents: np.ndarray, factors: np.ndarray, bins: int = 20) -> np.ndarray:
+    """``mig_per_factor(z, codes)`` [K]: each factor's gap between the two latents most informative about it,
+    divided by the factor's entropy (Chen et al. 2018, Eq. 6, before the mean over factors), in [0, 1].
 
-    Per factor, the gap between the two latents most informative about it, divided by the
-    factor's entropy; averaged over factors. Latents are discretised into 20 equal-width bins
-    as in Chen et al.'s discrete estimate and disentanglement_lib, so a factor with more than
-    ``bins`` values cannot reach 1 even when copied (40 values -> 1 - 1/log2(40) = 0.81).
+    Latents are discretised into 20 equal-width bins as in Chen et al.'s discrete estimate and
+    disentanglement_lib, so a factor with more than ``bins`` values cannot reach 1 even when copied
+    (40 values -> 1 - 1/log2(40) = 0.81).
     """
     latents, factors = _check(latents, factors)
     m = mutual_information(latents, factors, bins)
     entropy = np.array([mutual_info_score(f, f) for f in factors.T])   # H(v_k) = I(v_k; v_k)
     top = np.sort(m, axis=0)[::-1]
-    return float(np.mean((top[0] - top[1]) / entropy))
+    return (top[0] - top[1]) / entropy
+
+
+def mig(latents: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
+    """``mig(z, codes)``: Mutual Information Gap (Chen et al. 2018, Eq. 6), in [0, 1]: the mean over factors
+    of :func:`mig_per_factor`."""
+    return float(np.mean(mig_per_factor(latents, factors, bins)))
 
 
 def factor_vae_score(to_latents: Callable[[np.ndarray], np.ndarray], n_values: tuple[int, ...], *,

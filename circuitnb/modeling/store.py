@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from circuitnb.core import cache
 from circuitnb.core.config import Config, config_hash, field_value, key_name
+from circuitnb.measures.convergence import convergence
 from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.train import TrainingError
 
@@ -103,3 +105,19 @@ def write_meta(folder: Path, meta: dict) -> dict:
 
 def read_meta(folder: Path) -> dict:
     return json.loads((folder / "meta.json").read_text())
+
+
+def heldout_convergence(meta: dict, tol: float) -> dict:
+    """The convergence rule (:func:`circuitnb.measures.convergence.convergence`) on a model's held-out negative
+    ELBO at its snapshots, judged now with ``tol`` (``converged_tol``): the verdict follows the rule and the
+    config in force, not what was written when the model trained."""
+    return convergence(meta["heldout_steps"], [np.asarray(v, float) for v in meta["heldout_nelbo"]], tol)
+
+
+def training_outcome(meta: dict, from_cache: bool, tol: float) -> dict:
+    """A trained model's last held-out negative ELBO and its convergence verdict, as columns of a chapter's
+    per-model table: nelbo, converged, status, rel_improvement, train_seconds, from_cache."""
+    conv = heldout_convergence(meta, tol)
+    return dict(nelbo=float(np.mean(meta["heldout_nelbo"][-1])), converged=conv["converged"],
+                status=conv["status"], rel_improvement=conv["rel_improvement"],
+                train_seconds=meta["train_seconds"], from_cache=from_cache)

@@ -195,44 +195,51 @@ class RequiredModel:
     cfg: config_mod.Config
     dataset: str
     replicate: int = 0
-    vae_kind: str = ""          # Part II: a VAE architecture (modeling.vae.cache); "" for Part I's UNet
+    part: str = "unet"          # "unet" (Part I), else a family of modeling.families: vae, tabular, sae, mri
+    kind: str = ""              # the family's architecture or sparsifier ("" for a UNet)
 
     def __call__(self, progress: bool = True, position: int | None = None, callback=None):
         """The trained model; ``callback(step, loss)`` runs after each step of a UNet's training."""
-        if self.vae_kind:
+        if self.part != "unet":
             if callback is not None:
-                raise ValueError(f"{self.label}: a VAE's training takes no step callback")
-            from circuitnb.modeling.vae.cache import load_or_train_vae
-            return load_or_train_vae(self.cfg, self.vae_kind, self.dataset, self.replicate, progress=progress)
+                raise ValueError(f"{self.label}: only a UNet's training takes a step callback")
+            from circuitnb.modeling.families import FAMILIES
+            return FAMILIES[self.part].load_or_train(self.cfg, self.kind, self.dataset, self.replicate,
+                                                     progress=progress)
         from circuitnb.modeling.train import load_or_train
         return load_or_train(self.cfg, self.dataset, progress=progress, replicate=self.replicate, position=position,
                              callback=callback)
 
     @property
     def key(self) -> str:
-        """The cache key this process gives the model ("" for a VAE): the device and CPU in force resolve
-        precision 'auto', so another machine may key the same settings otherwise."""
-        if self.vae_kind:
-            return ""
+        """The cache key this process gives the model: for a UNet the device and CPU in force resolve precision
+        'auto', so another machine may key the same settings otherwise."""
+        if self.part != "unet":
+            from circuitnb.modeling.families import FAMILIES
+            return FAMILIES[self.part].key(self.cfg, self.kind, self.dataset, self.replicate)
         from circuitnb.modeling.train import model_key
         return model_key(self.cfg, self.dataset, self.replicate)
 
     @property
     def cached(self) -> bool:
-        if self.vae_kind:
-            from circuitnb.modeling.vae.cache import is_cached as vae_is_cached
-            return vae_is_cached(self.cfg, self.vae_kind, self.dataset, self.replicate)
+        if self.part != "unet":
+            from circuitnb.modeling.families import FAMILIES
+            return FAMILIES[self.part].is_cached(self.cfg, self.kind, self.dataset, self.replicate)
         from circuitnb.modeling.train import is_cached
         return is_cached(self.cfg, self.dataset, self.replicate)
 
 
-def required_models(cfg: config_mod.Config) -> list[RequiredModel]:
-    """Every model some notebook loads: ``cfg.run.replicates`` per dataset (analysis.replicates.load_models),
-    and per VAE architecture and Part II dataset (analysis.vae.common.models)."""
-    reps = range(cfg.run.replicates)
-    return [RequiredModel(f"{ds} r{r}", cfg, ds, r) for ds in data.DATASETS for r in reps] + [
-        RequiredModel(f"{k} {ds} r{r}", cfg, ds, r, k) for ds in cfg.vae.datasets for k in cfg.vae.kinds
-        for r in reps]
+def required_models(cfg: config_mod.Config, parts: tuple[str, ...] = ("unet", "vae")) -> list[RequiredModel]:
+    """Every model the notebooks of ``parts`` load: ``cfg.run.replicates`` UNets per dataset
+    (analysis.replicates.load_models), then each family's members (:mod:`circuitnb.modeling.families`:
+    Part II's VAEs, Part III's tabular VAEs, Part IV's VAE-SAEs, Part V's MRI VAEs)."""
+    from circuitnb.modeling.families import FAMILIES
+    out = [RequiredModel(f"{ds} r{r}", cfg, ds, r) for ds in data.DATASETS
+           for r in range(cfg.run.replicates)] if "unet" in parts else []
+    for part in (p for p in FAMILIES if p in parts):
+        out += [RequiredModel(" ".join(x for x in (part, k, ds, f"r{r}") if x), cfg, ds, r, part, k)
+                for k, ds, r in FAMILIES[part].members(cfg)]
+    return out
 
 
 def _train_one(model: RequiredModel, threads: int, position: int | None, progress: bool, callback=None,
@@ -244,13 +251,13 @@ def _train_one(model: RequiredModel, threads: int, position: int | None, progres
     torch.set_num_threads(threads)
     start = time.perf_counter()
     bar = (executors.StepBar(f"train {model.label}", model.cfg.train.train_steps)
-           if progress and bars == "ray" and not model.vae_kind else None)
+           if progress and bars == "ray" and model.part == "unet" else None)
     try:
         model(progress=progress and bar is None, position=position, callback=executors.chain(callback, bar))
     finally:
         if bar is not None:
             bar.close()
-    if not model.vae_kind:                  # its snapshots' held-out scores (chapter 1), while a core is ours
+    if model.part == "unet":                # its snapshots' held-out scores (chapter 1), while a core is ours
         from circuitnb.analysis.convergence import model_scores
         model_scores(model.cfg, model.dataset, model.replicate)
     return time.perf_counter() - start, model.key
@@ -279,24 +286,33 @@ def _train_in_parallel(models: list[RequiredModel], progress: bool, executor: ex
     return set(by_label)
 
 
-def prepare_models(cfg: config_mod.Config, progress: bool = True) -> dict:
-    """Train or load every model of :func:`required_models`, with a progress bar per training.
+def parts_of(notebooks: list[Path]) -> tuple[str, ...]:
+    """The parts whose models ``notebooks`` load, from their chapter numbers (:func:`circuitnb.core.config.
+    notebook_part`; Part I's UNets: "unet"); Part III's chapters also compare with Part II's shapes VAEs."""
+    parts = {config_mod.notebook_part(nb) or "unet" for nb in notebooks if Path(nb).name[:2].isdigit()}
+    if "tabular" in parts:
+        parts.add("vae")
+    return tuple(p for p in ("unet", *config_mod.PARTS) if p in parts)
+
+
+def prepare_models(cfg: config_mod.Config, progress: bool = True, parts: tuple[str, ...] = ("unet", "vae")) -> dict:
+    """Train or load every model of :func:`required_models` of ``parts``, with a progress bar per training.
 
     Every model's data is read first (a bad ``celeba_root`` or $CIRCUITNB_CELEBA fails
     here, before the first training), and the cache folder is checked. Models missing
     from the cache are trained in parallel worker processes when there are several, or
     as Ray tasks with ``executor`` 'ray' (:mod:`circuitnb.publish.executors`).
     """
-    needed = required_models(cfg)
+    needed = required_models(cfg, parts)
     config_mod.check_cache_dir(cfg)
     executor = executors.make_executor(cfg.run.executor, cfg.run.ray_address)
     resources = executors.model_resources(executor, cfg.run.device, cfg.device)
     from circuitnb.modeling.precision import describe
     print(describe(cfg.train.precision, cfg.device), file=sys.stderr, flush=True)
     for model in sorted(needed, key=lambda m: m.dataset != "celeba"):   # a bad CelebA folder fails first,
-        if model.vae_kind:                                                  # before any draw is cached
+        if model.part == "vae":                                             # before any draw is cached
             vae_data(model.cfg, model.dataset, "train", model.replicate)
-        else:
+        elif model.part == "unet":
             data.images(model.cfg, model.dataset, "train", model.replicate)
     missing = [m for m in needed if not m.cached]
     # One missing model trains here, unless a cluster is asked for (this machine may not be one of its workers).
@@ -360,7 +376,7 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
                                    f"notebooks take {sorted(declared_names(root, notebooks))}, the build "
                                    f"{sorted(BUILD_ONLY)}")
     cfg = config_mod.load(profile, **{k: v for k, v in params.items() if config_mod.lookup(k)})
-    prepare_models(cfg)
+    prepare_models(cfg, parts=parts_of(notebooks))
     stage_sources(root, stage, notebooks)
     os.environ["CIRCUITNB_TABLES"] = str(root / "_build" / "tables")
     execute_notebooks([(root / nb, stage / nb) for nb in notebooks], params)

@@ -74,7 +74,7 @@ def notebook_params(notebook: Path, params: dict) -> dict:
             raise UserError(problem or f"parameter {name!r} is not a parameter of {notebook.name}")
         local = bare if dot else name
         if local in out:
-            raise UserError(f"parameter {local!r} is given twice for {notebook.name} (as {local!r} and {name!r})")
+            raise UserError(f"parameter {local!r} is given twice for {notebook.name}, bare and qualified")
         out[local] = value
     return out
 

@@ -47,6 +47,7 @@ from circuitnb.measures.mri import (
 )
 from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.mri import TrainedMri, load_or_train_mri, mc_predict, model_key, mri_split
+from circuitnb.modeling.store import heldout_convergence
 
 READS = ("seed", "mri.mc_passes", "mri.calibration_bins")     # the config fields an analysis reads
 PIXEL_READING, SLICE_READING = "standardized", "mean"         # the primary reading (module docstring)
@@ -134,7 +135,8 @@ def _compute(cfg: Config, m: TrainedMri) -> dict:
                 explore=dict(rows=rows, mean=pred["mean"][rows], error=pixel_scores(x[rows], {
                     k: v[rows] for k, v in pred.items()}, "error"),
                     uncertainty=(pred["aleatoric"][rows] + pred["epistemic"][rows]).mean(1)),
-                nelbo=float(np.mean(m.meta["heldout_nelbo"][-1])), converged=m.meta["convergence"].get("status"))
+                nelbo=float(np.mean(m.meta["heldout_nelbo"][-1])), converged=heldout_convergence(
+                    m.meta, cfg.analysis.converged_tol)["status"])
 
 
 def analysis(cfg: Config, m: TrainedMri, wait: bool = True) -> dict:

@@ -8,8 +8,9 @@
 Our readings of what the abstract leaves open (alternatives computed side by side in ``out["readings"]``):
 
 * **dead rate** "at k = 50": the share of hidden units active on no held-out image (threshold 0,
-  :data:`THRESHOLD`) at the last snapshot (``when = "final"``: after the extension, the model the convergence rule
-  judges); the readings are every ``sae.dead_fractions`` threshold, at the last snapshot and at the schedule's end.
+  the default of ``READINGS["dead_threshold"]``, or the config's ``readings``: :func:`threshold`) at the last
+  snapshot (``when = "final"``: after the extension, the model the convergence rule judges); the readings are
+  every ``sae.dead_fractions`` threshold, at the last snapshot and at the schedule's end.
   Mean over the ``sae.replicates`` models with a t-interval over them.
 * **Shapes3D / dSprites**: dead rate of Shapes3D replicate r over dSprites replicate r, geometric mean over pairs
   with a t-interval on the log scale, the same-data null beside it (:func:`circuitnb.analysis.sae.dead.pair_ratio`).
@@ -27,6 +28,7 @@ import pandas as pd
 from circuitnb.analysis.claim_rows import labelled_row
 from circuitnb.analysis.sae.common import epochs, extension_epochs, schedule_end
 from circuitnb.analysis.sae.dead import auxk_vs_topk, pair_ratio
+from circuitnb.core import readings
 from circuitnb.core.config import Config
 from circuitnb.measures import claims as claims_mod
 from circuitnb.measures import verdicts
@@ -35,9 +37,10 @@ from circuitnb.modeling.sae import final_k, sae_data
 
 PAPER = claims_mod.PAPER_DATA / "claims_sae.csv"
 MARGINS = claims_mod.PAPER_DATA / "margins_sae.csv"
-THRESHOLD = 0.0                      # primary reading: dead = active on no held-out image
 WHEN = "final"                       # primary reading: at the last snapshot (after the extension)
 PAPER_METHODS = ("topk", "l1")       # the abstract's sparsifiers (AuxK is ours)
+# READINGS["dead_threshold"] -> what 'dead' means in a scorecard row's reason
+_DEAD_MEANING = {"never": "active on no held-out image", "rare": "active on fewer than 1% of the held-out images"}
 
 
 def paper() -> pd.DataFrame:
@@ -48,7 +51,12 @@ def margins() -> pd.DataFrame:
     return verdicts.load_margins(str(MARGINS))
 
 
-def dead_values(dead: pd.DataFrame, method: str, dataset: str, threshold: float = THRESHOLD,
+def threshold(cfg: Config) -> float:
+    """The firing-rate threshold of the config's reading of 'dead' (``READINGS["dead_threshold"]``; default 0)."""
+    return readings.value(cfg, "dead_threshold")
+
+
+def dead_values(dead: pd.DataFrame, method: str, dataset: str, threshold: float,
                 when: str = WHEN) -> np.ndarray:
     """Dead rates of the replicate models of (method, dataset) under one reading, in replicate order."""
     sub = dead[(dead.method == method) & (dead.dataset == dataset) & np.isclose(dead.threshold, threshold)
@@ -56,7 +64,7 @@ def dead_values(dead: pd.DataFrame, method: str, dataset: str, threshold: float 
     return sub.sort_values("replicate").dead_rate.to_numpy()
 
 
-def ratios(dead: pd.DataFrame, methods, threshold: float = THRESHOLD, when: str = WHEN,
+def ratios(dead: pd.DataFrame, methods, threshold: float, when: str = WHEN,
            level: float = 0.95) -> pd.DataFrame:
     """Shapes3D / dSprites per method (:func:`~circuitnb.analysis.sae.dead.pair_ratio`), one row each."""
     rows = []
@@ -72,19 +80,19 @@ def ratios(dead: pd.DataFrame, methods, threshold: float = THRESHOLD, when: str 
     return pd.DataFrame(rows)
 
 
-def auxk_table(dead: pd.DataFrame, per_model: pd.DataFrame, datasets) -> pd.DataFrame:
+def auxk_table(dead: pd.DataFrame, per_model: pd.DataFrame, datasets, threshold: float) -> pd.DataFrame:
     """Top-k + AuxK against Top-k per set (:func:`~circuitnb.analysis.sae.dead.auxk_vs_topk`), one row each."""
     def vals(method, ds, measure):
         sub = per_model[(per_model.method == method) & (per_model.dataset == ds) & (per_model.measure == measure)]
         return sub.sort_values("replicate").value.to_numpy()
     rows = []
     for ds in datasets:
-        c = auxk_vs_topk(dead_values(dead, "topk", ds), dead_values(dead, "topk_auxk", ds),
+        topk, auxk = dead_values(dead, "topk", ds, threshold), dead_values(dead, "topk_auxk", ds, threshold)
+        c = auxk_vs_topk(topk, auxk,
                          vals("topk", ds, "nelbo"), vals("topk_auxk", ds, "nelbo"),
                          vals("topk", ds, "active_per_input"), vals("topk_auxk", ds, "active_per_input"))
         s, r = c["dead_saved"], c["recon_change"]
-        rows.append(dict(dataset=ds, dead_topk=float(np.mean(dead_values(dead, "topk", ds))),
-                         dead_auxk=float(np.mean(dead_values(dead, "topk_auxk", ds))), dead_saved=s.mean,
+        rows.append(dict(dataset=ds, dead_topk=float(np.mean(topk)), dead_auxk=float(np.mean(auxk)), dead_saved=s.mean,
                          saved_low=s.low, saved_high=s.high, recon_change=r.mean, recon_low=r.low, recon_high=r.high,
                          sparsity_change=c["sparsity_change"], n_pairs=c["n_pairs"], outcome=c["outcome"],
                          reason=c["reason"]))
@@ -98,7 +106,7 @@ def revival_frame(analyses: dict) -> pd.DataFrame:
                       for (k, ds), items in analyses.items() for r, a in enumerate(items)], ignore_index=True)
 
 
-def _dead_readings(dead: pd.DataFrame, alpha: float) -> pd.DataFrame:
+def _dead_readings(dead: pd.DataFrame, alpha: float, primary: float) -> pd.DataFrame:
     """Every dead-rate claim under every threshold and moment, each judged by the scorecard's rule."""
     p, m = paper().set_index("id"), margins().set_index("id")
     out = []
@@ -111,7 +119,7 @@ def _dead_readings(dead: pd.DataFrame, alpha: float) -> pd.DataFrame:
             est = replicate_ci(vals, 1 - alpha)
             v = verdicts.equivalence_verdict(float(p.loc[cid, "paper_value"]), est, m.loc[cid, "margin"],
                                              m.loc[cid, "margin_kind"], alpha=alpha, claim_id=cid)
-            out.append(dict(id=cid, threshold=t, when=when, primary=bool(t == THRESHOLD and when == WHEN),
+            out.append(dict(id=cid, threshold=t, when=when, primary=bool(np.isclose(t, primary) and when == WHEN),
                             paper=float(p.loc[cid, "paper_value"]), ours=est.mean, ci_low=est.low,
                             ci_high=est.high, n=est.n, verdict=v.label))
     return pd.DataFrame(out)
@@ -119,22 +127,23 @@ def _dead_readings(dead: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 def claims(cfg: Config, dead: pd.DataFrame, per_model: pd.DataFrame, analyses: dict) -> dict:
     """Every claim of the abstract from the per-model frames; see the module docstring for the readings."""
-    s, alpha = cfg.sae, cfg.analysis.alpha
+    s, alpha, tau = cfg.sae, cfg.analysis.alpha, threshold(cfg)
     methods = [k for k in PAPER_METHODS if k in s.methods]
     both = {"dsprites", "shapes3d"} <= set(s.datasets)
-    rat = ratios(dead, methods, level=1 - alpha) if both else pd.DataFrame()
+    rat = ratios(dead, methods, tau, level=1 - alpha) if both else pd.DataFrame()
     rat_readings = (pd.concat([ratios(dead, methods, t, w, 1 - alpha) for t in sorted(set(dead.threshold))
                                for w in ("final", "schedule end")], ignore_index=True) if both else pd.DataFrame())
-    auxk = (auxk_table(dead, per_model, s.datasets) if {"topk", "topk_auxk"} <= set(s.methods)
+    auxk = (auxk_table(dead, per_model, s.datasets, tau) if {"topk", "topk_auxk"} <= set(s.methods)
             else pd.DataFrame())
     rev = revival_frame(analyses)
     rows = _design_rows(cfg)
     for k in methods:
         for ds in s.datasets:
-            vals = dead_values(dead, k, ds)
+            vals = dead_values(dead, k, ds, tau)
             rows.append(verdicts.measured_row(
                 f"sae_dead_{k}_{ds}", replicate_ci(vals, 1 - alpha), alpha=alpha, unit="fraction of units",
-                reason=(f"active on no held-out image at the last snapshot (step {s.steps}, k = "
+                reason=(f"{_DEAD_MEANING[readings.chosen(cfg)['dead_threshold']]} at the last snapshot "
+                        f"(step {s.steps}, k = "
                         f"{final_k(s.hidden, s.active_fraction)} of {s.hidden}); per model: "
                         + ", ".join(f"{v:.3g}" for v in vals))))
     for r in rat.itertuples() if len(rat) else ():
@@ -144,7 +153,7 @@ def claims(cfg: Config, dead: pd.DataFrame, per_model: pd.DataFrame, analyses: d
             f"sae_ratio_{r.method}", est, alpha=alpha, unit="ratio",
             reason=r.reason or (f"over {r.n_pairs} replicate pairs ({r.per_pair}); same-data null "
                                 f"[{r.null_low:.3g}, {r.null_high:.3g}], beyond it: {bool(r.beyond_null)}")))
-    prim = rev[np.isclose(rev.threshold, THRESHOLD) & rev.method.isin(methods)]
+    prim = rev[np.isclose(rev.threshold, tau) & rev.method.isin(methods)]
     shares = prim.revived_share.to_numpy()
     est = replicate_ci(shares[np.isfinite(shares)], 1 - alpha)
     rows.append(verdicts.measured_row(
@@ -154,7 +163,7 @@ def claims(cfg: Config, dead: pd.DataFrame, per_model: pd.DataFrame, analyses: d
                 f"{int(prim.n_dead_end.sum())} dead units over {int(np.isfinite(shares).sum())} "
                 f"{'/'.join(methods)} models with any dead unit")))
     return dict(rows=rows, ratios=rat, ratio_readings=rat_readings, auxk=auxk, revival=rev,
-                readings=_dead_readings(dead, alpha))
+                readings=_dead_readings(dead, alpha, tau))
 
 
 def _design_rows(cfg: Config) -> list[dict]:

@@ -43,6 +43,7 @@ from circuitnb.modeling.sae import (
     sae_data,
     snapshot_steps,
 )
+from circuitnb.modeling.store import heldout_convergence
 
 # The config fields an analysis reads (its cache key; the model keys carry the training fields).
 READS = ("seed", "sae.dead_fractions", "sae.dci_trees", "sae.steps", "sae.decay_fraction")
@@ -99,7 +100,7 @@ def _compute(cfg: Config, m: TrainedSAE) -> dict:
     nelbo = np.asarray(m.meta["heldout_nelbo"][-1], float)
     return dict(schedule=sched, revival=rev, steps=steps, schedule_end=end, firing=rates, mono=mono,
                 factor_names=list(held.factor_names), nelbo=float(nelbo.mean()),
-                converged=m.meta["convergence"].get("status"))
+                converged=heldout_convergence(m.meta, cfg.analysis.converged_tol)["status"])
 
 
 def analysis(cfg: Config, m: TrainedSAE, wait: bool = True) -> dict:

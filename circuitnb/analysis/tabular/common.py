@@ -59,6 +59,7 @@ from circuitnb.measures.tabular import (
     group_codes,
     group_effects,
     per_group_scores,
+    posterior_calibrated_ces,
     posterior_weights,
 )
 from circuitnb.modeling.tabular import TrainedTabular, encode_mean, load_all, reconstruct
@@ -207,8 +208,8 @@ def _compute(cfg: Config, m: TrainedTabular) -> dict:
         pg = per_group_scores(z_tr, codes[: len(train)], z_ho, codes[len(train):],
                               n_estimators=cfg.vae.dci_trees, seed=cfg.run.seed)
     recon = reconstruct(model, held.x)
-    scores = dict(ces=ce.causal_effect_strength(cal), ces_raw=ce.causal_effect_strength(raw),
-                  ces_normalised=ce.causal_effect_strength(calibrated_effects(deltas, mu, logvar, "normalised")),
+    scores = dict(ces=posterior_calibrated_ces(deltas, mu, logvar), ces_raw=ce.causal_effect_strength(raw),
+                  ces_normalised=posterior_calibrated_ces(deltas, mu, logvar, "normalised"),
                   specificity=ce.intervention_specificity(cal), specificity_raw=ce.intervention_specificity(raw),
                   modularity=ce.circuit_modularity(patch), modularity_latent=ce.circuit_modularity(cal),
                   fgd=feature_group_disentanglement(g_eff), mig_groups=pg["mig"], dci_groups=pg["dci_disentanglement"],

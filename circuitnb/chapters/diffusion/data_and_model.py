@@ -73,7 +73,7 @@ def natural_summary(faces: data.NaturalFaces) -> dict:
 
 
 def splits(cfg: Config) -> pd.DataFrame:
-    """Train/analysis split sizes per dataset (issue 13 item 3): configured, available and used.
+    """Train/analysis split sizes per dataset: configured, available and used.
 
     ``n_analysed``: the held-out images every chapter measures per model and timestep (the first ``n_samples``
     analysis images). The natural set may hold fewer than ``n_images`` readable images; the split rule

@@ -1,4 +1,4 @@
-"""Chapter 13 (the paper's future work; issue 14): the headline quantities and their verdicts over training.
+"""Chapter 13 (the paper's future work): the headline quantities and their verdicts over training.
 
     res = over_training.run(cfg)
     res.tables["quantities"]    # quantity, unit, dataset, t, step, mean, ci_low, ci_high, null_low, null_high, n_models
@@ -94,7 +94,7 @@ def stability(long: pd.DataFrame, verdict: pd.DataFrame) -> tuple[pd.DataFrame, 
     """Are the followed values still moving? Per value (quantity, dataset, t): the last step's mean against the
     previous step's 95% CI; and the followed verdicts that change between the last two steps.
 
-    A value outside the previous snapshot's interval is still moving (issue 22's stability line).
+    A value outside the previous snapshot's interval is still moving (the stability line).
     """
     steps = sorted(long.step.unique())
     if len(steps) < 2:

@@ -22,6 +22,7 @@ from circuitnb.analysis.replicates import across_replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.modeling.mri import mri_split
+from circuitnb.modeling.store import training_outcome
 
 CHAPTER = "50_mri_data_models"
 N_SAMPLES = 4              # held-out slices in the grid (lesion first)
@@ -40,13 +41,11 @@ def _data(cfg: Config, split) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame([row]), skipped
 
 
-def _model_row(m) -> dict:
-    meta, conv = m.meta, m.meta["convergence"]
+def _model_row(m, tol: float) -> dict:
+    meta = m.meta
     return dict(kind=meta["kind"], replicate=meta["replicate"], seed=meta["seed"], train_slices=meta["n_train"],
                 parameters=int(sum(p.numel() for p in m.model.parameters())),
-                nelbo=float(np.mean(meta["heldout_nelbo"][-1])), converged=conv.get("converged"),
-                status=conv.get("status"), rel_improvement=conv.get("rel_improvement"),
-                train_seconds=meta["train_seconds"], from_cache=m.from_cache)
+                **training_outcome(meta, m.from_cache, tol))
 
 
 def run(cfg: Config) -> ChapterResult:
@@ -54,7 +53,7 @@ def run(cfg: Config) -> ChapterResult:
     mr = cfg.mri
     models = mri_common.models(cfg)
     split = mri_split(cfg)
-    per = pd.DataFrame([_model_row(m) for ms in models.values() for m in ms])
+    per = pd.DataFrame([_model_row(m, cfg.analysis.converged_tol) for ms in models.values() for m in ms])
     curves = pd.DataFrame([dict(kind=m.meta["kind"], replicate=m.meta["replicate"], step=st, nelbo=float(np.mean(v)))
                            for ms in models.values() for m in ms
                            for st, v in zip(m.meta["heldout_steps"], m.meta["heldout_nelbo"])])

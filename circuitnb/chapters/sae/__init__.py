@@ -1,1 +1,1 @@
-"""Part IV (issue 25, hybrid VAE-SAE): one module per notebook of chapters 40-42, named after it."""
+"""Part IV (hybrid VAE-SAE): one module per notebook of chapters 40-42, named after it."""

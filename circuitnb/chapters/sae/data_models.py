@@ -23,6 +23,7 @@ from circuitnb.analysis.sae import common as sae_common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
 from circuitnb.modeling.sae import decay_end, final_k, sae_data, schedule
+from circuitnb.modeling.store import training_outcome
 from circuitnb.viz.vae.figures import wide_table
 
 CHAPTER = "40_sae_data_models"
@@ -48,21 +49,18 @@ def _rgb(x: np.ndarray) -> np.ndarray:
     return np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
 
 
-def _model_row(m) -> dict:
+def _model_row(m, tol: float) -> dict:
     meta, hist = m.meta, m.meta["history"]
-    conv = meta["convergence"]
     return dict(method=meta["method"], dataset=meta["dataset"], replicate=meta["replicate"], seed=meta["seed"],
                 train_images=meta["n_images"], k_final=hist["k"][-1], l0_final=float(np.mean(hist["l0"][-20:])),
-                nelbo=float(np.mean(meta["heldout_nelbo"][-1])), converged=conv.get("converged"),
-                status=conv.get("status"), rel_improvement=conv.get("rel_improvement"),
-                train_seconds=meta["train_seconds"], from_cache=m.from_cache)
+                **training_outcome(meta, m.from_cache, tol))
 
 
 def run(cfg: Config) -> ChapterResult:
     """Chapter 40: the sets, their factors, the schedule, one row per model and convergence."""
     s = cfg.sae
     models = sae_common.models(cfg)
-    per = pd.DataFrame([_model_row(m) for ms in models.values() for m in ms])
+    per = pd.DataFrame([_model_row(m, cfg.analysis.converged_tol) for ms in models.values() for m in ms])
     curves = pd.DataFrame([dict(method=m.meta["method"], dataset=m.meta["dataset"], replicate=m.meta["replicate"],
                                 step=st, nelbo=float(np.mean(v)))
                            for ms in models.values() for m in ms

@@ -74,14 +74,15 @@ def run(cfg: Config) -> ChapterResult:
     res.tables["ratio_readings"] = out["ratio_readings"]
     res.tables["auxk"] = out["auxk"]
     res.data["explorer"] = explorer(models, analyses)
-    prim = final[np.isclose(final.threshold, sae_claims.THRESHOLD)]
+    tau = sae_claims.threshold(cfg)               # the config's reading of 'dead' (READINGS["dead_threshold"])
+    prim = final[np.isclose(final.threshold, tau)]
     mean = prim.groupby(["method", "dataset"]).value.mean()
     spread = final.groupby(["method", "dataset", "replicate"]).value.agg(lambda v: v.max() - v.min())
-    r0 = rev[np.isclose(rev.threshold, sae_claims.THRESHOLD)]
+    r0 = rev[np.isclose(rev.threshold, tau)]
     rat = out["ratios"].set_index("method") if len(out["ratios"]) else pd.DataFrame()
     auxk = out["auxk"].set_index("dataset") if len(out["auxk"]) else pd.DataFrame()
     vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=s.replicates, n_heldout=s.n_analysis,
-                thresholds=", ".join(f"{t:g}" for t in sorted(set(s.dead_fractions))),
+                primary_threshold=tau, thresholds=", ".join(f"{t:g}" for t in sorted(set(s.dead_fractions))),
                 schedule_end=int(sae_common.schedule_end(cfg)), steps=s.steps,
                 extension_epochs=sae_common.extension_epochs(cfg),
                 threshold_spread_max=100 * float(spread.max()), dead_end_total=int(r0.n_dead_end.sum()),

@@ -1,1 +1,1 @@
-"""Part III (issue 24, tabular VAEs): one module per notebook of chapters 30-32, named after it."""
+"""Part III (tabular VAEs): one module per notebook of chapters 30-32, named after it."""

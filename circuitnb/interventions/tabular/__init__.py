@@ -1,4 +1,4 @@
-"""Part III's interventions on tabular VAEs (issue 24): path-specific activation patching and the decoder half
+"""Part III's interventions on tabular VAEs: path-specific activation patching and the decoder half
 of a path (one latent -> the output columns).
 
     path_effect(model, x, x_do, inputs=("length",), outputs=("weight",), latent=2)

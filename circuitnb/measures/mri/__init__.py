@@ -1,4 +1,4 @@
-"""Part V's measures (issue 26): anomaly scores, ROC/PR AUC, best Dice, and uncertainty calibration.
+"""Part V's measures: anomaly scores, ROC/PR AUC, best Dice, and uncertainty calibration.
 
     px = pixel_scores(x, mc_predict(model, x, 16), "standardized")     # [N, H, W]
     roc_auc(slice_scores(px, brain_mask(x)), lesion)                   # slice-level detection

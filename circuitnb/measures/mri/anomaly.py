@@ -1,4 +1,4 @@
-"""Part V's anomaly-detection measures (issue 26): pixel and slice scores, ROC AUC, PR AUC, best Dice.
+"""Part V's anomaly-detection measures: pixel and slice scores, ROC AUC, PR AUC, best Dice.
 
     px = pixel_scores(x, pred)                              # [N, H, W] squared error (reading "error")
     px_w = pixel_scores(x, pred, reading="standardized")    # error / predictive variance

@@ -1,4 +1,4 @@
-"""Part IV's measures (issue 25): dead units under several thresholds, per-unit monosemanticity, and both with
+"""Part IV's measures: dead units under several thresholds, per-unit monosemanticity, and both with
 MIG and DCI at every snapshot of the sparsity schedule.
 
     dead_rate_curve(codes, (0, 0.01, 0.05))         # DataFrame: dead rate per threshold, non-decreasing

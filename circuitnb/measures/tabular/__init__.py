@@ -1,4 +1,4 @@
-"""Part III's new measures on tabular VAEs (issue 24), each our reading of a technique the abstract only names.
+"""Part III's new measures on tabular VAEs, each our reading of a technique the abstract only names.
 
     posterior_calibrated_ces(deltas, mu, logvar)          # CES calibrated by the posterior (posterior_ces)
     feature_group_disentanglement(group_effects(...))     # FGD over column groups (feature_groups)

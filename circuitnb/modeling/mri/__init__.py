@@ -1,4 +1,4 @@
-"""Part V's models (issue 26): a Bayesian attention VAE for anomaly detection in brain MRI and its baselines.
+"""Part V's models: a Bayesian attention VAE for anomaly detection in brain MRI and its baselines.
 
     m = load_or_train_mri(cfg, "attention", replicate=0)                # TrainedMri: model, meta, from_cache
     pred = mc_predict(m.model, mri_split(cfg).heldout.images, passes=16)  # mean, aleatoric, epistemic

@@ -1,4 +1,4 @@
-"""Part V's models (issue 26): a Bayesian attention VAE for anomaly detection in brain MRI, and its two baselines.
+"""Part V's models: a Bayesian attention VAE for anomaly detection in brain MRI, and its two baselines.
 
     model = MriVAE(in_channels=4, size=32, widths=(32, 64), latent_dim=32, heads=4, kind="attention")
     out = model(x)                      # VAEOut: mean, logvar [B, 4, S, S]; mu, logvar_z, z [B, latent]

@@ -1,4 +1,4 @@
-"""Part IV's hybrid VAE-SAEs (issue 25): a VAE whose hidden layer is a sparse autoencoder, the sparsity schedule,
+"""Part IV's hybrid VAE-SAEs: a VAE whose hidden layer is a sparse autoencoder, the sparsity schedule,
 Top-k (with or without AuxK) and L1, cached replicates.
 
     m = load_or_train_sae(cfg, "topk", "dsprites", replicate=0)       # TrainedSAE: model, meta, snapshots

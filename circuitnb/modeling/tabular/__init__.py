@@ -1,4 +1,4 @@
-"""Part III's tabular VAEs (issue 24): an MLP with a likelihood per column type, five objectives, cached replicates.
+"""Part III's tabular VAEs: an MLP with a likelihood per column type, five objectives, cached replicates.
 
     m = load_or_train_tabular(cfg, "beta_tc_vae", "heart", replicate=1)     # TrainedTabular
     nelbo_terms(m.model, tabular_data(cfg, "heart", "heldout").x)           # per-row NLL per column, KL, nelbo

@@ -1,1 +1,1 @@
-"""Part V (issue 26, Bayesian attention VAE for brain-MRI anomaly detection): figures and the offline explorer."""
+"""Part V (Bayesian attention VAE for brain-MRI anomaly detection): figures and the offline explorer."""

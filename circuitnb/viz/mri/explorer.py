@@ -17,8 +17,6 @@ Arrays are base64 uint8 (:func:`circuitnb.viz.explorer.b64_uint8`), row-major:
 """
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,13 +143,5 @@ def mri_explorer_data(images: np.ndarray, masks: np.ndarray, lesion: np.ndarray,
 
 
 @dataclass
-class MriExplorer(Explorer):
+class MriExplorer(Explorer, kind="mri", script=SCRIPT, entry="circuitnbMri"):
     """:class:`~circuitnb.viz.explorer.Explorer` whose page fragment runs :data:`SCRIPT` (kind "mri")."""
-
-    def to_html(self) -> str:
-        payload = json.dumps(self.data, separators=(",", ":")).replace("</", "<\\/")
-        eid = f"circuitnb-mri-{uuid.uuid4().hex[:8]}"
-        return (f'<div class="circuitnb-explorer" id="{eid}" data-kind="mri">'
-                f'<script type="application/json">{payload}</script></div>'
-                f"<script>{SCRIPT}</script>"
-                f'<script>circuitnbMri(document.getElementById("{eid}"));</script>')
