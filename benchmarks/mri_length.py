@@ -35,9 +35,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for setting in args.settings:
             n, steps, schedule = [*setting.split(":"), "constant"][:3]
+            cfg = C.load("quick", mri=dict(n_subjects=int(n), steps=int(steps), lr_schedule=schedule),
+                         cache_dir=cache, device="cpu")
             n, steps = int(n), int(steps)
-            cfg = C.load("quick", mri_n_subjects=n, mri_steps=steps, mri_lr_schedule=schedule, cache_dir=cache,
-                         device="cpu")
             start = time.perf_counter()
             split = mri_split(cfg)
             m = load_or_train_mri(cfg, args.kind, 0, progress=False)

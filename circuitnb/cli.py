@@ -3,7 +3,8 @@
     circuitnb train --profile quick --dataset both
     circuitnb data --profile quick --dataset celeba -p celeba_root /data/celeba
     circuitnb run book/01_data_and_model.ipynb -p timesteps "[50, 500]"
-    circuitnb book --profile quick
+    circuitnb run book/40_sae_data_models.ipynb -p steps 200        # a Part IV notebook: sae.steps
+    circuitnb book --profile quick -p vae.image_size 64             # Part II's notebooks and models
     circuitnb cache ls            # entries, sizes, settings, status;  `cache verify [--fix]`
 
 User mistakes (bad parameters, files or folders) end with one line on stderr
@@ -109,7 +110,10 @@ def _check_preview(path: str) -> None:
 
 def cmd_run(args) -> None:
     from circuitnb.publish.book import run_notebook
-    out = run_notebook(Path(args.notebook), _overrides(args.param, profile_allowed=True), output=args.output)
+    notebook = Path(args.notebook)
+    if notebook.suffix == ".md" and notebook.with_suffix(".ipynb").is_file():   # a chapter's MyST text: its pair
+        notebook = notebook.with_suffix(".ipynb")
+    out = run_notebook(notebook, _overrides(args.param, profile_allowed=True), output=args.output)
     print(f"executed {args.notebook} -> {out}")
 
 
@@ -203,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     debug_help = "show the traceback of a user error instead of one line"
     p.add_argument("--debug", action="store_true", help=debug_help)
     sub = p.add_subparsers(dest="command", required=True)
-    param_help = ("override a config field, e.g. -p timesteps '[50, 500]' -p celeba_root /data/celeba; "
-                  "names: " + ", ".join(sorted(config_mod.override_names())))
+    param_help = ("override a config field, e.g. -p timesteps '[50, 500]' -p celeba_root /data/celeba; Part I's "
+                  "fields by their names, the other parts' as PART.NAME (-p vae.image_size 32; for one notebook of "
+                  "that part, its bare name); names: " + ", ".join(sorted(config_mod.override_names())))
 
     def common(sp, with_profile=True):
         if with_profile:

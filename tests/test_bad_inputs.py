@@ -191,14 +191,14 @@ def test_book_prepares_models_first(tiny_cfg, celeba_root, capsys, monkeypatch, 
     cfg = C.with_overrides(tiny_cfg, celeba_root="")
     assert [(m.dataset, m.replicate) for m in required_models(cfg) if m.part == "unet"] == [
         (d, r) for d in data.DATASETS for r in range(cfg.run.replicates)]
-    vae_labels = {f"vae {k} {d} r{r}" for d in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds
+    vae_labels = {f"vae {k} {d} r{r}" for d in cfg.vae.datasets for k in cfg.vae.kinds
                   for r in range(cfg.run.replicates)}                   # Part II's models too
     assert {m.label for m in required_models(cfg) if m.part == "vae"} == vae_labels
     # Parts III-V: every replicate the part's notebooks load, keyed as their caches key them
     everything = required_models(cfg, ("unet", "vae", "tabular", "sae", "mri"))
-    assert sum(m.part == "mri" for m in everything) == len(cfg.mri.mri_kinds) * cfg.mri.mri_replicates
+    assert sum(m.part == "mri" for m in everything) == len(cfg.mri.kinds) * cfg.mri.replicates
     assert sum(m.part == "tabular" for m in everything) == (
-        len(cfg.tabular.tab_kinds) * len(cfg.tabular.tab_datasets) * cfg.tabular.tab_replicates)
+        len(cfg.tabular.kinds) * len(cfg.tabular.datasets) * cfg.tabular.replicates)
     assert len({m.key for m in everything}) == len(everything)          # no two share a cache entry
     monkeypatch.setenv("CIRCUITNB_CELEBA", str(tmp_path / "no_celeba"))
     data._natural.cache_clear()
@@ -283,7 +283,8 @@ def test_chapters_that_gather_start_after_what_they_gather():
 
 
 def test_each_part_takes_its_own_parameters_and_a_parameter_no_notebook_takes_is_one_line(tmp_path):
-    from circuitnb.publish.book import build_book, params_for
+    from circuitnb.publish.book import build_book
+    from circuitnb.publish.parameters import params_for
     book = ROOT / "book"
     assert params_for(book / "05_temporal_dynamics.ipynb", {"timesteps": [100]}) == {"timesteps": [100]}
     assert params_for(book / "20_vae_data_models.ipynb", {"timesteps": [100], "seed": 1}) == {"seed": 1}
@@ -293,3 +294,56 @@ def test_each_part_takes_its_own_parameters_and_a_parameter_no_notebook_takes_is
     only_no_such = r"unknown parameter\(s\) \['no_such'\]: .*the build \['executor', 'ray_address'\]"
     with pytest.raises(UserError, match=only_no_such):
         build_book("smoke", {"no_such": 1, "executor": "ray", "ray_address": "auto"}, root=ROOT)
+
+
+def _params_notebook(path: Path, cell: str) -> Path:
+    import nbformat
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(cell, metadata={"tags": ["parameters"]})]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_a_qualified_parameter_reaches_its_parts_notebooks_as_their_bare_name(tmp_path):
+    from circuitnb.publish.parameters import check_parameters, notebook_params, params_for
+    cell = 'profile = "smoke"\nseed = 0\nreplicates = None\nimage_size = None\nsteps = None\nimage_index = 0\n'
+    one, two, three = (_params_notebook(tmp_path / name, cell) for name in ("01_a.ipynb", "20_b.ipynb", "30_c.ipynb"))
+    book = {"vae.image_size": 32, "image_size": 24, "replicates": 2, "tabular.replicates": 1, "seed": 1,
+            "image_index": 3, "sae.steps": 5}
+    assert params_for(one, book) == {"image_size": 24, "replicates": 2, "seed": 1, "image_index": 3}
+    assert params_for(two, book) == {"image_size": 32, "replicates": 2, "seed": 1, "image_index": 3}
+    # Part III has replicates of its own, but no image_size: there the bare name is Part I's
+    assert params_for(three, book) == {"image_size": 24, "replicates": 1, "seed": 1, "image_index": 3}
+    # `circuitnb run`: bare names are the notebook's; its part's qualified names lose the qualifier
+    assert notebook_params(two, {"image_size": 16, "seed": 2}) == {"image_size": 16, "seed": 2}
+    assert notebook_params(two, {"vae.steps": 3}) == {"steps": 3}
+    with pytest.raises(UserError, match=r"^parameter 'vae.steps' is for Part II's notebooks; 30_c.ipynb is "
+                                        r"Part III's$"):
+        notebook_params(three, {"vae.steps": 3})
+    with pytest.raises(UserError, match=r"^parameter 'steps' is given twice for 20_b.ipynb"):
+        notebook_params(two, {"steps": 3, "vae.steps": 4})
+    check_parameters(two, {"image_size": 32, "steps": 3, "profile": "smoke"})
+    with pytest.raises(C.ConfigError, match=r"'vae.image_size' = 24 is out of range"):
+        check_parameters(two, {"image_size": 24})
+    with pytest.raises(C.ConfigError, match=r"'tabular.steps' = 0 is out of range"):
+        check_parameters(three, {"steps": 0})
+    with pytest.raises(UserError, match=r"^20_b.ipynb: 'vae_steps' is now 'vae.steps'$"):
+        check_parameters(two, {"vae_steps": 3})
+
+
+def test_the_book_routes_qualified_names_and_names_retired_or_part_only_ones(tmp_path):
+    from circuitnb.publish.book import build_book
+    from circuitnb.publish.parameters import declared_names
+    with pytest.raises(UserError, match=r"^'vae_image_size' is now 'vae.image_size'$"):
+        build_book("smoke", {"vae_image_size": 32}, root=ROOT)
+    with pytest.raises(UserError, match=r"^'latent_dim' belongs to a part; say which: 'vae.latent_dim'"):
+        build_book("smoke", {"latent_dim": 4}, root=ROOT)
+    with pytest.raises(C.ConfigError, match=r"'vae.image_size' = 24 is out of range"):   # reached Part II's
+        build_book("smoke", {"vae.image_size": 24}, root=ROOT)
+    with pytest.raises(UserError, match=r"unknown parameter\(s\) \['image_size'\]: no notebook of the book"):
+        build_book("smoke", {"image_size": 32}, root=ROOT)        # Part I's, which no Part I notebook takes
+    from circuitnb.publish.book import toc_notebooks
+    names = declared_names(ROOT, toc_notebooks(ROOT))
+    assert {"vae.image_size", "vae.steps", "tabular.replicates", "sae.hidden", "mri.root", "replicates",
+            "seed"} <= names and "image_size" not in names and "root" not in names

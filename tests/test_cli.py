@@ -130,3 +130,30 @@ def test_cache_commands_name_a_cache_folder_that_is_not_there(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CIRCUITNB_CACHE"} | {"CIRCUITNB_CACHE": str(missing)}
     assert "$CIRCUITNB_CACHE" in one_line(["cache", "verify"], env=env)
     assert not tmp_path.joinpath("no").exists() and blocker.read_text() == ""      # nothing created or touched
+
+
+# --- the parts' fields: qualified on the command line, bare inside one part's notebook ------------------------
+def test_retired_and_part_only_names_are_one_line_exit_2():
+    line = one_line(["train", "--profile", "smoke", "-p", "vae_image_size", "32"])
+    assert line == "circuitnb train: error: 'vae_image_size' is now 'vae.image_size'"
+    line = one_line(["book", "--profile", "smoke", "--root", str(ROOT), "-p", "tab_steps", "5"])
+    assert line == "circuitnb book: error: 'tab_steps' is now 'tabular.steps'"
+    line = one_line(["data", "--profile", "smoke", "-p", "latent_dim", "4"])
+    assert line.endswith("'latent_dim' belongs to a part; say which: 'vae.latent_dim', 'tabular.latent_dim', "
+                         "'sae.latent_dim', 'mri.latent_dim'")
+    nb = str(ROOT / "book" / "20_vae_data_models.ipynb")
+    assert one_line(["run", nb, "-p", "sae_steps", "5"]).endswith("'sae_steps' is now 'sae.steps'")
+
+
+def test_run_reads_a_part_notebooks_bare_names_as_that_parts(capsys):
+    # checked before anything runs: 24 is no image side of Part II (16, 32 or 64), though it is one of Part I
+    nb = str(ROOT / "book" / "20_vae_data_models.ipynb")
+    for notebook, name in [(nb, "image_size"), (nb, "vae.image_size"), (nb[:-len("ipynb")] + "md", "image_size")]:
+        assert main(["run", notebook, "-p", name, "24"]) == 2              # the .md runs its paired .ipynb
+        assert "parameter 'vae.image_size' = 24 is out of range" in capsys.readouterr().err
+    assert main(["run", nb, "-p", "sae.steps", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("circuitnb run: error: parameter 'sae.steps' is for Part IV's notebooks; "
+                   "20_vae_data_models.ipynb is Part II's")
+    assert main(["run", str(ROOT / "book" / "01_data_and_model.ipynb"), "-p", "vae.steps", "5"]) == 2
+    assert "is for Part II's notebooks; 01_data_and_model.ipynb is Part I's" in capsys.readouterr().err

@@ -146,3 +146,98 @@ def test_cache_dir_must_be_a_writable_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CIRCUITNB_CACHE", str(tmp_path / "file"))
     with pytest.raises(ConfigError, match=r"\$CIRCUITNB_CACHE"):
         C.check_cache_dir(C.load("smoke"))
+
+
+# --- the parts' fields: qualified ("vae.image_size"), nested (vae=dict(...)), or bare inside a part ------------
+def test_qualified_and_nested_names_reach_the_part_and_only_it():
+    smoke = C.load("smoke")
+    cfg = C.load("smoke", **{"vae.image_size": 32, "sae.hidden": 64})
+    assert (cfg.vae.image_size, cfg.sae.hidden, cfg.data.image_size) == (32, 64, smoke.data.image_size)
+    cfg = C.load("smoke", vae=dict(image_size=32, steps=7), tabular=dict(replicates=1))
+    assert (cfg.vae.image_size, cfg.vae.steps, cfg.tabular.replicates) == (32, 7, 1)
+    assert (cfg.data.image_size, cfg.run.replicates) == (smoke.data.image_size, smoke.run.replicates)
+    assert C.load("smoke", image_size=32).vae.image_size == smoke.vae.image_size     # a bare name is Part I's
+    assert C.load("smoke", **{"mri.root": None}).mri.root == smoke.mri.root           # None: the profile's
+
+
+def test_inside_a_part_bare_names_are_its_own_first_then_part_one():
+    smoke = C.load("smoke")
+    cfg = C.load("smoke", part="sae", steps=7, replicates=1, seed=3)
+    assert (cfg.sae.steps, cfg.sae.replicates, cfg.run.seed) == (7, 1, 3)
+    assert (cfg.train.train_steps, cfg.run.replicates) == (smoke.train.train_steps, smoke.run.replicates)
+    cfg = C.load("smoke", part="vae", image_size=32, replicates=1)      # Part II has no replicates of its own
+    assert (cfg.vae.image_size, cfg.data.image_size, cfg.run.replicates) == (32, smoke.data.image_size, 1)
+    assert C.load("smoke", part="mri", **{"vae.steps": 5}).vae.steps == 5         # qualified names still work
+    with pytest.raises(ConfigError, match=r"^parameter 'sae.steps' is given twice$"):
+        C.load("smoke", part="sae", steps=7, **{"sae.steps": 8})
+    with pytest.raises(ConfigError, match=r"^parameter 'part' = 'diffusion': choose one of"):
+        C.load("smoke", part="diffusion")
+
+
+def test_every_retired_flat_name_says_its_qualified_name_in_one_line():
+    retired = {C.key_name(q): q for q in C.override_names() if "." in q and C.key_name(q) != q.split(".")[1]}
+    assert len(retired) == 74 and retired["tab_steps"] == "tabular.steps" and "latent_dim" not in retired
+    for old, new in retired.items():
+        with pytest.raises(ConfigError, match=rf"^'{old}' is now '{new}'$"):
+            C.load("smoke", **{old: 1})
+        with pytest.raises(ConfigError, match=rf"^'{old}' is now '{new}'$"):
+            C.load("smoke", part=new.split(".")[0], **{old: None})
+
+
+def test_a_bare_name_only_a_part_has_asks_which_part():
+    with pytest.raises(ConfigError, match=r"^'latent_dim' belongs to a part; say which: 'vae.latent_dim', "
+                                          r"'tabular.latent_dim', 'sae.latent_dim', 'mri.latent_dim'$"):
+        C.load("smoke", latent_dim=4)
+    with pytest.raises(ConfigError, match=r"^'patch_units' belongs to a part; say which: 'vae.patch_units'$"):
+        C.load("smoke", patch_units=4)
+    assert C.load("smoke", part="vae", patch_units=4).vae.patch_units == 4
+
+
+def test_unknown_qualified_and_nested_names_and_a_section_given_a_value():
+    with pytest.raises(ConfigError, match=r"^unknown parameter 'vae.image_sise' \(did you mean 'vae.image_size'\?\); "
+                                          "known: "):
+        C.load("smoke", **{"vae.image_sise": 32})
+    with pytest.raises(ConfigError, match=r"^unknown parameter 'sae.kinds'"):
+        C.load("smoke", sae=dict(kinds=["topk"]))                   # Part IV has methods, not kinds
+    with pytest.raises(ConfigError, match=r"^unknown parameter 'data.image_size'"):
+        C.load("smoke", **{"data.image_size": 32})                  # Part I's fields take bare names
+    with pytest.raises(ConfigError, match=r"^unknown parameter 'stepz' \(did you mean 'steps'\?\)"):
+        C.load("smoke", part="sae", stepz=3)
+    with pytest.raises(ConfigError, match=r"^parameter 'vae' is Part II's section: give a dict of its fields"):
+        C.load("smoke", vae=32)
+    with pytest.raises(ConfigError, match=r"^parameter 'mri.heads' = 3 must|'mri.heads' = 3 must divide"):
+        C.load("smoke", mri=dict(heads=3))
+    assert all("\n" not in str(e) for e in _errors())
+
+
+def _errors():
+    for bad in (dict(latent_dim=1), {"vae_steps": 1}, {"vae.nope": 1}, dict(vae=1)):
+        try:
+            C.load("smoke", **bad)
+        except ConfigError as err:
+            yield err
+
+
+def test_with_overrides_takes_qualified_and_nested_names():
+    cfg = C.load("smoke")
+    assert C.with_overrides(cfg, **{"sae.steps": 9}).sae.steps == 9
+    assert C.with_overrides(cfg, vae=dict(beta=2.0), seed=4).vae.beta == 2.0
+    with pytest.raises(ConfigError, match="'tab_lr' is now 'tabular.lr'"):
+        C.with_overrides(cfg, tab_lr=0.1)
+
+
+def test_name_helpers():
+    cfg = C.load("smoke")
+    assert C.qualify("image_size") == "image_size" and C.qualify("image_size", "vae") == "vae.image_size"
+    assert C.qualify("seed", "mri") == "seed" and C.qualify("tabular.steps", "sae") == "tabular.steps"
+    assert C.display_name("vae", "steps") == "vae.steps" and C.display_name("train", "train_steps") == "train_steps"
+    assert [C.key_name(q) for q in ("vae.latent_dim", "vae.steps", "tabular.steps", "mri.root", "seed")] == [
+        "latent_dim", "vae_steps", "tab_steps", "mri_root", "seed"]
+    assert C.field_value(cfg, "sae.hidden") == cfg.sae.hidden and C.field_value(cfg, "seed") == cfg.run.seed
+    parts = {nb: C.notebook_part(nb) for nb in ("book/01_data_and_model.ipynb", "10_scorecard.md", "20_vae.ipynb",
+                                                 "book/31_x.md", "42_y.ipynb", "52_z.ipynb", "README.md")}
+    assert list(parts.values()) == [None, None, "vae", "tabular", "sae", "mri", None]
+    assert C.notebook_name("vae.image_size", "vae") == "image_size" and C.notebook_name("vae.image_size", None) is None
+    assert C.notebook_name("image_size", "vae") is None and C.notebook_name("image_size", None) == "image_size"
+    assert C.notebook_name("replicates", "vae") == "replicates" and C.notebook_name("replicates", "sae") is None
+    assert C.notebook_name("profile", "mri") == "profile" and C.notebook_name("sae.steps", "vae") is None

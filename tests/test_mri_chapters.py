@@ -21,7 +21,7 @@ GLUE = re.compile(r"\{glue:text\}`([^`]+)`")
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return C.load("smoke", mri_replicates=R, device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return C.load("smoke", mri=dict(replicates=R), device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture
@@ -49,12 +49,12 @@ def test_chapter50_data_models_and_convergence(cfg, results, tables):
     assert d.source == "phantom" and "stand-in" in res.values["source_line"]
     assert d.heldout_lesion_slices > 0 and d.heldout_healthy_slices > 0 and d.train_healthy_slices > 0
     models = res.tables["models"]
-    assert len(models) == len(m.mri_kinds) * R
+    assert len(models) == len(m.kinds) * R
     assert models.groupby("kind").seed.nunique().eq(R).all()                  # a seed per replicate
     assert models.groupby("replicate").seed.nunique().eq(1).all()             # kinds share it (paired)
     assert np.isfinite(models.nelbo).all()
     assert res.values["params_attention"] > res.values["params_no_attention"]
-    assert res.data["samples"].shape[1:] == (4, m.mri_image_size, m.mri_image_size)
+    assert res.data["samples"].shape[1:] == (4, m.image_size, m.image_size)
     res.export_all()
     assert (tables / "50_mri_data_models" / "models.csv").exists()
     assert "models converged" in res.values["converged_line"]
@@ -63,7 +63,7 @@ def test_chapter50_data_models_and_convergence(cfg, results, tables):
 def test_chapter51_baselines_contrasts_and_calibration(cfg, results, tables):
     res = results["51_mri_detection"]
     base = res.tables["baselines"]
-    assert set(base.kind) == set(cfg.mri.mri_kinds) and set(base.n_models) == {R}
+    assert set(base.kind) == set(cfg.mri.kinds) and set(base.n_models) == {R}
     assert base["mean"].between(0, 1).all()                                  # AUCs, PR AUCs and Dice
     assert set(res.tables["readings"].pixel_reading) == {"error", "standardized"}
     con = res.tables["contrasts"]
@@ -91,11 +91,11 @@ def test_chapter52_heads_ablation_scorecard_and_explorer(cfg, results, tables):
     res = results["52_mri_circuits"]
     ent = res.tables["entropy_per_model"]
     assert set(ent.kind) == {"attention", "non_bayesian"}                    # the kinds with attention
-    k = len(mri_common.mri_split(cfg).heldout.images[0, 0]) // 2 ** len(cfg.mri.mri_widths)
+    k = len(mri_common.mri_split(cfg).heldout.images[0, 0]) // 2 ** len(cfg.mri.widths)
     assert ent.entropy.between(0, np.log2(k * k) + 1e-6).all() and ent.specialization.between(0, 1).all()
     abl = res.tables["ablation_per_model"]
     per_model = abl.groupby(["kind", "replicate"]).size()
-    assert (per_model == 1 + 2 * (cfg.mri.mri_heads + 1)).all()             # intact, every head, every layer
+    assert (per_model == 1 + 2 * (cfg.mri.heads + 1)).all()             # intact, every head, every layer
     assert (abl[abl.target == "none"].delta_auc == 0).all()
     assert set(res.tables["top_heads"].target) <= set(abl[abl["head"] >= 0].target)
     card, paper = res.tables["scorecard"], mri_claims.paper()
@@ -107,7 +107,7 @@ def test_chapter52_heads_ablation_scorecard_and_explorer(cfg, results, tables):
     primary = res.tables["readings"][res.tables["readings"].primary]
     assert len(primary) == 2 and np.allclose(primary.ours.to_numpy(), card.ours.to_numpy())
     ex = res.data["explorer"]
-    assert ex.data["models"] == list(cfg.mri.mri_kinds) and set(ex.data["heads"]["attention"]) == {
+    assert ex.data["models"] == list(cfg.mri.kinds) and set(ex.data["heads"]["attention"]) == {
         "encoder.attn", "decoder.attn"} and not ex.data["heads"]["no_attention"]
     html = ex.to_html()
     assert "circuitnbMri" in html and "http" not in html
@@ -117,11 +117,11 @@ def test_chapter52_heads_ablation_scorecard_and_explorer(cfg, results, tables):
 
 
 def test_scorecard_judges_the_aucs_given_a_brats_folder(cfg):
-    # with mri_root set the same rows are judged by the equivalence rule, not labelled
+    # with mri.root set the same rows are judged by the equivalence rule, not labelled
     paper = mri_claims.paper().set_index("id").paper_value.astype(float)
     det = pd.DataFrame([dict(measure=m, value=paper[cid] + d) for cid, m in mri_claims.CLAIM_MEASURES.items()
                         for d in (-0.01, 0.0, 0.01)])
-    brats = C.with_overrides(cfg, mri_root="/somewhere/BraTS")
+    brats = C.with_overrides(cfg, **{"mri.root": "/somewhere/BraTS"})
     assert mri_claims.stand_in_reason(brats) == ""
     rows = [verdicts.measured_row(cid, verdicts.replicate_ci(det[det.measure == m].value), unit="AUC")
             for cid, m in mri_claims.CLAIM_MEASURES.items()]

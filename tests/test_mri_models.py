@@ -113,7 +113,7 @@ def test_split_subjects_is_stratified_and_disjoint():
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return load("smoke", device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")), mri_steps=12)
+    return load("smoke", device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")), mri=dict(steps=12))
 
 
 def test_split_trains_on_healthy_slices_of_training_subjects(cfg):
@@ -134,8 +134,8 @@ def test_cache_hit_key_and_damaged_entry(cfg):
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
     key = model_key(cfg, "attention", 1)
-    assert model_key(with_overrides(cfg, mri_lr=2e-3), "attention", 1) != key
-    assert model_key(with_overrides(cfg, mri_mc_passes=9), "attention", 1) == key        # test time only
+    assert model_key(with_overrides(cfg, mri=dict(lr=2e-3)), "attention", 1) != key
+    assert model_key(with_overrides(cfg, mri=dict(mc_passes=9)), "attention", 1) == key        # test time only
     assert model_key(cfg, "attention", 0) != key and model_key(cfg, "no_attention", 1) != key
     folder = cfg.cache_path / "models" / meta["key"] / "final"
     (folder / "model.safetensors").write_bytes(b"damaged")
@@ -147,7 +147,7 @@ def test_cache_hit_key_and_damaged_entry(cfg):
 def test_nan_loss_names_the_lr_field(cfg, monkeypatch):
     from circuitnb.modeling.mri import training
     monkeypatch.setattr(training, "kl_normal", lambda mu, logvar: torch.full((len(mu),), math.nan))
-    with pytest.raises(TrainingError, match="mri_lr"):
+    with pytest.raises(TrainingError, match="mri.lr"):
         load_or_train_mri(cfg, "no_attention", replicate=0, progress=False)
 
 
@@ -174,9 +174,9 @@ def test_hook_layer_records_per_head_attention_with_no_model_specific_code():
 
 
 def test_config_rejects_bad_mri_values():
-    with pytest.raises(ConfigError, match="mri_kinds"):
-        load("smoke", mri_kinds=["attention", "gan"], device="cpu")
-    with pytest.raises(ConfigError, match="mri_heads"):
-        load("smoke", mri_heads=3, device="cpu")
-    with pytest.raises(ConfigError, match="mri_dropout"):
-        load("smoke", mri_dropout=0.0, device="cpu")
+    with pytest.raises(ConfigError, match="mri.kinds"):
+        load("smoke", mri=dict(kinds=["attention", "gan"]), device="cpu")
+    with pytest.raises(ConfigError, match="mri.heads"):
+        load("smoke", mri=dict(heads=3), device="cpu")
+    with pytest.raises(ConfigError, match="mri.dropout"):
+        load("smoke", mri=dict(dropout=0.0), device="cpu")

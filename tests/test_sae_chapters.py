@@ -20,7 +20,7 @@ R = 2
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return C.load("smoke", sae_replicates=R, device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return C.load("smoke", sae=dict(replicates=R), device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture
@@ -32,16 +32,16 @@ def tables(tmp_path, monkeypatch):
 def test_chapter40_sets_models_and_convergence(cfg, tables):
     res = data_models.run(cfg)
     s = cfg.sae
-    assert list(res.tables["datasets"].dataset) == list(s.sae_datasets)
+    assert list(res.tables["datasets"].dataset) == list(s.datasets)
     assert res.tables["datasets"].source.str.contains("stand-in").all()
     models = res.tables["models"]
-    assert len(models) == len(s.sae_methods) * len(s.sae_datasets) * R
+    assert len(models) == len(s.methods) * len(s.datasets) * R
     assert models.groupby(["method", "dataset"]).seed.nunique().eq(R).all()          # a seed per replicate
     assert models.groupby(["dataset", "replicate"]).seed.nunique().eq(1).all()       # methods share it (paired)
     assert (models.k_final == res.values["k_end"]).all() and np.isfinite(models.nelbo).all()
     steps, k, end = res.data["schedule"]
     assert all(x.shape[1] == 3 for x in res.data["samples"].values())
-    assert k[0] == s.sae_hidden and k[-1] == res.values["k_end"] and k[end - 1] == res.values["k_end"]
+    assert k[0] == s.hidden and k[-1] == res.values["k_end"] and k[end - 1] == res.values["k_end"]
     res.export_all()
     assert (tables / "40_sae_data_models" / "training_wide.csv").exists()
     assert "models converged" in res.values["converged_line"]
@@ -51,8 +51,8 @@ def test_chapter41_dead_units_revival_ratio_auxk_and_explorer(cfg, tables):
     res = dead_neurons.run(cfg)
     s = cfg.sae
     thr = res.tables["thresholds"]
-    assert set(thr.n_models) == {R} and len(thr) == len(s.sae_methods) * len(s.sae_datasets) * len(
-        set(s.sae_dead_fractions))
+    assert set(thr.n_models) == {R} and len(thr) == len(s.methods) * len(s.datasets) * len(
+        set(s.dead_fractions))
     # a unit dead at one threshold is dead at every larger one: per model the curve never falls
     dead = res.tables["dead"]
     for _, g in dead.groupby(["method", "dataset", "replicate", "when"]):
@@ -67,8 +67,8 @@ def test_chapter41_dead_units_revival_ratio_auxk_and_explorer(cfg, tables):
          "not at equal sparsity", "inconclusive"])
     ex = res.data["explorer"]
     key = ex.data["models"][0]
-    assert len(ex.data["models"]) == len(s.sae_methods) * len(s.sae_datasets)
-    assert np.asarray(ex.data["firing"][key]).shape == (s.sae_n_snapshots, s.sae_hidden)
+    assert len(ex.data["models"]) == len(s.methods) * len(s.datasets)
+    assert np.asarray(ex.data["firing"][key]).shape == (s.n_snapshots, s.hidden)
     html = ex.to_html()
     assert "circuitnbSae" in html and "http" not in html
     res.export_all()
@@ -95,8 +95,8 @@ def test_the_dead_threshold_reading_applies_to_the_chapter_and_the_scorecard_ali
         assert list(primary.threshold) == [sae_claims.threshold(c)]
         by_reading[c.analysis.readings] = at_tau
     assert by_reading[("dead_threshold=rare",)] >= by_reading[()]      # a larger threshold never kills fewer
-    with pytest.raises(C.ConfigError, match="dead_threshold 0.01, which is not one of 'sae_dead_fractions'"):
-        C.with_overrides(cfg, readings=["dead_threshold=rare"], sae_dead_fractions=[0.0, 0.05])
+    with pytest.raises(C.ConfigError, match="dead_threshold 0.01, which is not one of 'sae.dead_fractions'"):
+        C.with_overrides(cfg, readings=["dead_threshold=rare"], sae=dict(dead_fractions=[0.0, 0.05]))
 
 
 def test_analysis_is_cached_per_model(cfg):
@@ -119,7 +119,7 @@ def test_chapter42_measures_and_scorecard(cfg, tables):
     assert (labelled.reason.str.len() > 10).all()
     judged = card[card.id.str.startswith(("sae_dead_", "sae_ratio_", "sae_revived"))]
     assert len(judged) == 7 and set(judged.verdict) <= set(verdicts.OUTCOMES)
-    assert card.set_index("id").loc["sae_k_start", "ours"] == cfg.sae.sae_hidden
+    assert card.set_index("id").loc["sae_k_start", "ours"] == cfg.sae.hidden
     # the Top-k dSprites dead rate in the scorecard is the mean of the per-model rates, recomputed here
     dead = sae_common.dead_frame(cfg)
     sub = dead[(dead.method == "topk") & (dead.dataset == "dsprites") & (dead.threshold == 0) & (dead.when == "final")]

@@ -1,5 +1,5 @@
 """Part IV's hybrid VAE-SAE: the sparsity schedule, Top-k, AuxK, the L1 controller, and the verified cache (a hit
-returns the same weights and snapshots, a training field changes the key, a NaN names 'sae_lr')."""
+returns the same weights and snapshots, a training field changes the key, a NaN names 'sae.lr')."""
 import math
 
 import numpy as np
@@ -145,8 +145,8 @@ def test_training_is_seeded_and_ends_at_the_final_k(method):
 # --- the cache ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return load("smoke", device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")), sae_steps=16,
-                sae_n_images=160, sae_n_analysis=48)
+    return load("smoke", device="cpu", cache_dir=str(tmp_path_factory.mktemp("cache")),
+                sae=dict(steps=16, n_images=160, n_analysis=48))
 
 
 def test_split_keeps_held_out_images_apart(cfg):
@@ -163,7 +163,7 @@ def test_cache_hit_returns_the_same_model_and_snapshots(cfg):
     meta = first.meta
     assert not first.from_cache and meta["replicate"] == 1 and meta["heldout_steps"] == snapshot_steps(cfg)
     assert meta["convergence"]["status"] in ("converged", "improving", "worsening")
-    assert first.snapshots[16]["codes"].shape == (48, cfg.sae.sae_hidden)
+    assert first.snapshots[16]["codes"].shape == (48, cfg.sae.hidden)
     second = load_or_train_sae(cfg, "topk_auxk", "shapes3d", replicate=1, progress=False)
     assert second.from_cache and second.meta == meta and second.model.k == first.model.k == 3
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
@@ -181,24 +181,24 @@ def test_cache_hit_returns_the_same_model_and_snapshots(cfg):
 
 def test_key_changes_with_a_training_field_only(cfg):
     key = model_key(cfg, "topk", "dsprites")
-    assert model_key(with_overrides(cfg, sae_lr=2e-3), "topk", "dsprites") != key
-    assert model_key(with_overrides(cfg, sae_decay_fraction=0.25), "topk", "dsprites") != key
-    assert model_key(with_overrides(cfg, sae_dci_trees=3), "topk", "dsprites") == key         # analysis only
-    assert model_key(with_overrides(cfg, sae_l1_gain=0.5), "topk", "dsprites") == key         # l1's field
-    assert model_key(with_overrides(cfg, sae_l1_gain=0.5), "l1", "dsprites") != model_key(cfg, "l1", "dsprites")
+    assert model_key(with_overrides(cfg, sae=dict(lr=2e-3)), "topk", "dsprites") != key
+    assert model_key(with_overrides(cfg, sae=dict(decay_fraction=0.25)), "topk", "dsprites") != key
+    assert model_key(with_overrides(cfg, sae=dict(dci_trees=3)), "topk", "dsprites") == key         # analysis only
+    assert model_key(with_overrides(cfg, sae=dict(l1_gain=0.5)), "topk", "dsprites") == key         # l1's field
+    assert model_key(with_overrides(cfg, sae=dict(l1_gain=0.5)), "l1", "dsprites") != model_key(cfg, "l1", "dsprites")
     assert model_key(cfg, "topk", "dsprites", 1) != key
 
 
 def test_nan_loss_names_the_parameter(cfg, monkeypatch):
     monkeypatch.setattr(training, "_kl", lambda mu, logvar: torch.full((len(mu),), math.nan))
-    with pytest.raises(TrainingError, match="sae_lr"):
+    with pytest.raises(TrainingError, match="sae.lr"):
         load_or_train_sae(cfg, "l1", "dsprites", replicate=0, progress=False)
 
 
 def test_config_rejects_bad_sae_values():
-    with pytest.raises(ConfigError, match="sae_decay_fraction"):
-        load("smoke", sae_decay_fraction=0.9, device="cpu")
-    with pytest.raises(ConfigError, match="sae_methods"):
-        load("smoke", sae_methods=["topk", "jumprelu"], device="cpu")
-    with pytest.raises(ConfigError, match="sae_n_analysis"):
-        load("smoke", sae_n_analysis=300, device="cpu")
+    with pytest.raises(ConfigError, match="sae.decay_fraction"):
+        load("smoke", sae=dict(decay_fraction=0.9), device="cpu")
+    with pytest.raises(ConfigError, match="sae.methods"):
+        load("smoke", sae=dict(methods=["topk", "jumprelu"]), device="cpu")
+    with pytest.raises(ConfigError, match="sae.n_analysis"):
+        load("smoke", sae=dict(n_analysis=300), device="cpu")

@@ -58,8 +58,8 @@ def smoke_cfg(tmp_path):
 
 def test_replicate_entry_hashes_settings_and_keyed_inputs(smoke_cfg):
     cfg = smoke_cfg
-    settings = store.replicate_settings(cfg.vae, ("vae_steps", "vae_lr"), kind="vae")
-    assert list(settings) == ["kind", "vae_steps", "vae_lr"]
+    settings = store.replicate_settings(cfg, ("vae.steps", "vae.lr", "vae.latent_dim"), kind="vae")
+    assert settings == {"kind": "vae", "vae_steps": cfg.vae.steps, "vae_lr": cfg.vae.lr, "latent_dim": 6}
     a = store.replicate_entry(cfg, "vae-vae-shapes", settings, seed=0, data="ab")
     assert a.key.startswith("vae-vae-shapes-") and a.dir == cfg.cache_path / "models" / a.key
     assert store.replicate_entry(cfg, "vae-vae-shapes", settings, data="ab", seed=0).key == a.key   # order-free
@@ -68,9 +68,41 @@ def test_replicate_entry_hashes_settings_and_keyed_inputs(smoke_cfg):
 
 def test_check_kind_and_nan_stops_are_one_line_training_errors():
     from circuitnb.modeling.train import TrainingError
-    assert store.check_kind("vae", ("vae",), "vae_kinds") == "vae"
-    with pytest.raises(TrainingError, match=r"parameter 'vae_kinds' has 'vqvae'; choose from \('vae',\)"):
-        store.check_kind("vqvae", ("vae",), "vae_kinds")
-    with pytest.raises(TrainingError, match=r"loss is nan; lower 'vae_lr' \(now 0.1\)"):
-        with store.nan_stops("vae_lr", 0.1):
+    assert store.check_kind("vae", ("vae",), "vae.kinds") == "vae"
+    with pytest.raises(TrainingError, match=r"parameter 'vae.kinds' has 'vqvae'; choose from \('vae',\)"):
+        store.check_kind("vqvae", ("vae",), "vae.kinds")
+    with pytest.raises(TrainingError, match=r"loss is nan; lower 'vae.lr' \(now 0.1\)"):
+        with store.nan_stops("vae.lr", 0.1):
             raise FloatingPointError("loss is nan")
+
+
+# Recorded before the parts' fields were renamed (vae_steps -> vae.steps, ...): keys hash each field under its
+# flat key name, so renaming a field must not re-key a trained model. A deliberate change to the smoke profile,
+# the drawn data or the keyed inputs changes these too; record the new keys then.
+SMOKE_KEYS = {
+    ("vae", "beta_vae", "shapes", 0): "vae-beta_vae-shapes-e56370dae795031a",
+    ("vae", "factor_vae", "causal", 1): "vae-factor_vae-causal-a0e15946bfa623fb",
+    ("tabular", "dip_vae_ii", "world", 0): "tab-dip_vae_ii-world-b10992dde1b3d0e1",
+    ("sae", "topk_auxk", "dsprites", 0): "sae-topk_auxk-dsprites-3b27358a5602847e",
+    ("sae", "l1", "shapes3d", 1): "sae-l1-shapes3d-2f2fc0aab67cbefc",
+    ("mri", "attention", None, 0): "mri-attention-9e07143bc16eedd4",
+    ("mri", "non_bayesian", None, 1): "mri-non_bayesian-ba5cc205a2fc1db8",
+}
+
+
+def test_smoke_model_and_chapter_keys_are_the_recorded_ones(smoke_cfg):
+    from circuitnb.chapters.common import _NOT_KEYED
+    from circuitnb.core import results
+    from circuitnb.core.config import override_names
+    from circuitnb.modeling.mri import cache as mri
+    from circuitnb.modeling.sae import cache as sae
+    from circuitnb.modeling.tabular import cache as tabular
+    from circuitnb.modeling.vae import cache as vae
+    caches = dict(vae=vae, tabular=tabular, sae=sae, mri=mri)
+    for (part, kind, dataset, replicate), key in SMOKE_KEYS.items():
+        where = (kind, replicate) if dataset is None else (kind, dataset, replicate)
+        assert caches[part].model_key(smoke_cfg, *where) == key, (part, kind, dataset, replicate)
+    # a chapter's result key reads every field but the two paths (chapters.common.cached_chapter)
+    reads = [f for f in override_names() if f not in _NOT_KEYED]
+    assert results.result_path(smoke_cfg, "chapter_x_run", [], reads=reads).parent.name == (
+        "chapter_x_run-595c60ac3c1c23de")

@@ -18,9 +18,10 @@ TABLES = ["world", "penguins"]
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return C.load("smoke", replicates=R, device="cpu", vae_n_images=96, vae_n_analysis=40, vae_n_samples=8,
-                  vae_steps=5, vae_kinds=["vae", "beta_vae"], vae_datasets=["shapes"], fvae_votes=20,
-                  tab_replicates=R, tab_datasets=TABLES, tab_kinds=KINDS, tab_steps=20,
+    return C.load("smoke", replicates=R, device="cpu",
+                  vae=dict(n_images=96, n_analysis=40, n_samples=8, steps=5, kinds=["vae", "beta_vae"],
+                           datasets=["shapes"], fvae_votes=20),
+                  tabular=dict(replicates=R, datasets=TABLES, kinds=KINDS, steps=20),
                   cache_dir=str(tmp_path_factory.mktemp("cache")))
 
 
@@ -32,7 +33,7 @@ def test_chapter30_tables_models_and_convergence(cfg, tables):
     assert models.groupby(["kind", "dataset"]).seed.nunique().eq(R).all()            # a seed per replicate
     assert (models.mse > 0).all() and np.isfinite(models.nelbo).all()
     assert len(res.tables["convergence"]) == len(models)
-    assert (res.tables["convergence"].latent_dim == cfg.tabular.tab_latent_dim).all()
+    assert (res.tables["convergence"].latent_dim == cfg.tabular.latent_dim).all()
     assert {"size", "kind", "grade", "target"} <= set(res.tables["world_graph"].node)
     res.export_all()
     assert (tables / "30_tabular_data_models" / "training_wide.csv").exists()
@@ -52,7 +53,7 @@ def test_chapter31_techniques_known_answer_tables_and_explorer(cfg, tables):
     ex = res.data["explorer"]
     assert ex.data["kind"] == "tabular" and len(ex.data["models"]) == len(KINDS) * len(TABLES)
     key = ex.data["models"][0]
-    assert np.asarray(ex.data["decoded"][key]).shape[:2] == (cfg.tabular.tab_latent_dim, cfg.vae.traversal_steps)
+    assert np.asarray(ex.data["decoded"][key]).shape[:2] == (cfg.tabular.latent_dim, cfg.vae.traversal_steps)
     assert len(ex.data["columns"][key]) == np.asarray(ex.data["decoded"][key]).shape[2]
     html = ex.to_html()
     assert "circuitnbTabular" in html and "http" not in html.split("<script>")[1][:2000]

@@ -69,7 +69,7 @@ def test_real_split_is_a_stratified_partition_shared_by_replicates(cfg):
         both = pd.concat([tr.frame, ho.frame]).sort_values(list(full.columns)).reset_index(drop=True)
         pd.testing.assert_frame_equal(both, full.sort_values(list(full.columns)).reset_index(drop=True),
                                       check_dtype=False)
-        assert abs(len(ho) / len(full) - cfg.tabular.tab_heldout_fraction) < 0.01
+        assert abs(len(ho) / len(full) - cfg.tabular.heldout_fraction) < 0.01
         assert abs(tr.y.mean() - ho.y.mean()) < 0.03                               # stratified by target
         np.testing.assert_array_equal(tab.tabular_data(cfg, name, "train", replicate=1).x, tr.x)
 
@@ -78,7 +78,7 @@ def test_world_split_rule_determinism_and_fingerprints(cfg):
     tr0, tr1 = tab.tabular_data(cfg, "world", "train", 0), tab.tabular_data(cfg, "world", "train", 1)
     ho = tab.tabular_data(cfg, "world", "heldout")
     n_ho = len(ho)
-    assert len(tr0) + n_ho == cfg.tabular.tab_world_rows
+    assert len(tr0) + n_ho == cfg.tabular.world_rows
     u_ho = ho.world.noise["length"]
     assert not set(u_ho) & set(tr0.world.noise["length"]) and not set(u_ho) & set(tr1.world.noise["length"])
     assert tr0.fingerprint != tr1.fingerprint                               # replicate r draws its own rows

@@ -1,5 +1,5 @@
 """Part III's tabular VAEs: hand-computed likelihoods, the five objectives, DIP-VAE-II's penalty, determinism,
-and the verified cache (a hit returns the same weights, a damaged file is caught, a NaN names 'tab_lr')."""
+and the verified cache (a hit returns the same weights, a damaged file is caught, a NaN names 'tabular.lr')."""
 import math
 import warnings
 
@@ -156,7 +156,7 @@ def test_cache_hit_returns_the_same_weights_and_damage_is_caught(cfg):
     meta = first.meta
     assert not first.from_cache and meta["replicate"] == 1 and meta["convergence"]["status"] in (
         "converged", "improving", "worsening")
-    assert len(meta["heldout_steps"]) == cfg.train.n_snapshots and meta["heldout_steps"][-1] == cfg.tabular.tab_steps
+    assert len(meta["heldout_steps"]) == cfg.train.n_snapshots and meta["heldout_steps"][-1] == cfg.tabular.steps
     assert len(meta["heldout_nelbo"][-1]) == meta["n_heldout"] == len(tabular_data(cfg, "penguins", "heldout"))
     second = load_or_train_tabular(cfg, "factor_vae", "penguins", replicate=1, progress=False)
     assert second.from_cache and second.meta == meta and second.disc is not None
@@ -184,18 +184,18 @@ def test_nan_loss_names_the_parameter(cfg, monkeypatch):
         warnings.simplefilter("ignore")
         with pytest.raises(TrainingError) as e:
             load_or_train_tabular(cfg, "vae", "anes96", progress=False)
-    assert "'tab_lr'" in str(e.value) and "\n" not in str(e.value)
-    with pytest.raises(TrainingError, match="'tab_kinds'"):
+    assert "'tabular.lr'" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(TrainingError, match="'tabular.kinds'"):
         load_or_train_tabular(cfg, "dip_vae_i", "anes96", progress=False)
 
 
 def test_config_section_values_and_checks():
     smoke, quick = load("smoke"), load("quick")
-    assert smoke.tabular.tab_replicates == 2 and quick.tabular.tab_replicates >= 3
-    assert set(quick.tabular.tab_kinds) == set(TAB_KINDS) and len(quick.tabular.tab_datasets) >= 5
-    assert smoke.tabular.tab_steps < quick.tabular.tab_steps
-    for bad, name in [(dict(tab_kinds=["vae", "ae"]), "tab_kinds"), (dict(tab_datasets=["iris"]), "tab_datasets"),
-                      (dict(tab_sigma=0.1), "tab_sigma"), (dict(tab_heldout_fraction=0.9), "tab_heldout_fraction"),
-                      (dict(tab_replicates=0), "tab_replicates"), (dict(tab_lr=0), "tab_lr")]:
+    assert smoke.tabular.replicates == 2 and quick.tabular.replicates >= 3
+    assert set(quick.tabular.kinds) == set(TAB_KINDS) and len(quick.tabular.datasets) >= 5
+    assert smoke.tabular.steps < quick.tabular.steps
+    for field, value in [("kinds", ["vae", "ae"]), ("datasets", ["iris"]), ("sigma", 0.1), ("heldout_fraction", 0.9),
+                         ("replicates", 0), ("lr", 0)]:
+        bad, name = {f"tabular.{field}": value}, f"tabular.{field}"
         with pytest.raises(ConfigError, match=f"'{name}'"):
             load("smoke", **bad)

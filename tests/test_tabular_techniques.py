@@ -287,7 +287,7 @@ def world():
     """A plain VAE (600 steps) and a beta-VAE (beta 4, 1000 steps: by then two of its four latents have
     collapsed) trained on the world's training rows (~3 and ~5 s on one CPU thread), the held-out rows, and each
     factor's intervention on them (size and grade + 1.5 sd, kind + 1 mod 3)."""
-    cfg = C.load("smoke", tab_world_rows=2000)
+    cfg = C.load("smoke", tabular=dict(world_rows=2000))
     train, held = tabular_data(cfg, "world", "train"), tabular_data(cfg, "world", "heldout")
     models = {kind: train_tabular_vae(kind, train.x, train.layout, latent_dim=4, hidden=32, steps=steps, seed=0,
                                       progress=False)[0] for kind, steps in (("vae", 600), ("beta_vae", 1000))}

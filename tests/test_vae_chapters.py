@@ -13,8 +13,9 @@ R = 2
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    return C.load("smoke", replicates=R, device="cpu", vae_n_images=96, vae_n_analysis=40, vae_n_samples=8,
-                  vae_steps=5, vae_kinds=["vae", "beta_vae", "factor_vae"], fvae_votes=20,
+    return C.load("smoke", replicates=R, device="cpu",
+                  vae=dict(n_images=96, n_analysis=40, n_samples=8, steps=5, kinds=["vae", "beta_vae", "factor_vae"],
+                           fvae_votes=20),
                   cache_dir=str(tmp_path_factory.mktemp("cache")))
 
 

@@ -25,7 +25,7 @@ from circuitnb.modeling.vae.model import VAE
 
 @pytest.fixture
 def vcfg(cache):
-    return C.load("smoke", vae_n_images=96, vae_n_analysis=32, vae_n_samples=8, vae_steps=3, device="cpu")
+    return C.load("smoke", vae=dict(n_images=96, n_analysis=32, n_samples=8, steps=3), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -145,18 +145,18 @@ def test_vae_training_is_cached_and_locked(vcfg):
     from circuitnb.core import inventory
     listed = [e for e in inventory.scan(vcfg.cache_path) if a.meta["key"] in str(e.path)]
     assert [(e.kind, e.status) for e in listed] == [("model", "ok")]           # `circuitnb cache ls` sees it
-    other = load_or_train_vae(C.with_overrides(vcfg, vae_beta=2.0), "factor_vae", "shapes", 0, progress=False)
+    other = load_or_train_vae(C.with_overrides(vcfg, vae=dict(beta=2.0)), "factor_vae", "shapes", 0, progress=False)
     assert other.meta["key"] != a.meta["key"] and not other.from_cache     # every training field keys the entry
-    with pytest.raises(UserError, match="vae_kinds"):
+    with pytest.raises(UserError, match="vae.kinds"):
         load_or_train_vae(vcfg, "ae", "shapes")
 
 
 def test_vae_config_is_validated():
     cfg = C.load("smoke")
-    assert cfg.vae.vae_image_size == 16 and C.load("paper").vae.vae_widths == (32, 32, 64, 64)
-    for bad, match in [(dict(vae_kinds=["vae", "gan"]), "vae_kinds"), (dict(vae_widths=[8]), "vae_widths"),
-                       (dict(vae_n_samples=80), "vae_n_samples"), (dict(vae_image_size=24), "vae_image_size"),
-                       (dict(vae_datasets=["shapes", "shapes"]), "vae_datasets"), (dict(latent_dim=1), "latent_dim")]:
+    assert cfg.vae.image_size == 16 and C.load("paper").vae.widths == (32, 32, 64, 64)
+    for name, value in [("kinds", ["vae", "gan"]), ("widths", [8]), ("n_samples", 80), ("image_size", 24),
+                        ("datasets", ["shapes", "shapes"]), ("latent_dim", 1)]:
+        bad, match = {f"vae.{name}": value}, f"'vae.{name}'"
         with pytest.raises(C.ConfigError, match=match):
             C.load("smoke", **bad)
 

@@ -9,7 +9,7 @@ from circuitnb import data
 from circuitnb.analysis import convergence, replicates
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
-from circuitnb.core.config import Config
+from circuitnb.core.config import Config, override_names
 from circuitnb.modeling import families, train
 from circuitnb.modeling.vae import cache as vae_cache
 
@@ -44,8 +44,7 @@ def cached_chapter(part: str = "unet"):
 
         @functools.wraps(fn)
         def wrapper(cfg: Config, **options):
-            fields = [f for section in cfg.to_dict().values() if isinstance(section, dict) for f in section
-                      if f not in _NOT_KEYED]
+            fields = [f for f in override_names() if f not in _NOT_KEYED]
             images = {ds: data.images(cfg, ds, "analysis") for ds in data.DATASETS} if part == "unet" else None
             return results.cached(cfg, name, [], lambda: _stated(cfg, part, fn(cfg, **options)), reads=fields,
                                   code=[fn, _stated], data=images,

@@ -1,26 +1,41 @@
 """Configuration: one frozen dataclass per concern, named profiles, validation.
 
     cfg = circuitnb.core.config.load("quick", timesteps=[50, 500], seed=1)
+    cfg = load("smoke", **{"vae.image_size": 32}, sae=dict(steps=100))
+    cfg = load("smoke", part="sae", steps=100)          # a Part IV notebook's own names
 
-Every field of every section can be overridden by its (unique) name. ``load``
-rejects unknown names, wrong types and out-of-range values *before* any compute,
-with a message naming the parameter and what is allowed (STYLE §3). The same
-object reaches data, training, hooks and experiments, and its hash keys the
+Every field of every section can be overridden: Part I's by its bare name, the other parts' by
+``<part>.<field>`` (:mod:`circuitnb.core.names`). ``load`` rejects unknown names, wrong types and
+out-of-range values *before* any compute, with a message naming the parameter and what is allowed
+(STYLE §3). The same object reaches data, training, hooks and experiments, and its hash keys the
 caches (see :func:`config_hash`).
 """
 from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import hashlib
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from circuitnb.core.errors import UserError
+from circuitnb.core.names import (
+    FIELDS,
+    PART_TITLES,
+    PARTS,
+    SECTIONS,
+    ConfigError,
+    display_name,
+    field_value,
+    key_name,
+    lookup,
+    misnamed,
+    notebook_name,
+    notebook_part,
+    qualify,
+)
 from circuitnb.core.sections import (
     AnalysisConfig,
     DataConfig,
@@ -36,12 +51,9 @@ from circuitnb.core.sections import (
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "TrainConfig", "AnalysisConfig",
     "RunConfig", "VaeConfig", "TabularConfig", "SaeConfig", "MriConfig", "Config", "PROFILES", "load", "config_hash",
-    "override_names",
+    "override_names", "PARTS", "PART_TITLES", "display_name", "key_name", "lookup", "qualify", "misnamed",
+    "field_value", "notebook_part", "notebook_name",
 ]
-
-
-class ConfigError(UserError, ValueError):
-    """A user-supplied parameter is unknown, mistyped or out of range."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +92,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
-             "analysis": AnalysisConfig, "run": RunConfig, "vae": VaeConfig, "tabular": TabularConfig,
-             "sae": SaeConfig, "mri": MriConfig}
-
 # Named presets (STYLE §3). `smoke` makes the whole book run in minutes for CI;
 # `quick` is the CPU default (the field defaults): its training options are the ones that lowered the
 # held-out loss fastest per CPU-second among those compared side by side on one seed and data
@@ -95,49 +103,35 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(image_size=16, n_images=64, n_analysis=16, block_out_channels=(16, 32, 32), train_steps=30,
                   batch_size=16, learning_rate=5e-4, warmup_steps=5, checkpoint_every=10, n_samples=8, n_bootstrap=200,
                   replicates=2,
-                  vae_image_size=16, vae_n_images=400, vae_n_analysis=64, vae_n_samples=16, vae_widths=(8, 16, 16),
-                  latent_dim=6, vae_hidden=32, vae_steps=40, disc_hidden=32, disc_layers=2, traversal_steps=5,
-                  patch_units=4, fvae_votes=40, dci_trees=1,
-                  tab_replicates=2, tab_world_rows=300, tab_latent_dim=4, tab_hidden=16, tab_steps=40,
-                  tab_batch_size=32, tab_disc_hidden=16, tab_disc_layers=2,
-                  sae_replicates=2, sae_image_size=16, sae_n_images=300, sae_n_analysis=64, sae_widths=(8, 16, 16),
-                  sae_latent_dim=4, sae_hidden=32, sae_steps=40, sae_batch_size=32, sae_auxk_k=16,
-                  sae_dead_window=128, sae_n_snapshots=4, sae_dci_trees=1,
-                  mri_replicates=2, mri_image_size=16, mri_n_subjects=10, mri_min_lesion_px=4, mri_widths=(8, 16),
-                  mri_latent_dim=8, mri_heads=2, mri_steps=40, mri_batch_size=16, mri_mc_passes=4,
-                  mri_n_snapshots=4, mri_calibration_bins=5),
+                  vae=dict(image_size=16, n_images=400, n_analysis=64, n_samples=16, widths=(8, 16, 16), latent_dim=6,
+                           hidden=32, steps=40, disc_hidden=32, disc_layers=2, traversal_steps=5, patch_units=4,
+                           fvae_votes=40, dci_trees=1),
+                  tabular=dict(replicates=2, world_rows=300, latent_dim=4, hidden=16, steps=40, batch_size=32,
+                               disc_hidden=16, disc_layers=2),
+                  sae=dict(replicates=2, image_size=16, n_images=300, n_analysis=64, widths=(8, 16, 16), latent_dim=4,
+                           hidden=32, steps=40, batch_size=32, auxk_k=16, dead_window=128, n_snapshots=4,
+                           dci_trees=1),
+                  mri=dict(replicates=2, image_size=16, n_subjects=10, min_lesion_px=4, widths=(8, 16), latent_dim=8,
+                           heads=2, steps=40, batch_size=16, mc_passes=4, n_snapshots=4, calibration_bins=5)),
     "quick": dict(),
     "paper": dict(image_size=64, block_out_channels=(64, 128, 256), norm_num_groups=32,
                   train_steps=30_000, batch_size=64, learning_rate=2e-4, warmup_steps=500,
                   checkpoint_every=1000, n_intervention_samples=100,
-                  vae_image_size=64, vae_n_images=20_000, vae_n_analysis=2000, vae_n_samples=500,
-                  vae_widths=(32, 32, 64, 64), vae_hidden=256, vae_steps=100_000, vae_batch_size=64, vae_lr=1e-4,
-                  disc_hidden=1000, disc_layers=6, patch_units=64, fvae_votes=10_000, dci_trees=100,
-                  tab_world_rows=10_000, tab_latent_dim=10, tab_hidden=256, tab_steps=30_000, tab_batch_size=256,
-                  tab_lr=1e-3, tab_disc_hidden=1000, tab_disc_layers=6,
-                  sae_image_size=64, sae_n_images=20_000, sae_n_analysis=2000, sae_widths=(32, 32, 64, 64),
-                  sae_steps=42_000, sae_decay_fraction=1 / 3, sae_dead_window=20_000, sae_n_snapshots=12,
-                  sae_dci_trees=100,
-                  mri_image_size=64, mri_n_subjects=200, mri_widths=(32, 64, 128), mri_latent_dim=128, mri_heads=8,
-                  mri_steps=30_000, mri_batch_size=64, mri_lr=2e-4, mri_mc_passes=50, mri_n_snapshots=12),
+                  vae=dict(image_size=64, n_images=20_000, n_analysis=2000, n_samples=500, widths=(32, 32, 64, 64),
+                           hidden=256, steps=100_000, batch_size=64, lr=1e-4, disc_hidden=1000, disc_layers=6,
+                           patch_units=64, fvae_votes=10_000, dci_trees=100),
+                  tabular=dict(world_rows=10_000, latent_dim=10, hidden=256, steps=30_000, batch_size=256, lr=1e-3,
+                               disc_hidden=1000, disc_layers=6),
+                  sae=dict(image_size=64, n_images=20_000, n_analysis=2000, widths=(32, 32, 64, 64), steps=42_000,
+                           decay_fraction=1 / 3, dead_window=20_000, n_snapshots=12, dci_trees=100),
+                  mri=dict(image_size=64, n_subjects=200, widths=(32, 64, 128), latent_dim=128, heads=8, steps=30_000,
+                           batch_size=64, lr=2e-4, mc_passes=50, n_snapshots=12)),
 }
 
 
-def _field_index() -> dict[str, tuple[str, dataclasses.Field]]:
-    index = {}
-    for section, cls in _SECTIONS.items():
-        for f in fields(cls):
-            assert f.name not in index, f"duplicate config field name {f.name}"
-            index[f.name] = (section, f)
-    return index
-
-
-_FIELDS = _field_index()
-
-
 def override_names() -> dict[str, str]:
-    """Every accepted override name with its help text."""
-    return {name: f.metadata["help"] for name, (_, f) in _FIELDS.items()}
+    """Every accepted override name (Part I's bare, the other parts' qualified) with its help text."""
+    return {name: f.metadata["help"] for name, (_, f) in FIELDS.items()}
 
 
 # Scalar field types: what a value may be, and how the error names it (ints are accepted as floats).
@@ -168,36 +162,54 @@ def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
     raise AssertionError(f"unhandled field type {kind}")  # pragma: no cover
 
 
-def load(profile: str = "quick", **overrides: Any) -> Config:
+def _qualified(overrides: dict[str, Any], part: str | None) -> dict[str, Any]:
+    """``overrides`` keyed by qualified field names: a part's name maps to a dict of its fields
+    (``vae=dict(image_size=32)``), ``"vae.image_size"`` stands as it is, and a bare name is Part I's,
+    or ``part``'s own when that part has the field."""
+    out: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if name in PARTS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"parameter {name!r} is {PART_TITLES[name]}'s section: give a dict of its fields, "
+                                  f"e.g. {name}=dict(steps=100), or qualified names such as '{name}.steps'")
+            pairs = [(qualify(f"{name}.{k}"), v) for k, v in value.items()]
+        else:
+            pairs = [(qualify(name, part), value)]
+        for qualified, v in pairs:
+            if qualified in out:
+                raise ConfigError(f"parameter {qualified!r} is given twice")
+            out[qualified] = v
+    return out
+
+
+def load(profile: str = "quick", part: str | None = None, **overrides: Any) -> Config:
     """Build a validated :class:`Config` from a named profile plus overrides.
 
-        cfg = load("smoke", image_size=32, timesteps=[100, 900])
+        cfg = load("smoke", image_size=32, timesteps=[100, 900])     # Part I's fields: bare names
+        cfg = load("smoke", **{"vae.image_size": 32})                 # another part's: qualified ...
+        cfg = load("smoke", vae=dict(image_size=32))                  # ... or nested
+        cfg = load("smoke", part="vae", image_size=32)                # ... or bare, inside that part
 
-    An override of ``None`` keeps the profile's value (notebooks' parameters
-    default to None). Raises :class:`ConfigError` naming the offending parameter.
+    With ``part``, a bare name means that part's field when it has one, else Part I's (what a
+    part's notebook passes). An override of ``None`` keeps the profile's value (notebooks'
+    parameters default to None). Raises :class:`ConfigError` naming the offending parameter.
     """
     if profile not in PROFILES:
         raise ConfigError(f"parameter 'profile': unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    values = {**PROFILES[profile]}
-    for name, value in overrides.items():
-        if value is None:                    # a notebook parameter left at None: keep the profile's value
-            if name not in _FIELDS:
-                raise ConfigError(f"unknown parameter {name!r}; known: {', '.join(sorted(_FIELDS))}")
-            continue
-        if name not in _FIELDS:
-            hint = difflib.get_close_matches(name, list(_FIELDS), n=1)
-            raise ConfigError(f"unknown parameter {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                              + f"; known: {', '.join(sorted(_FIELDS))}")
-        values[name] = value
-    parts: dict[str, dict] = {s: {} for s in _SECTIONS}
+    if part is not None and part not in PARTS:
+        raise ConfigError(f"parameter 'part' = {part!r}: choose one of {list(PARTS)} (None: Part I's names only)")
+    given = _qualified(overrides, part)
+    values = {**_qualified(PROFILES[profile], None),
+              **{name: value for name, value in given.items() if value is not None}}   # None: the profile's
+    parts: dict[str, dict] = {s: {} for s in SECTIONS}
     for name, value in values.items():
-        section, f = _FIELDS[name]
+        section, f = FIELDS[name]
         value = _coerce(name, f, value)
         check = f.metadata["check"]
         if check is not None and not check(value):
             raise ConfigError(f"parameter {name!r} = {value!r} is out of range; allowed: {f.metadata['allowed']}")
-        parts[section][name] = value
-    cfg = Config(profile=profile, **{s: cls(**parts[s]) for s, cls in _SECTIONS.items()})
+        parts[section][f.name] = value
+    cfg = Config(profile=profile, **{s: cls(**parts[s]) for s, cls in SECTIONS.items()})
     _check_consistency(cfg)
     _check_machine(cfg)
     return cfg
@@ -221,28 +233,28 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(f"parameter 'n_analysis' = {d.n_analysis} must be smaller than 'n_images' = {d.n_images} "
                           "(the rest are the training images)")
     v = cfg.vae
-    if v.vae_n_analysis >= v.vae_n_images or v.vae_n_samples > v.vae_n_analysis:
-        raise ConfigError(f"parameters 'vae_n_samples' = {v.vae_n_samples} <= 'vae_n_analysis' = "
-                          f"{v.vae_n_analysis} < 'vae_n_images' = {v.vae_n_images} must hold")
-    if v.vae_image_size % 2 ** len(v.vae_widths):
-        raise ConfigError(f"parameter 'vae_image_size' = {v.vae_image_size} must be divisible by "
-                          f"2**{len(v.vae_widths)} for {len(v.vae_widths)} 'vae_widths'")
+    if v.n_analysis >= v.n_images or v.n_samples > v.n_analysis:
+        raise ConfigError(f"parameters 'vae.n_samples' = {v.n_samples} <= 'vae.n_analysis' = "
+                          f"{v.n_analysis} < 'vae.n_images' = {v.n_images} must hold")
+    if v.image_size % 2 ** len(v.widths):
+        raise ConfigError(f"parameter 'vae.image_size' = {v.image_size} must be divisible by "
+                          f"2**{len(v.widths)} for {len(v.widths)} 'vae.widths'")
     sa = cfg.sae
-    if sa.sae_n_analysis >= sa.sae_n_images:
-        raise ConfigError(f"parameter 'sae_n_analysis' = {sa.sae_n_analysis} must be smaller than 'sae_n_images' = "
-                          f"{sa.sae_n_images} (the rest are the training images)")
-    if sa.sae_image_size % 2 ** len(sa.sae_widths):
-        raise ConfigError(f"parameter 'sae_image_size' = {sa.sae_image_size} must be divisible by "
-                          f"2**{len(sa.sae_widths)} for {len(sa.sae_widths)} 'sae_widths'")
+    if sa.n_analysis >= sa.n_images:
+        raise ConfigError(f"parameter 'sae.n_analysis' = {sa.n_analysis} must be smaller than 'sae.n_images' = "
+                          f"{sa.n_images} (the rest are the training images)")
+    if sa.image_size % 2 ** len(sa.widths):
+        raise ConfigError(f"parameter 'sae.image_size' = {sa.image_size} must be divisible by "
+                          f"2**{len(sa.widths)} for {len(sa.widths)} 'sae.widths'")
     from circuitnb.core.readings import value
-    if value(cfg, "dead_threshold") not in sa.sae_dead_fractions:
+    if value(cfg, "dead_threshold") not in sa.dead_fractions:
         raise ConfigError(f"parameter 'readings' picks dead_threshold {value(cfg, 'dead_threshold'):g}, which is not "
-                          f"one of 'sae_dead_fractions' {sa.sae_dead_fractions}: add it there")
+                          f"one of 'sae.dead_fractions' {sa.dead_fractions}: add it there")
     mr = cfg.mri
-    if mr.mri_image_size % 2 ** len(mr.mri_widths) or mr.mri_widths[-1] % mr.mri_heads:
-        raise ConfigError(f"parameters 'mri_image_size' = {mr.mri_image_size} must be divisible by "
-                          f"2**{len(mr.mri_widths)} and 'mri_heads' = {mr.mri_heads} must divide the last of "
-                          f"'mri_widths' {mr.mri_widths}")
+    if mr.image_size % 2 ** len(mr.widths) or mr.widths[-1] % mr.heads:
+        raise ConfigError(f"parameters 'mri.image_size' = {mr.image_size} must be divisible by "
+                          f"2**{len(mr.widths)} and 'mri.heads' = {mr.heads} must divide the last of "
+                          f"'mri.widths' {mr.widths}")
     if cfg.analysis.n_samples > d.n_analysis:
         raise ConfigError(f"parameter 'n_samples' = {cfg.analysis.n_samples} must be at most 'n_analysis' = "
                           f"{d.n_analysis}: analysis uses held-out images only")
@@ -263,8 +275,8 @@ def config_hash(*sections: Any, extra: Any = None, length: int = 16) -> str:
 
 def with_overrides(cfg: Config, **overrides: Any) -> Config:
     """A validated copy of ``cfg`` with some fields changed (same rules as :func:`load`)."""
-    current = {name: getattr(getattr(cfg, section), name) for name, (section, _) in _FIELDS.items()}
-    return load(cfg.profile, **{**current, **overrides})
+    current = {name: field_value(cfg, name) for name in FIELDS}
+    return load(cfg.profile, **{**current, **_qualified(overrides, None)})
 
 
 # --- what this machine can do: checked before any compute (the checks live in core.machine) ------

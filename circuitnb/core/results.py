@@ -3,7 +3,7 @@
     sweep = cached(cfg, "sweep", models["synthetic"], lambda: record_sweep(...), t=timesteps)
 
 A result is keyed by its name, the trained models' cache keys (which hash their
-config and data), the settings it reads (``reads``: config field names; by
+config and data), the settings it reads (``reads``: qualified config field names; by
 default every analysis setting and the seed), any extra arguments, and a
 fingerprint of the code that computed it (:func:`code_fingerprint`): the
 syntax trees of the compute function's module and of every ``circuitnb``
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from circuitnb.core import cache
-from circuitnb.core.config import Config, check_cache_dir
+from circuitnb.core.config import Config, check_cache_dir, field_value, key_name, lookup
 
 __all__ = ["cached", "each", "BUSY", "result_path", "result_settings", "code_fingerprint", "package_data_fingerprint"]
 
@@ -143,15 +143,14 @@ def package_data_fingerprint() -> str:
 
 
 def _read_settings(cfg: Config, reads: Iterable[str] | None) -> dict:
+    """The values of the ``reads`` (qualified field names), keyed by each field's :func:`key_name`."""
     if reads is None:                           # not declared: everything an analysis could read
         return {**cfg.to_dict()["analysis"], "seed": cfg.run.seed}
-    sections = cfg.to_dict()
     out = {}
     for name in reads:
-        found = [s[name] for s in sections.values() if isinstance(s, dict) and name in s]
-        if not found:
-            raise ValueError(f"cached(): 'reads' names {name!r}, which is not a config field")
-        out[name] = found[0]
+        if lookup(name) != name:
+            raise ValueError(f"cached(): 'reads' names {name!r}, which is not a qualified config field")
+        out[key_name(name)] = field_value(cfg, name)
     return out
 
 

@@ -139,32 +139,32 @@ _KINDS_VAE = ("vae", "beta_vae", "factor_vae", "beta_tc_vae")     # modeling.vae
 @dataclass(frozen=True)
 class VaeConfig:
     """Part II: the VAE causal-intervention framework (arXiv:2505.03530) on dSprites-style shapes."""
-    vae_kinds: tuple = _spec(_KINDS_VAE, "architectures trained and compared", lambda v: 1 <= len(v) == len(set(v))
-                             and set(v) <= set(_KINDS_VAE), f"distinct names out of {_KINDS_VAE}")
-    vae_datasets: tuple = _spec(("shapes", "causal"), "'shapes' (dSprites-style benchmark) and/or 'causal' "
-                                "(shapes with a stated causal graph)", lambda v: 1 <= len(v) == len(set(v))
-                                and set(v) <= {"shapes", "causal"}, "'shapes' and/or 'causal'")
-    vae_image_size: int = _spec(32, "side of the shape images (paper: dSprites' 64)", lambda v: v in (16, 32, 64),
-                                "16, 32 or 64")
-    vae_n_images: int = _spec(4000, "images drawn per dataset and replicate", lambda v: 64 <= v <= 1_000_000,
-                              "an integer in [64, 1000000]")
-    vae_n_analysis: int = _spec(500, "of them, held out for analysis (the last ones, the base seed's draw)",
-                                lambda v: 16 <= v <= 100_000, "an integer in [16, 100000]")
-    vae_n_samples: int = _spec(50, "held-out images per model in the intervention analyses",
-                               lambda v: 8 <= v <= 100_000, "an integer in [8, 100000]")
-    vae_widths: tuple = _spec((16, 16, 32, 32), "conv channels (paper profile: Higgins et al.'s 32-32-64-64)",
-                              lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
-                              "2 to 5 integers >= 4")
+    kinds: tuple = _spec(_KINDS_VAE, "architectures trained and compared", lambda v: 1 <= len(v) == len(set(v))
+                         and set(v) <= set(_KINDS_VAE), f"distinct names out of {_KINDS_VAE}")
+    datasets: tuple = _spec(("shapes", "causal"), "'shapes' (dSprites-style benchmark) and/or 'causal' "
+                            "(shapes with a stated causal graph)", lambda v: 1 <= len(v) == len(set(v))
+                            and set(v) <= {"shapes", "causal"}, "'shapes' and/or 'causal'")
+    image_size: int = _spec(32, "side of the shape images (paper: dSprites' 64)", lambda v: v in (16, 32, 64),
+                            "16, 32 or 64")
+    n_images: int = _spec(4000, "images drawn per dataset and replicate", lambda v: 64 <= v <= 1_000_000,
+                          "an integer in [64, 1000000]")
+    n_analysis: int = _spec(500, "of them, held out for analysis (the last ones, the base seed's draw)",
+                            lambda v: 16 <= v <= 100_000, "an integer in [16, 100000]")
+    n_samples: int = _spec(50, "held-out images per model in the intervention analyses",
+                           lambda v: 8 <= v <= 100_000, "an integer in [8, 100000]")
+    widths: tuple = _spec((16, 16, 32, 32), "conv channels (paper profile: Higgins et al.'s 32-32-64-64)",
+                          lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
+                          "2 to 5 integers >= 4")
     latent_dim: int = _spec(10, "latent dimensions (dSprites literature: 10)", lambda v: 2 <= v <= 256, "2 to 256")
-    vae_hidden: int = _spec(128, "units of the fully connected layer (paper profile: 256)",
-                            lambda v: 8 <= v <= 4096, "8 to 4096")
-    vae_steps: int = _spec(4000, "optimizer steps per VAE", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
-    vae_batch_size: int = _spec(32, "images per VAE step (paper profile: 64)", lambda v: 2 <= v <= 4096,
-                                "an integer in [2, 4096]")
-    vae_lr: float = _spec(1e-3, "Adam learning rate of the VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
-    vae_beta: float = _spec(4.0, "beta of beta-VAE and beta-TC-VAE", lambda v: 0 < v <= 1000, "a float in (0, 1000]")
-    vae_gamma: float = _spec(35.0, "FactorVAE's TC weight gamma (Kim & Mnih: 35 on dSprites)",
-                             lambda v: 0 < v <= 1000, "a float in (0, 1000]")
+    hidden: int = _spec(128, "units of the fully connected layer (paper profile: 256)",
+                        lambda v: 8 <= v <= 4096, "8 to 4096")
+    steps: int = _spec(4000, "optimizer steps per VAE", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
+    batch_size: int = _spec(32, "images per VAE step (paper profile: 64)", lambda v: 2 <= v <= 4096,
+                            "an integer in [2, 4096]")
+    lr: float = _spec(1e-3, "Adam learning rate of the VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
+    beta: float = _spec(4.0, "beta of beta-VAE and beta-TC-VAE", lambda v: 0 < v <= 1000, "a float in (0, 1000]")
+    gamma: float = _spec(35.0, "FactorVAE's TC weight gamma (Kim & Mnih: 35 on dSprites)",
+                         lambda v: 0 < v <= 1000, "a float in (0, 1000]")
     disc_hidden: int = _spec(256, "FactorVAE discriminator width (paper profile: Kim & Mnih's 1000)", _pos,
                              "a positive integer")
     disc_layers: int = _spec(4, "FactorVAE discriminator depth (paper profile: Kim & Mnih's 6)",
@@ -193,44 +193,44 @@ def _names_of(allowed: tuple) -> Callable[[Any], bool]:
 class TabularConfig:
     """Part III: MLP VAEs with a likelihood per column type on tables; quick values measured on 2 CPU
     cores to train every kind x set x replicate in minutes and meet the convergence rule."""
-    tab_datasets: tuple = _spec(("world", "penguins", "affairs", "anes96", "breast_cancer"), "tables trained and "
-                                "compared: the synthetic 'world' (known DAG) and real sets shipped in packages "
-                                "('heart' is offered but left out: its 222 training rows overfit, held-out loss "
-                                "rising after ~300 steps)",
-                                _names_of(_SETS_TAB), f"distinct names out of {_SETS_TAB}")
-    tab_kinds: tuple = _spec(_KINDS_TAB, "tabular VAE architectures", _names_of(_KINDS_TAB),
-                             f"distinct names out of {_KINDS_TAB}")
-    tab_replicates: int = _spec(3, "seeds per (architecture, table); the model is the unit (abstract: 3)",
-                                lambda v: 1 <= v <= 100, "an integer in [1, 100]")
-    tab_world_rows: int = _spec(2000, "rows of the synthetic world drawn per replicate (train + held out)",
-                                lambda v: 50 <= v <= 1_000_000, "an integer in [50, 1000000]")
-    tab_heldout_fraction: float = _spec(0.25, "fraction of each table's rows held out (never trained on; real "
-                                              "sets: stratified by target)", lambda v: 0.05 <= v <= 0.5,
-                                        "a float in [0.05, 0.5]")
-    tab_latent_dim: int = _spec(6, "latent dimensions of the tabular VAEs", lambda v: 2 <= v <= 128, "2 to 128")
-    tab_hidden: int = _spec(64, "units of each of the two hidden layers of encoder and decoder",
-                            lambda v: 4 <= v <= 4096, "4 to 4096")
-    tab_steps: int = _spec(1000, "optimizer steps per tabular VAE (quick's 1000 at lr 2e-3: measured against "
-                                 "the convergence rule)", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
-    tab_batch_size: int = _spec(128, "rows per step", lambda v: 2 <= v <= 65_536, "an integer in [2, 65536]")
-    tab_lr: float = _spec(2e-3, "Adam learning rate of the tabular VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
-    tab_beta: float = _spec(4.0, "beta of beta-VAE and beta-TC-VAE (Higgins et al.'s 4)", lambda v: 0 < v <= 1000,
-                            "a float in (0, 1000]")
-    tab_gamma: float = _spec(10.0, "FactorVAE's TC weight on tables (fewer likelihood terms than dSprites' 4096 "
-                                   "pixels, where Kim & Mnih use 35)", lambda v: 0 < v <= 1000, "a float in (0, 1000]")
-    tab_lambda_od: float = _spec(10.0, "DIP-VAE-II's off-diagonal weight lambda_od (Kumar et al. 2018; "
-                                       "disentanglement_lib sweeps 1..50)", lambda v: 0 < v <= 1000,
-                                 "a float in (0, 1000]")
-    tab_lambda_d: float = _spec(10.0, "DIP-VAE-II's diagonal weight lambda_d (= lambda_od for the II variant)",
-                                lambda v: 0 < v <= 1000, "a float in (0, 1000]")
-    tab_sigma: float = _spec(0.5, "fixed sd of the Gaussian likelihood of continuous columns, in training sds "
-                                  "(>= 0.4 keeps each column's NLL positive; at 1, beta = 4 collapsed every "
-                                  "beta-VAE posterior, measured)", lambda v: 0.4 <= v <= 10,
-                             "a float in [0.4, 10]")
-    tab_disc_hidden: int = _spec(64, "FactorVAE discriminator width on tables (Kim & Mnih: 1000)",
-                                 lambda v: 2 <= v <= 4096, "2 to 4096")
-    tab_disc_layers: int = _spec(3, "FactorVAE discriminator depth on tables (Kim & Mnih: 6)",
-                                 lambda v: 1 <= v <= 12, "1 to 12")
+    datasets: tuple = _spec(("world", "penguins", "affairs", "anes96", "breast_cancer"), "tables trained and "
+                            "compared: the synthetic 'world' (known DAG) and real sets shipped in packages "
+                            "('heart' is offered but left out: its 222 training rows overfit, held-out loss "
+                            "rising after ~300 steps)",
+                            _names_of(_SETS_TAB), f"distinct names out of {_SETS_TAB}")
+    kinds: tuple = _spec(_KINDS_TAB, "tabular VAE architectures", _names_of(_KINDS_TAB),
+                         f"distinct names out of {_KINDS_TAB}")
+    replicates: int = _spec(3, "seeds per (architecture, table); the model is the unit (abstract: 3)",
+                            lambda v: 1 <= v <= 100, "an integer in [1, 100]")
+    world_rows: int = _spec(2000, "rows of the synthetic world drawn per replicate (train + held out)",
+                            lambda v: 50 <= v <= 1_000_000, "an integer in [50, 1000000]")
+    heldout_fraction: float = _spec(0.25, "fraction of each table's rows held out (never trained on; real "
+                                          "sets: stratified by target)", lambda v: 0.05 <= v <= 0.5,
+                                    "a float in [0.05, 0.5]")
+    latent_dim: int = _spec(6, "latent dimensions of the tabular VAEs", lambda v: 2 <= v <= 128, "2 to 128")
+    hidden: int = _spec(64, "units of each of the two hidden layers of encoder and decoder",
+                        lambda v: 4 <= v <= 4096, "4 to 4096")
+    steps: int = _spec(1000, "optimizer steps per tabular VAE (quick's 1000 at lr 2e-3: measured against "
+                             "the convergence rule)", lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
+    batch_size: int = _spec(128, "rows per step", lambda v: 2 <= v <= 65_536, "an integer in [2, 65536]")
+    lr: float = _spec(2e-3, "Adam learning rate of the tabular VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
+    beta: float = _spec(4.0, "beta of beta-VAE and beta-TC-VAE (Higgins et al.'s 4)", lambda v: 0 < v <= 1000,
+                        "a float in (0, 1000]")
+    gamma: float = _spec(10.0, "FactorVAE's TC weight on tables (fewer likelihood terms than dSprites' 4096 "
+                               "pixels, where Kim & Mnih use 35)", lambda v: 0 < v <= 1000, "a float in (0, 1000]")
+    lambda_od: float = _spec(10.0, "DIP-VAE-II's off-diagonal weight lambda_od (Kumar et al. 2018; "
+                                   "disentanglement_lib sweeps 1..50)", lambda v: 0 < v <= 1000,
+                             "a float in (0, 1000]")
+    lambda_d: float = _spec(10.0, "DIP-VAE-II's diagonal weight lambda_d (= lambda_od for the II variant)",
+                            lambda v: 0 < v <= 1000, "a float in (0, 1000]")
+    sigma: float = _spec(0.5, "fixed sd of the Gaussian likelihood of continuous columns, in training sds "
+                              "(>= 0.4 keeps each column's NLL positive; at 1, beta = 4 collapsed every "
+                              "beta-VAE posterior, measured)", lambda v: 0.4 <= v <= 10,
+                         "a float in [0.4, 10]")
+    disc_hidden: int = _spec(64, "FactorVAE discriminator width on tables (Kim & Mnih: 1000)",
+                             lambda v: 2 <= v <= 4096, "2 to 4096")
+    disc_layers: int = _spec(3, "FactorVAE discriminator depth on tables (Kim & Mnih: 6)",
+                             lambda v: 1 <= v <= 12, "1 to 12")
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -266,65 +266,65 @@ _SETS_SAE = ("dsprites", "shapes3d")
 class SaeConfig:
     """Part IV: hybrid VAE-SAEs under an adaptive sparsity schedule (abstract: 500 -> 50 active units);
     quick values sized to train every method x set x replicate on 2 CPU cores in about 15 minutes."""
-    sae_datasets: tuple = _spec(_SETS_SAE, "data sets with known factors (drawn: circuitnb.data.sae)",
-                                _names_of(_SETS_SAE), f"distinct names out of {_SETS_SAE}")
-    sae_methods: tuple = _spec(_METHODS_SAE, "sparsifiers: 'topk', 'topk_auxk' (Top-k + Gao et al.'s AuxK, the "
-                               "dead-unit remedy), 'l1' (L1 steered to the Top-k schedule's activity)",
-                               _names_of(_METHODS_SAE), f"distinct names out of {_METHODS_SAE}")
-    sae_replicates: int = _spec(3, "seeds per (method, set); the model is the unit", lambda v: 1 <= v <= 100,
-                                "an integer in [1, 100]")
-    sae_image_size: int = _spec(32, "image side (Shapes3D and dSprites: 64)", lambda v: v in (16, 32, 64),
-                                "16, 32 or 64")
-    sae_n_images: int = _spec(4000, "images drawn per set and replicate (train + held out)",
-                              lambda v: 64 <= v <= 1_000_000, "an integer in [64, 1000000]")
-    sae_n_analysis: int = _spec(500, "of them, held out (the last ones, the base seed's draw): snapshot scores and "
-                                "every Part IV measure", lambda v: 16 <= v <= 100_000, "an integer in [16, 100000]")
-    sae_widths: tuple = _spec((16, 16, 32, 32), "conv channels of encoder and decoder",
-                              lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
-                              "2 to 5 integers >= 4")
-    sae_latent_dim: int = _spec(10, "VAE latent dimensions", lambda v: 2 <= v <= 256, "2 to 256")
-    sae_hidden: int = _spec(500, "units of the sparse hidden layer (paper: 500)", lambda v: 8 <= v <= 65_536,
-                            "8 to 65536")
-    sae_active_fraction: float = _spec(0.1, "active units per input at the schedule's end, as a fraction of "
-                                            "sae_hidden (paper: 50 of 500)", lambda v: 0 < v <= 1,
-                                       "a float in (0, 1]")
-    sae_decay_fraction: float = _spec(0.5, "fraction of the steps over which k falls from sae_hidden to its end "
-                                           "value (at most 0.75: the last quarter, where the convergence rule "
-                                           "looks, runs at the final k; paper profile: 50 of 150 epochs)",
-                                      lambda v: 0 < v <= 0.75, "a float in (0, 0.75]")
-    sae_schedule: str = _spec("linear", "shape of the decay of k: 'linear' or 'geometric' (log k linear)",
-                              lambda v: v in ("linear", "geometric"), "'linear' or 'geometric'")
-    sae_steps: int = _spec(1200, "optimizer steps per model (quick: ~22 epochs of 3,500 images, ~95 s per model on "
-                                 "one loaded CPU thread at 500 units)", lambda v: 1 <= v <= 10_000_000,
-                           "an integer >= 1")
-    sae_batch_size: int = _spec(64, "images per step", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
-    sae_lr: float = _spec(1e-3, "Adam learning rate of the hybrid models", lambda v: 0 < v < 1,
-                          "a float in (0, 1)")
-    sae_beta: float = _spec(1.0, "KL weight of the VAE part (1: a plain VAE)", lambda v: 0 < v <= 1000,
-                            "a float in (0, 1000]")
-    sae_recon_weight: float = _spec(1.0, "weight of the SAE's reconstruction of its input (summed squared error "
-                                         "over features)", lambda v: 0 <= v <= 1000, "a float in [0, 1000]")
-    sae_l1_init: float = _spec(1e-3, "initial L1 coefficient (then steered by the controller)",
-                               lambda v: 0 < v <= 100, "a float in (0, 100]")
-    sae_l1_gain: float = _spec(0.05, "controller gain: log L1 coefficient += gain x relative activity error per "
-                                     "step", lambda v: 0 < v <= 10, "a float in (0, 10]")
-    sae_auxk_alpha: float = _spec(1 / 32, "AuxK weight (Gao et al. 2024: 1/32)", lambda v: 0 < v <= 100,
-                                  "a float in (0, 100]")
-    sae_auxk_k: int = _spec(256, "dead units AuxK reconstructs from, k_aux (Gao et al.: a power of 2 near half "
-                                 "the input width)", lambda v: 1 <= v <= 65_536, "1 to 65536")
-    sae_dead_window: int = _spec(5000, "a unit is dead for AuxK after this many training images without firing "
-                                       "(Gao et al.: 10M tokens)", lambda v: 1 <= v <= 10**9,
-                                 "an integer in [1, 1e9]")
-    sae_n_snapshots: int = _spec(8, "evenly spaced steps at which the held-out negative ELBO, codes and latents "
-                                    "are kept (the schedule's effect; convergence)", lambda v: 1 <= v <= 100,
-                                 "an integer in [1, 100]")
-    sae_dead_fractions: tuple = _spec((0.0, 0.001, 0.005, 0.01, 0.02, 0.05), "dead-unit thresholds: a unit is "
-                                      "dead when active on at most (0: no) / less than this fraction of held-out "
-                                      "images", lambda v: 1 <= len(v) and all(isinstance(t, (int, float))
-                                                                             and 0 <= t < 1 for t in v),
-                                      "a non-empty list of numbers in [0, 1)")
-    sae_dci_trees: int = _spec(10, "boosting stages of DCI's tree classifiers (paper profile: 100)",
-                               lambda v: 1 <= v <= 10_000, "1 to 10000")
+    datasets: tuple = _spec(_SETS_SAE, "data sets with known factors (drawn: circuitnb.data.sae)",
+                            _names_of(_SETS_SAE), f"distinct names out of {_SETS_SAE}")
+    methods: tuple = _spec(_METHODS_SAE, "sparsifiers: 'topk', 'topk_auxk' (Top-k + Gao et al.'s AuxK, the "
+                           "dead-unit remedy), 'l1' (L1 steered to the Top-k schedule's activity)",
+                           _names_of(_METHODS_SAE), f"distinct names out of {_METHODS_SAE}")
+    replicates: int = _spec(3, "seeds per (method, set); the model is the unit", lambda v: 1 <= v <= 100,
+                            "an integer in [1, 100]")
+    image_size: int = _spec(32, "image side (Shapes3D and dSprites: 64)", lambda v: v in (16, 32, 64),
+                            "16, 32 or 64")
+    n_images: int = _spec(4000, "images drawn per set and replicate (train + held out)",
+                          lambda v: 64 <= v <= 1_000_000, "an integer in [64, 1000000]")
+    n_analysis: int = _spec(500, "of them, held out (the last ones, the base seed's draw): snapshot scores and "
+                            "every Part IV measure", lambda v: 16 <= v <= 100_000, "an integer in [16, 100000]")
+    widths: tuple = _spec((16, 16, 32, 32), "conv channels of encoder and decoder",
+                          lambda v: 2 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
+                          "2 to 5 integers >= 4")
+    latent_dim: int = _spec(10, "VAE latent dimensions", lambda v: 2 <= v <= 256, "2 to 256")
+    hidden: int = _spec(500, "units of the sparse hidden layer (paper: 500)", lambda v: 8 <= v <= 65_536,
+                        "8 to 65536")
+    active_fraction: float = _spec(0.1, "active units per input at the schedule's end, as a fraction of "
+                                        "sae.hidden (paper: 50 of 500)", lambda v: 0 < v <= 1,
+                                   "a float in (0, 1]")
+    decay_fraction: float = _spec(0.5, "fraction of the steps over which k falls from sae.hidden to its end "
+                                       "value (at most 0.75: the last quarter, where the convergence rule "
+                                       "looks, runs at the final k; paper profile: 50 of 150 epochs)",
+                                  lambda v: 0 < v <= 0.75, "a float in (0, 0.75]")
+    schedule: str = _spec("linear", "shape of the decay of k: 'linear' or 'geometric' (log k linear)",
+                          lambda v: v in ("linear", "geometric"), "'linear' or 'geometric'")
+    steps: int = _spec(1200, "optimizer steps per model (quick: ~22 epochs of 3,500 images, ~95 s per model on "
+                             "one loaded CPU thread at 500 units)", lambda v: 1 <= v <= 10_000_000,
+                       "an integer >= 1")
+    batch_size: int = _spec(64, "images per step", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
+    lr: float = _spec(1e-3, "Adam learning rate of the hybrid models", lambda v: 0 < v < 1,
+                      "a float in (0, 1)")
+    beta: float = _spec(1.0, "KL weight of the VAE part (1: a plain VAE)", lambda v: 0 < v <= 1000,
+                        "a float in (0, 1000]")
+    recon_weight: float = _spec(1.0, "weight of the SAE's reconstruction of its input (summed squared error "
+                                     "over features)", lambda v: 0 <= v <= 1000, "a float in [0, 1000]")
+    l1_init: float = _spec(1e-3, "initial L1 coefficient (then steered by the controller)",
+                           lambda v: 0 < v <= 100, "a float in (0, 100]")
+    l1_gain: float = _spec(0.05, "controller gain: log L1 coefficient += gain x relative activity error per "
+                                 "step", lambda v: 0 < v <= 10, "a float in (0, 10]")
+    auxk_alpha: float = _spec(1 / 32, "AuxK weight (Gao et al. 2024: 1/32)", lambda v: 0 < v <= 100,
+                              "a float in (0, 100]")
+    auxk_k: int = _spec(256, "dead units AuxK reconstructs from, k_aux (Gao et al.: a power of 2 near half "
+                             "the input width)", lambda v: 1 <= v <= 65_536, "1 to 65536")
+    dead_window: int = _spec(5000, "a unit is dead for AuxK after this many training images without firing "
+                                   "(Gao et al.: 10M tokens)", lambda v: 1 <= v <= 10**9,
+                             "an integer in [1, 1e9]")
+    n_snapshots: int = _spec(8, "evenly spaced steps at which the held-out negative ELBO, codes and latents "
+                                "are kept (the schedule's effect; convergence)", lambda v: 1 <= v <= 100,
+                             "an integer in [1, 100]")
+    dead_fractions: tuple = _spec((0.0, 0.001, 0.005, 0.01, 0.02, 0.05), "dead-unit thresholds: a unit is "
+                                  "dead when active on at most (0: no) / less than this fraction of held-out "
+                                  "images", lambda v: 1 <= len(v) and all(isinstance(t, (int, float))
+                                                                         and 0 <= t < 1 for t in v),
+                                  "a non-empty list of numbers in [0, 1)")
+    dci_trees: int = _spec(10, "boosting stages of DCI's tree classifiers (paper profile: 100)",
+                           lambda v: 1 <= v <= 10_000, "1 to 10000")
 
 
 # circuitnb.modeling.mri.KINDS (no upward import).
@@ -334,45 +334,45 @@ _KINDS_MRI = ("attention", "no_attention", "non_bayesian")
 @dataclass(frozen=True)
 class MriConfig:
     """Part V: a Bayesian attention VAE for anomaly detection in brain MRI; quick values sized to train
-    every kind x replicate on 2 CPU cores in about 15 minutes, on the phantom unless ``mri_root`` names BraTS."""
-    mri_root: str = _spec("", "BraTS2020 training folder (official layout); '' -> the procedural phantom, a "
-                              "stand-in (circuitnb.data.mri)")
-    mri_kinds: tuple = _spec(_KINDS_MRI, "models: 'attention' (the paper's: attention, MC dropout, heteroscedastic "
-                             "decoder), 'no_attention' (a plain VAE), 'non_bayesian' (no test-time dropout, "
-                             "homoscedastic decoder)", _names_of(_KINDS_MRI), f"distinct names out of {_KINDS_MRI}")
-    mri_replicates: int = _spec(3, "seeds per kind; the model is the unit", lambda v: 1 <= v <= 100,
-                                "an integer in [1, 100]")
-    mri_image_size: int = _spec(32, "slice side in pixels (BraTS: 240)", lambda v: v in (16, 32, 64, 128),
-                                "16, 32, 64 or 128")
-    mri_n_subjects: int = _spec(16, "subjects read (phantom: drawn; BraTS: the first ones)",
-                                lambda v: 2 <= v <= 100_000, "an integer in [2, 100000]")
-    mri_n_slices: int = _spec(16, "axial slices per phantom subject (BraTS: every slice)", lambda v: 1 <= v <= 512,
-                              "an integer in [1, 512]")
-    mri_min_lesion_px: int = _spec(10, "a slice with fewer labelled pixels (at mri_image_size) is dropped, neither "
-                                       "healthy nor lesion", lambda v: 0 <= v <= 100_000, "an integer >= 0")
-    mri_heldout_fraction: float = _spec(0.3, "fraction of subjects held out for evaluation (stratified: of those "
-                                             "with and without a lesion slice)", lambda v: 0 < v < 1,
-                                        "a float in (0, 1)")
-    mri_widths: tuple = _spec((16, 32), "conv channels of encoder and decoder (attention at the last)",
-                              lambda v: 1 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
-                              "1 to 5 integers >= 4")
-    mri_latent_dim: int = _spec(32, "VAE latent dimensions", lambda v: 2 <= v <= 1024, "2 to 1024")
-    mri_heads: int = _spec(4, "attention heads per attention layer", lambda v: 1 <= v <= 64, "1 to 64")
-    mri_dropout: float = _spec(0.1, "dropout probability (MC dropout at test time for the Bayesian kinds)",
-                               lambda v: 0 < v < 1, "a float in (0, 1)")
-    mri_steps: int = _spec(800, "optimizer steps per model (quick: ~0.12 s per step for the attention kind on one "
-                                "loaded CPU thread, about half that without attention)",
-                           lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
-    mri_batch_size: int = _spec(16, "slices per step", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
-    mri_lr: float = _spec(1e-3, "Adam learning rate of the MRI VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
-    mri_lr_schedule: str = _spec("constant", "learning rate over the steps: 'constant', or 'cosine' (mri_lr down to "
-                                             "0 at the last step: a short run ends settled)",
-                                 lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'")
-    mri_beta: float = _spec(1.0, "KL weight (1: the plain negative ELBO)", lambda v: 0 < v <= 1000,
-                            "a float in (0, 1000]")
-    mri_mc_passes: int = _spec(16, "MC-dropout passes T at test time", lambda v: 2 <= v <= 10_000,
-                               "an integer in [2, 10000]")
-    mri_n_snapshots: int = _spec(6, "evenly spaced steps at which the held-out negative ELBO is kept (convergence)",
-                                 lambda v: 1 <= v <= 100, "an integer in [1, 100]")
-    mri_calibration_bins: int = _spec(10, "uncertainty bins (equal counts) of the reliability table",
-                                      lambda v: 2 <= v <= 1000, "an integer in [2, 1000]")
+    every kind x replicate on 2 CPU cores in about 15 minutes, on the phantom unless ``mri.root`` names BraTS."""
+    root: str = _spec("", "BraTS2020 training folder (official layout); '' -> the procedural phantom, a "
+                          "stand-in (circuitnb.data.mri)")
+    kinds: tuple = _spec(_KINDS_MRI, "models: 'attention' (the paper's: attention, MC dropout, heteroscedastic "
+                         "decoder), 'no_attention' (a plain VAE), 'non_bayesian' (no test-time dropout, "
+                         "homoscedastic decoder)", _names_of(_KINDS_MRI), f"distinct names out of {_KINDS_MRI}")
+    replicates: int = _spec(3, "seeds per kind; the model is the unit", lambda v: 1 <= v <= 100,
+                            "an integer in [1, 100]")
+    image_size: int = _spec(32, "slice side in pixels (BraTS: 240)", lambda v: v in (16, 32, 64, 128),
+                            "16, 32, 64 or 128")
+    n_subjects: int = _spec(16, "subjects read (phantom: drawn; BraTS: the first ones)",
+                            lambda v: 2 <= v <= 100_000, "an integer in [2, 100000]")
+    n_slices: int = _spec(16, "axial slices per phantom subject (BraTS: every slice)", lambda v: 1 <= v <= 512,
+                          "an integer in [1, 512]")
+    min_lesion_px: int = _spec(10, "a slice with fewer labelled pixels (at mri.image_size) is dropped, neither "
+                                   "healthy nor lesion", lambda v: 0 <= v <= 100_000, "an integer >= 0")
+    heldout_fraction: float = _spec(0.3, "fraction of subjects held out for evaluation (stratified: of those "
+                                         "with and without a lesion slice)", lambda v: 0 < v < 1,
+                                    "a float in (0, 1)")
+    widths: tuple = _spec((16, 32), "conv channels of encoder and decoder (attention at the last)",
+                          lambda v: 1 <= len(v) <= 5 and all(isinstance(c, int) and c >= 4 for c in v),
+                          "1 to 5 integers >= 4")
+    latent_dim: int = _spec(32, "VAE latent dimensions", lambda v: 2 <= v <= 1024, "2 to 1024")
+    heads: int = _spec(4, "attention heads per attention layer", lambda v: 1 <= v <= 64, "1 to 64")
+    dropout: float = _spec(0.1, "dropout probability (MC dropout at test time for the Bayesian kinds)",
+                           lambda v: 0 < v < 1, "a float in (0, 1)")
+    steps: int = _spec(800, "optimizer steps per model (quick: ~0.12 s per step for the attention kind on one "
+                            "loaded CPU thread, about half that without attention)",
+                       lambda v: 1 <= v <= 10_000_000, "an integer >= 1")
+    batch_size: int = _spec(16, "slices per step", lambda v: 2 <= v <= 4096, "an integer in [2, 4096]")
+    lr: float = _spec(1e-3, "Adam learning rate of the MRI VAEs", lambda v: 0 < v < 1, "a float in (0, 1)")
+    lr_schedule: str = _spec("constant", "learning rate over the steps: 'constant', or 'cosine' (mri.lr down to 0 "
+                                         "at the last step: a short run ends settled)",
+                             lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'")
+    beta: float = _spec(1.0, "KL weight (1: the plain negative ELBO)", lambda v: 0 < v <= 1000,
+                        "a float in (0, 1000]")
+    mc_passes: int = _spec(16, "MC-dropout passes T at test time", lambda v: 2 <= v <= 10_000,
+                           "an integer in [2, 10000]")
+    n_snapshots: int = _spec(6, "evenly spaced steps at which the held-out negative ELBO is kept (convergence)",
+                             lambda v: 1 <= v <= 100, "an integer in [1, 100]")
+    calibration_bins: int = _spec(10, "uncertainty bins (equal counts) of the reliability table",
+                                  lambda v: 2 <= v <= 1000, "an integer in [2, 1000]")

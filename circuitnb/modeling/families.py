@@ -9,7 +9,7 @@ A family is one part's model cache (:mod:`circuitnb.modeling.vae.cache`, ``tabul
 ``mri.cache``): which models the config asks for, whether one is cached, its key, and training or loading
 it. Part I's UNets stay with :mod:`circuitnb.modeling.train`, whose training also takes a progress-bar
 position and a step callback. Part V's models have no dataset of their own (the phantom or the BraTS folder
-of ``mri_root``): their ``dataset`` is "" here.
+of ``mri.root``): their ``dataset`` is "" here.
 """
 from __future__ import annotations
 
@@ -41,16 +41,16 @@ def _grid(kinds, datasets, replicates: int) -> list[Member]:
 
 FAMILIES: dict[str, Family] = {
     "vae": Family(
-        "vae", lambda cfg: _grid(cfg.vae.vae_kinds, cfg.vae.vae_datasets, cfg.run.replicates),
+        "vae", lambda cfg: _grid(cfg.vae.kinds, cfg.vae.datasets, cfg.run.replicates),
         vae_cache.load_or_train_vae, vae_cache.is_cached, vae_cache.model_key),
     "tabular": Family(
-        "tabular", lambda cfg: _grid(cfg.tabular.tab_kinds, cfg.tabular.tab_datasets, cfg.tabular.tab_replicates),
+        "tabular", lambda cfg: _grid(cfg.tabular.kinds, cfg.tabular.datasets, cfg.tabular.replicates),
         tabular_cache.load_or_train_tabular, tabular_cache.is_cached, tabular_cache.model_key),
     "sae": Family(
-        "sae", lambda cfg: _grid(cfg.sae.sae_methods, cfg.sae.sae_datasets, cfg.sae.sae_replicates),
+        "sae", lambda cfg: _grid(cfg.sae.methods, cfg.sae.datasets, cfg.sae.replicates),
         sae_cache.load_or_train_sae, sae_cache.is_cached, sae_cache.model_key),
     "mri": Family(
-        "mri", lambda cfg: _grid(cfg.mri.mri_kinds, [""], cfg.mri.mri_replicates),
+        "mri", lambda cfg: _grid(cfg.mri.kinds, [""], cfg.mri.replicates),
         lambda cfg, kind, _dataset, replicate, progress=True: mri_cache.load_or_train_mri(cfg, kind, replicate,
                                                                                           progress),
         lambda cfg, kind, _dataset, replicate: mri_cache.is_cached(cfg, kind, replicate),

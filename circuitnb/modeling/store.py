@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from circuitnb.core import cache
-from circuitnb.core.config import Config, config_hash
+from circuitnb.core.config import Config, config_hash, field_value, key_name
 from circuitnb.measures.convergence import convergence
 from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.train import TrainingError
@@ -52,16 +52,16 @@ def load_or_train(spec: ModelSpec) -> Any:
 
 
 def check_kind(kind: str, choices: tuple[str, ...], parameter: str) -> str:
-    """``check_kind(kind, KINDS, "vae_kinds")``: ``kind``, or a one-line error naming the config field."""
+    """``check_kind(kind, KINDS, "vae.kinds")``: ``kind``, or a one-line error naming the config field."""
     if kind not in choices:
         raise TrainingError(f"parameter {parameter!r} has {kind!r}; choose from {choices}")
     return kind
 
 
-def replicate_settings(section: Any, fields: tuple[str, ...], **first: Any) -> dict:
-    """``replicate_settings(cfg.vae, TRAIN_FIELDS, kind="vae")``: what keys a replicate model and its manifest
-    records, ``first`` (its kind or method) then each of ``fields`` read from the config ``section``."""
-    return dict(first, **{f: getattr(section, f) for f in fields})
+def replicate_settings(cfg: Config, fields: tuple[str, ...], **first: Any) -> dict:
+    """``replicate_settings(cfg, ("vae.steps", ...), kind="vae")``: what keys a replicate model and its manifest
+    records, ``first`` (its kind or method) then the value of each qualified field, under its :func:`key_name`."""
+    return dict(first, **{key_name(f): field_value(cfg, f) for f in fields})
 
 
 def replicate_entry(cfg: Config, name: str, settings: dict, **keyed: Any) -> CacheEntry:
@@ -73,7 +73,7 @@ def replicate_entry(cfg: Config, name: str, settings: dict, **keyed: Any) -> Cac
 
 @contextmanager
 def nan_stops(parameter: str, lr: float) -> Iterator[None]:
-    """``with nan_stops("vae_lr", v.vae_lr): train_vae(...)``: a NaN loss (the trainers' ``FloatingPointError``)
+    """``with nan_stops("vae.lr", v.lr): train_vae(...)``: a NaN loss (the trainers' ``FloatingPointError``)
     becomes a one-line :class:`~circuitnb.modeling.train.TrainingError` naming the config field to lower."""
     try:
         yield

@@ -16,7 +16,6 @@ parameters cell only.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -34,6 +33,12 @@ from circuitnb.core.errors import UserError
 from circuitnb.core.machine import check_writable_file
 from circuitnb.data.vae.datasets import vae_data
 from circuitnb.publish import executors
+from circuitnb.publish.parameters import (
+    check_parameters,
+    declared_names,
+    notebook_params,
+    params_for,
+)
 
 
 class NotebookError(UserError, RuntimeError):
@@ -53,51 +58,6 @@ def toc_notebooks(root: Path) -> list[Path]:
     for part in toc.get("parts") or []:          # a book in parts (Part I: the diffusion paper, Part II: the VAEs)
         walk(part.get("chapters"))
     return [Path(f).with_suffix(".ipynb") for f in files if (Path(root) / f).with_suffix(".ipynb").exists()]
-
-
-def check_notebook_file(path: Path) -> None:
-    """A named error unless ``path`` is a readable Jupyter notebook (JSON with cells)."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"notebook {str(path)!r} does not exist")
-    if path.is_dir():
-        raise UserError(f"notebook {str(path)!r} is a folder; give a .ipynb file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise UserError(f"notebook {str(path)!r} cannot be read ({err.strerror or err})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"notebook {str(path)!r} is not UTF-8 text; expected a Jupyter notebook "
-                        "(.ipynb JSON)") from None
-    if not text.strip():
-        raise UserError(f"notebook {str(path)!r} is empty; expected a Jupyter notebook (.ipynb JSON)")
-    try:
-        nb = json.loads(text)
-    except ValueError as err:
-        raise UserError(f"notebook {str(path)!r} is not JSON ({err}); expected a Jupyter notebook (.ipynb)") from None
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        raise UserError(f"notebook {str(path)!r} is JSON but not a notebook (no 'cells' list)")
-
-
-def check_parameters(notebook: Path, params: dict) -> None:
-    """Reject parameters the notebook does not declare, and bad config values, before running."""
-    import papermill as pm
-    check_notebook_file(notebook)
-    declared = pm.inspect_notebook(str(notebook))
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise UserError(f"{notebook.name}: unknown parameter(s) {unknown}; the notebook takes {sorted(declared)}")
-    config_fields = set(config_mod.override_names())
-    profile = params.get("profile", "quick")
-    config_mod.load(profile, **{k: v for k, v in params.items() if k in config_fields})
-
-
-def params_for(notebook: Path, params: dict) -> dict:
-    """The part of a book-wide ``params`` that ``notebook`` declares: each part's notebooks take their own
-    parameters (Part II's take no diffusion ``timesteps``), and a ``-p`` reaches the notebooks that declare it."""
-    import papermill as pm
-    declared = pm.inspect_notebook(str(notebook))
-    return {k: v for k, v in params.items() if k in declared}
 
 
 def _kernel_config(sockets: Path):
@@ -141,6 +101,7 @@ def run_notebook(notebook: Path, params: dict, output: Path | str | None = None,
     """Execute one notebook with papermill; returns the executed copy's path."""
     import papermill as pm
     notebook = Path(notebook)
+    params = notebook_params(notebook, params)
     check_parameters(notebook, params)
     output = Path(output) if output else Path("_build/executed") / notebook.name
     check_writable_file(output, "-o")
@@ -325,17 +286,13 @@ def _train_in_parallel(models: list[RequiredModel], progress: bool, executor: ex
     return set(by_label)
 
 
-# A notebook's chapter number tells its part: 0x-1x Part I (UNets), 2x VAEs, 3x tabular, 4x VAE-SAE, 5x MRI.
-PART_OF_CHAPTER = {"0": "unet", "1": "unet", "2": "vae", "3": "tabular", "4": "sae", "5": "mri"}
-
-
 def parts_of(notebooks: list[Path]) -> tuple[str, ...]:
-    """The parts whose models ``notebooks`` load, from their chapter numbers; Part III's chapters also compare
-    with Part II's shapes VAEs."""
-    parts = {PART_OF_CHAPTER[Path(nb).name[0]] for nb in notebooks if Path(nb).name[:1] in PART_OF_CHAPTER}
+    """The parts whose models ``notebooks`` load, from their chapter numbers (:func:`circuitnb.core.config.
+    notebook_part`; Part I's UNets: "unet"); Part III's chapters also compare with Part II's shapes VAEs."""
+    parts = {config_mod.notebook_part(nb) or "unet" for nb in notebooks if Path(nb).name[:2].isdigit()}
     if "tabular" in parts:
         parts.add("vae")
-    return tuple(p for p in dict.fromkeys(PART_OF_CHAPTER.values()) if p in parts)
+    return tuple(p for p in ("unet", *config_mod.PARTS) if p in parts)
 
 
 def prepare_models(cfg: config_mod.Config, progress: bool = True, parts: tuple[str, ...] = ("unet", "vae")) -> dict:
@@ -389,11 +346,6 @@ def stage_sources(root: Path, stage: Path, notebooks: list[Path]) -> None:
         shutil.copy2(root / name, stage / name)
 
 
-def _declared(root: Path, notebooks: list[Path]) -> set[str]:
-    import papermill as pm
-    return set().union(*(pm.inspect_notebook(str(root / nb)) for nb in notebooks))
-
-
 # Parameters of the build itself, which no notebook takes: where the models train and the notebooks run.
 BUILD_ONLY = frozenset({"executor", "ray_address"})
 
@@ -415,13 +367,15 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
     for nb in notebooks:                          # validate everything before any compute
         own = params_for(root / nb, params)
         check_parameters(root / nb, own)
-        taken |= set(own)
-    unknown = set(params) - taken - BUILD_ONLY
+        part = config_mod.notebook_part(nb)
+        taken |= {k for k in params if config_mod.notebook_name(k, part) in own}
+    unknown = sorted(set(params) - taken - BUILD_ONLY)
     if unknown:
-        raise UserError(f"unknown parameter(s) {sorted(unknown)}: no notebook of the book takes them; the "
-                        f"notebooks take {sorted(taken | _declared(root, notebooks))}, the build {sorted(BUILD_ONLY)}")
-    config_fields = set(config_mod.override_names())
-    cfg = config_mod.load(profile, **{k: v for k, v in params.items() if k in config_fields})
+        problem = next(filter(None, map(config_mod.misnamed, unknown)), None)
+        raise UserError(problem or f"unknown parameter(s) {unknown}: no notebook of the book takes them; the "
+                                   f"notebooks take {sorted(declared_names(root, notebooks))}, the build "
+                                   f"{sorted(BUILD_ONLY)}")
+    cfg = config_mod.load(profile, **{k: v for k, v in params.items() if config_mod.lookup(k)})
     prepare_models(cfg, parts=parts_of(notebooks))
     stage_sources(root, stage, notebooks)
     os.environ["CIRCUITNB_TABLES"] = str(root / "_build" / "tables")

@@ -11,8 +11,8 @@ Our readings of what the abstract leaves open:
 * the AUCs are the *paper's model* (``attention``: attention, MC dropout, heteroscedastic decoder) scored with its
   uncertainty (pixel reading "standardized", slice mean over the brain; :mod:`circuitnb.analysis.mri.common`),
   at *slice level* (lesion against healthy held-out slices); every other reading (plain error, 99th percentile,
-  pixel level) is in ``out["readings"]``. Mean over the ``mri_replicates`` models, t-interval over them.
-* on the phantom (``mri_root`` empty) the rows are "not comparable": the stand-in's lesions, contrasts and
+  pixel level) is in ``out["readings"]``. Mean over the ``mri.replicates`` models, t-interval over them.
+* on the phantom (``mri.root`` empty) the rows are "not comparable": the stand-in's lesions, contrasts and
   share of lesion slices are not BraTS2020's, so its AUC says nothing about the paper's number; with a BraTS
   folder they are judged by the book's rule (margins in ``margins_mri.csv``).
 * "uncertainty helps" (:data:`CONTRASTS`): replicate r of every kind shares its seed, so differences are paired
@@ -90,9 +90,9 @@ def contrasts(det: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
 def stand_in_reason(cfg: Config) -> str:
     """Why a phantom AUC is not the paper's ("" with a BraTS folder)."""
-    if cfg.mri.mri_root:
+    if cfg.mri.root:
         return ""
-    return ("measured on the procedural phantom, a stand-in for BraTS2020 (mri_root is empty): its lesions, "
+    return ("measured on the procedural phantom, a stand-in for BraTS2020 (mri.root is empty): its lesions, "
             "contrasts and share of lesion slices are drawn, not BraTS's, so the AUC is not the paper's quantity")
 
 

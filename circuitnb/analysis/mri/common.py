@@ -8,7 +8,7 @@
     mri_common.detection_frame(cfg)                     # kind, replicate, reading, measure, value
 
 Everything is measured on the held-out subjects' slices (:func:`circuitnb.modeling.mri.mri_split`: no model saw
-them), with the predictive distribution of :func:`circuitnb.modeling.mri.mc_predict` (``mri_mc_passes`` MC-dropout
+them), with the predictive distribution of :func:`circuitnb.modeling.mri.mc_predict` (``mri.mc_passes`` MC-dropout
 passes seeded with ``seed``; one deterministic pass for ``non_bayesian``), and the readings of
 :mod:`circuitnb.measures.mri`:
 
@@ -20,7 +20,7 @@ passes seeded with ``seed``; one deterministic pass for ``non_bayesian``), and t
 * calibration: the brain pixels of held-out *healthy* slices (where an error is the model's, not a lesion's):
   squared error against each predictive variance (``total`` = aleatoric + epistemic, and each alone where it
   varies), averaged over the four channels; Spearman's rho, ENCE and the reliability table
-  (``mri_calibration_bins`` equal-count bins).
+  (``mri.calibration_bins`` equal-count bins).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from circuitnb.modeling.checkpoints import CacheEntry
 from circuitnb.modeling.mri import TrainedMri, load_or_train_mri, mc_predict, model_key, mri_split
 from circuitnb.modeling.store import heldout_convergence
 
-READS = ("seed", "mri_mc_passes", "mri_calibration_bins")     # the config fields an analysis reads
+READS = ("seed", "mri.mc_passes", "mri.calibration_bins")     # the config fields an analysis reads
 PIXEL_READING, SLICE_READING = "standardized", "mean"         # the primary reading (module docstring)
 UNCERTAINTIES = ("total", "aleatoric", "epistemic")
 N_EXPLORE = 8                                                 # held-out slices in the explorer (lesion first)
@@ -57,13 +57,13 @@ N_EXPLORE = 8                                                 # held-out slices 
 
 @functools.lru_cache(maxsize=2)
 def models(cfg: Config) -> dict[str, list[TrainedMri]]:
-    """Every kind with its ``mri_replicates`` models, trained once (cache) and loaded once per process; models
+    """Every kind with its ``mri.replicates`` models, trained once (cache) and loaded once per process; models
     another process is training right now are taken last (two notebooks side by side train different ones)."""
     m = cfg.mri
-    jobs = [(k, r) for k in m.mri_kinds for r in range(m.mri_replicates)]
+    jobs = [(k, r) for k in m.kinds for r in range(m.replicates)]
     busy = [j for j in jobs if cache.is_locked(CacheEntry(cfg.cache_path, model_key(cfg, *j)).dir)]
     done = {j: load_or_train_mri(cfg, *j, progress=True) for j in [j for j in jobs if j not in busy] + busy}
-    return {k: [done[(k, r)] for r in range(m.mri_replicates)] for k in m.mri_kinds}
+    return {k: [done[(k, r)] for r in range(m.replicates)] for k in m.kinds}
 
 
 def explore_rows(lesion: np.ndarray, masks: np.ndarray, n: int = N_EXPLORE) -> np.ndarray:
@@ -125,8 +125,8 @@ def calibration(x: np.ndarray, pred: dict, healthy: np.ndarray, bins: int) -> tu
 def _compute(cfg: Config, m: TrainedMri) -> dict:
     held = mri_split(cfg).heldout
     x = held.images
-    pred = mc_predict(m.model, x, cfg.mri.mri_mc_passes, seed=cfg.run.seed)
-    summ, rel = calibration(x, pred, ~held.lesion, cfg.mri.mri_calibration_bins)
+    pred = mc_predict(m.model, x, cfg.mri.mc_passes, seed=cfg.run.seed)
+    summ, rel = calibration(x, pred, ~held.lesion, cfg.mri.calibration_bins)
     brain = brain_mask(x)
     rows = explore_rows(held.lesion, held.masks)
     px = pixel_scores(x, pred, PIXEL_READING)
@@ -151,14 +151,14 @@ def all_analyses(cfg: Config) -> dict[str, list[dict]]:
 
 def source(cfg: Config) -> str:
     """The data's name in every frame's ``dataset`` column: "phantom" (the stand-in) or "brats2020"."""
-    return "brats2020" if cfg.mri.mri_root else "phantom"
+    return "brats2020" if cfg.mri.root else "phantom"
 
 
 def source_line(cfg: Config) -> str:
     """What every Part V page says it read: the phantom, named a stand-in, or the BraTS folder."""
-    if not cfg.mri.mri_root:
-        return "the procedural phantom, a stand-in for BraTS2020 (no BraTS folder given: mri_root is empty)"
-    return f"BraTS2020 read from {cfg.mri.mri_root}"
+    if not cfg.mri.root:
+        return "the procedural phantom, a stand-in for BraTS2020 (no BraTS folder given: mri.root is empty)"
+    return f"BraTS2020 read from {cfg.mri.root}"
 
 
 def detection_frame(cfg: Config) -> pd.DataFrame:

@@ -39,7 +39,7 @@ from circuitnb.measures.metrics import attention_entropy, specialization
 from circuitnb.measures.mri import brain_mask, pixel_scores, pr_auc, roc_auc, slice_scores
 from circuitnb.modeling.mri import TrainedMri, mc_predict, mri_split
 
-READS = ("seed", "mri_mc_passes")
+READS = ("seed", "mri.mc_passes")
 
 
 def head_sites(model: torch.nn.Module) -> dict[str, list[str]]:
@@ -141,12 +141,12 @@ def _compute(cfg: Config, m: TrainedMri) -> dict | None:
     hm = head_measures(m.model, held.images)
     return dict(entropy=entropy_table(hm, held.lesion), received={k: v["received"] for k, v in hm.items()},
                 per_slice={k: dict(entropy=v["entropy"], specialization=v["specialization"]) for k, v in hm.items()},
-                ablation=ablation_table(m.model, held.images, held.lesion, cfg.mri.mri_mc_passes, cfg.run.seed))
+                ablation=ablation_table(m.model, held.images, held.lesion, cfg.mri.mc_passes, cfg.run.seed))
 
 
 def analysis(cfg: Config, m: TrainedMri, wait: bool = True) -> dict | None:
     """One model's head measures and ablations (None for a model without attention), from the results cache."""
-    return results.cached(cfg, "mri_heads", m, lambda: _compute(cfg, m), reads=READS,
+    return results.cached(cfg, "mri.heads", m, lambda: _compute(cfg, m), reads=READS,
                           data=mri_split(cfg).heldout.images, wait=wait)
 
 

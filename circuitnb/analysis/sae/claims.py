@@ -10,8 +10,8 @@ Our readings of what the abstract leaves open (alternatives computed side by sid
 * **dead rate** "at k = 50": the share of hidden units active on no held-out image (threshold 0,
   the default of ``READINGS["dead_threshold"]``, or the config's ``readings``: :func:`threshold`) at the last
   snapshot (``when = "final"``: after the extension, the model the convergence rule judges); the readings are
-  every ``sae_dead_fractions`` threshold, at the last snapshot and at the schedule's end.
-  Mean over the ``sae_replicates`` models with a t-interval over them.
+  every ``sae.dead_fractions`` threshold, at the last snapshot and at the schedule's end.
+  Mean over the ``sae.replicates`` models with a t-interval over them.
 * **Shapes3D / dSprites**: dead rate of Shapes3D replicate r over dSprites replicate r, geometric mean over pairs
   with a t-interval on the log scale, the same-data null beside it (:func:`circuitnb.analysis.sae.dead.pair_ratio`).
 * **no recovery**: the share of units dead at the schedule's end that are alive at the last snapshot, mean over
@@ -128,23 +128,23 @@ def _dead_readings(dead: pd.DataFrame, alpha: float, primary: float) -> pd.DataF
 def claims(cfg: Config, dead: pd.DataFrame, per_model: pd.DataFrame, analyses: dict) -> dict:
     """Every claim of the abstract from the per-model frames; see the module docstring for the readings."""
     s, alpha, tau = cfg.sae, cfg.analysis.alpha, threshold(cfg)
-    methods = [k for k in PAPER_METHODS if k in s.sae_methods]
-    both = {"dsprites", "shapes3d"} <= set(s.sae_datasets)
+    methods = [k for k in PAPER_METHODS if k in s.methods]
+    both = {"dsprites", "shapes3d"} <= set(s.datasets)
     rat = ratios(dead, methods, tau, level=1 - alpha) if both else pd.DataFrame()
     rat_readings = (pd.concat([ratios(dead, methods, t, w, 1 - alpha) for t in sorted(set(dead.threshold))
                                for w in ("final", "schedule end")], ignore_index=True) if both else pd.DataFrame())
-    auxk = (auxk_table(dead, per_model, s.sae_datasets, tau) if {"topk", "topk_auxk"} <= set(s.sae_methods)
+    auxk = (auxk_table(dead, per_model, s.datasets, tau) if {"topk", "topk_auxk"} <= set(s.methods)
             else pd.DataFrame())
     rev = revival_frame(analyses)
     rows = _design_rows(cfg)
     for k in methods:
-        for ds in s.sae_datasets:
+        for ds in s.datasets:
             vals = dead_values(dead, k, ds, tau)
             rows.append(verdicts.measured_row(
                 f"sae_dead_{k}_{ds}", replicate_ci(vals, 1 - alpha), alpha=alpha, unit="fraction of units",
                 reason=(f"{_DEAD_MEANING[readings.chosen(cfg)['dead_threshold']]} at the last snapshot "
-                        f"(step {s.sae_steps}, k = "
-                        f"{final_k(s.sae_hidden, s.sae_active_fraction)} of {s.sae_hidden}); per model: "
+                        f"(step {s.steps}, k = "
+                        f"{final_k(s.hidden, s.active_fraction)} of {s.hidden}); per model: "
                         + ", ".join(f"{v:.3g}" for v in vals))))
     for r in rat.itertuples() if len(rat) else ():
         est = Estimate(r.ratio, r.ci_low, r.ci_high, int(r.n_pairs), 1 - alpha,
@@ -168,22 +168,22 @@ def claims(cfg: Config, dead: pd.DataFrame, per_model: pd.DataFrame, analyses: d
 
 def _design_rows(cfg: Config) -> list[dict]:
     s = cfg.sae
-    k_end = final_k(s.sae_hidden, s.sae_active_fraction)
+    k_end = final_k(s.hidden, s.active_fraction)
     end = schedule_end(cfg)
-    n_train = s.sae_n_images - s.sae_n_analysis
+    n_train = s.n_images - s.n_analysis
     design = {
-        "sae_k_start": (s.sae_hidden, f"sae_hidden = {s.sae_hidden} units, all active at step 1"),
-        "sae_k_end": (k_end, f"round(sae_active_fraction x sae_hidden) = {k_end}"),
-        "sae_activation_reduction": (1 - k_end / s.sae_hidden, f"1 - {k_end} / {s.sae_hidden}"),
-        "sae_schedule_epochs": (epochs(cfg, end), f"the decay over {end} steps of {s.sae_batch_size} on {n_train} "
+        "sae_k_start": (s.hidden, f"sae.hidden = {s.hidden} units, all active at step 1"),
+        "sae_k_end": (k_end, f"round(sae.active_fraction x sae.hidden) = {k_end}"),
+        "sae_activation_reduction": (1 - k_end / s.hidden, f"1 - {k_end} / {s.hidden}"),
+        "sae_schedule_epochs": (epochs(cfg, end), f"the decay over {end} steps of {s.batch_size} on {n_train} "
                                                   f"training images"),
-        "sae_extension_epochs": (extension_epochs(cfg), f"steps {end + 1}-{s.sae_steps} at the final k, in the same "
+        "sae_extension_epochs": (extension_epochs(cfg), f"steps {end + 1}-{s.steps} at the final k, in the same "
                                                         f"run (the extension, scaled with the profile)"),
-        "sae_n_datasets": (len(s.sae_datasets), f"sae_datasets: {', '.join(s.sae_datasets)} (drawn stand-ins)"),
-        "sae_n_methods": (len([k for k in PAPER_METHODS if k in s.sae_methods]),
-                          f"sae_methods: {', '.join(s.sae_methods)} (topk_auxk is ours, beyond the paper)"),
+        "sae_n_datasets": (len(s.datasets), f"sae.datasets: {', '.join(s.datasets)} (drawn stand-ins)"),
+        "sae_n_methods": (len([k for k in PAPER_METHODS if k in s.methods]),
+                          f"sae.methods: {', '.join(s.methods)} (topk_auxk is ours, beyond the paper)"),
     }
-    for ds in s.sae_datasets:
+    for ds in s.datasets:
         names = sae_data(cfg, ds, "analysis").factor_names
         design[f"sae_factors_{ds}"] = (len(names), f"the drawn {ds}-style set's factors: {', '.join(names)}")
     return [labelled_row(cid, ours, "by design", f"a parameter: {reason}") for cid, (ours, reason) in design.items()]

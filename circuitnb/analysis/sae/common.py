@@ -13,7 +13,7 @@ firing rate at every snapshot (the explorer) and the units' monosemanticity at t
 
 "100 additional epochs" (our reading, stated once here): the paper trains the schedule (k from 500 to 50 over 50
 epochs) and then 100 more epochs at k = 50. Our models train it in one run: k falls over the first
-``sae_decay_fraction`` of ``sae_steps`` and stays at its final value for the rest (paper profile: a third, then
+``sae.decay_fraction`` of ``sae.steps`` and stays at its final value for the rest (paper profile: a third, then
 twice as long at the final k, as the paper; quick: half, then as long again). The *schedule's end* is the first
 snapshot at or after the decay's last step (:func:`schedule_end`); the extension is every step after it; a unit
 *revives* when it is dead at the schedule's end and not dead at the last snapshot, by the same threshold, on the
@@ -46,41 +46,41 @@ from circuitnb.modeling.sae import (
 from circuitnb.modeling.store import heldout_convergence
 
 # The config fields an analysis reads (its cache key; the model keys carry the training fields).
-READS = ("seed", "sae_dead_fractions", "sae_dci_trees", "sae_steps", "sae_decay_fraction")
+READS = ("seed", "sae.dead_fractions", "sae.dci_trees", "sae.steps", "sae.decay_fraction")
 
 
 def _jobs(cfg: Config) -> list[tuple[str, str, int]]:
     s = cfg.sae
-    return [(m, d, r) for d in s.sae_datasets for m in s.sae_methods for r in range(s.sae_replicates)]
+    return [(m, d, r) for d in s.datasets for m in s.methods for r in range(s.replicates)]
 
 
 @functools.lru_cache(maxsize=2)
 def models(cfg: Config) -> dict[tuple[str, str], list[TrainedSAE]]:
-    """Every (method, dataset) with its ``sae_replicates`` models, trained once (cache) and loaded once per process.
+    """Every (method, dataset) with its ``sae.replicates`` models, trained once (cache) and loaded once per process.
 
     Models another process is training right now (its entry locked) are taken last, so two notebooks run side by
     side (``circuitnb book``) train different models instead of one waiting for the other."""
     jobs = _jobs(cfg)
     busy = [j for j in jobs if cache.is_locked(CacheEntry(cfg.cache_path, model_key(cfg, *j)).dir)]
     done = {j: load_or_train_sae(cfg, *j, progress=True) for j in [j for j in jobs if j not in busy] + busy}
-    return {(m, d): [done[(m, d, r)] for r in range(cfg.sae.sae_replicates)] for m, d, _ in jobs}
+    return {(m, d): [done[(m, d, r)] for r in range(cfg.sae.replicates)] for m, d, _ in jobs}
 
 
 def schedule_end(cfg: Config) -> int:
     """The snapshot step at which the schedule has reached its final k: the first at or after the decay's end."""
-    end = decay_end(cfg.sae.sae_steps, cfg.sae.sae_decay_fraction)
+    end = decay_end(cfg.sae.steps, cfg.sae.decay_fraction)
     return min(s for s in snapshot_steps(cfg) if s >= end)
 
 
 def epochs(cfg: Config, steps: int) -> float:
     """Training epochs in ``steps`` optimizer steps: steps x batch / training images."""
     s = cfg.sae
-    return steps * s.sae_batch_size / (s.sae_n_images - s.sae_n_analysis)
+    return steps * s.batch_size / (s.n_images - s.n_analysis)
 
 
 def extension_epochs(cfg: Config) -> float:
     """Epochs at the final k after the schedule's end (:func:`schedule_end`): our "100 additional epochs"."""
-    return epochs(cfg, cfg.sae.sae_steps - schedule_end(cfg))
+    return epochs(cfg, cfg.sae.steps - schedule_end(cfg))
 
 
 def _compute(cfg: Config, m: TrainedSAE) -> dict:
@@ -94,7 +94,7 @@ def _compute(cfg: Config, m: TrainedSAE) -> dict:
     rev = pd.DataFrame([dict(threshold=float(t), **revival(m.snapshots[end]["codes"], m.snapshots[last]["codes"],
                                                            float(t), later=[m.snapshots[s]["codes"]
                                                                             for s in steps if s > end]))
-                        for t in sorted(set(cfg.sae.sae_dead_fractions))])
+                        for t in sorted(set(cfg.sae.dead_fractions))])
     rates = np.stack([firing_rates(m.snapshots[s]["codes"]) for s in steps])            # [snapshots, H]
     mono = monosemanticity(m.snapshots[last]["codes"], factors, held.factor_names)
     nelbo = np.asarray(m.meta["heldout_nelbo"][-1], float)
@@ -131,7 +131,7 @@ def dead_frame(cfg: Config) -> pd.DataFrame:
             s = a["schedule"].set_index("step")
             for when, step in (("final", a["steps"][-1]), ("schedule end", a["schedule_end"])):
                 rows += [dict(method=k, dataset=ds, replicate=r, threshold=float(t), when=when, step=int(step),
-                              dead_rate=float(s.loc[step, f"dead@{t:g}"])) for t in cfg.sae.sae_dead_fractions]
+                              dead_rate=float(s.loc[step, f"dead@{t:g}"])) for t in cfg.sae.dead_fractions]
     return pd.DataFrame(rows)
 
 

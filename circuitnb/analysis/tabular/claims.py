@@ -95,10 +95,10 @@ def comparison(cfg: Config, per: pd.DataFrame, img: pd.DataFrame) -> dict:
     contrast = domain_contrast(shared_tab, img, by=["kind", "measure"])
     pooled = domain_contrast(shared_tab, img, by=["measure"]).assign(kind="all (pooled)")
     per_table = pd.concat([domain_contrast(shared_tab[shared_tab.dataset == ds], img, by=["kind", "measure"])
-                           .assign(table=ds) for ds in t.tab_datasets], ignore_index=True)
+                           .assign(table=ds) for ds in t.datasets], ignore_index=True)
     w = wide(per)
     corr = _correlations(w)
-    tests = {m: pairwise(per, m, alpha=cfg.analysis.alpha, kinds=list(t.tab_kinds)) for m in ("ces", *REFERENCES)}
+    tests = {m: pairwise(per, m, alpha=cfg.analysis.alpha, kinds=list(t.kinds)) for m in ("ces", *REFERENCES)}
     found = {ref: detected(tests["ces"], tests[ref]) for ref in REFERENCES}
     rows = _rows(cfg, per, img, pooled, corr, found, w)
     return dict(contrast=pd.concat([contrast, pooled], ignore_index=True), contrast_tables=per_table,
@@ -112,16 +112,16 @@ def comparison(cfg: Config, per: pd.DataFrame, img: pd.DataFrame) -> dict:
 
 def _rows(cfg: Config, per, img, pooled, corr, found, w) -> list[dict]:
     t, rows = cfg.tabular, []
-    n_real = sum(ds != "world" for ds in t.tab_datasets)
+    n_real = sum(ds != "world" for ds in t.datasets)
     design = {
-        "tab_n_tabular_sets": (len(t.tab_datasets), f"tab_datasets: {n_real} real tables and the synthetic world "
-                                                    f"({', '.join(t.tab_datasets)})"),
+        "tab_n_tabular_sets": (len(t.datasets), f"tabular.datasets: {n_real} real tables and the synthetic world "
+                                                    f"({', '.join(t.datasets)})"),
         "tab_n_image_sets": (1, "Part II's shapes benchmark (dSprites-style) is the image side"),
-        "tab_n_architectures": (len(t.tab_kinds), f"tab_kinds: {', '.join(t.tab_kinds)}; "
+        "tab_n_architectures": (len(t.kinds), f"tabular.kinds: {', '.join(t.kinds)}; "
                                                   f"{len(image_kinds(cfg))} of them also trained on images"),
-        "tab_runs_per_architecture": (len(t.tab_datasets) * t.tab_replicates,
-                                      f"{len(t.tab_datasets)} tables x {t.tab_replicates} seeds (tab_replicates)"),
-        "tab_seeds_per_run": (t.tab_replicates, "tab_replicates: seeds per architecture and table"),
+        "tab_runs_per_architecture": (len(t.datasets) * t.replicates,
+                                      f"{len(t.datasets)} tables x {t.replicates} seeds (tabular.replicates)"),
+        "tab_seeds_per_run": (t.replicates, "tabular.replicates: seeds per architecture and table"),
         "tab_n_techniques": (3, "posterior-calibrated CES, path-specific activation patching and FGD "
                                 "(circuitnb.measures.tabular, circuitnb.interventions.tabular)")}
     for cid, (ours, reason) in design.items():

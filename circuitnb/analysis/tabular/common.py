@@ -17,7 +17,7 @@ The framework of Part II, on tables (our reading; the abstract names the levels,
   collapsed latent's effect does not count). CES and specificity are Part II's functions on that matrix; the
   raw matrix (Part II's own reading) is kept as ``ces_raw``, ``specificity_raw``.
 * **modularity** (Part II's primary reading): per source and per unit of the encoder's last hidden layer (the
-  ``patch_units`` most variable), the share of the source's effect on the decoded row carried by that unit
+  ``vae.patch_units`` most variable), the share of the source's effect on the decoded row carried by that unit
   alone, by path-specific activation patching through it (:func:`circuitnb.interventions.tabular.path_effect`,
   mean ||path|| / mean ||total||, Part II's level-3 share); ``modularity_latent`` is the same on the latents.
 * **FGD**, MIG and DCI with column groups as the factors (world: :data:`~circuitnb.data.tabular.world.FACTOR_GROUPS`;
@@ -68,7 +68,7 @@ from circuitnb.modeling.vae.cache import TrainedVAE, load_or_train_vae
 IMAGE = "shapes"                       # Part II's benchmark: the image side of the comparison
 PATCH_SITE = "encoder.fc2"             # the hidden layer whose units are patched one by one
 # The config fields an analysis reads (its cache key; the model keys carry the training fields).
-READS = ("seed", "n_samples", "patch_units", "dci_trees")
+READS = ("seed", "n_samples", "vae.patch_units", "vae.dci_trees")
 MEASURES = ("ces", "ces_raw", "ces_normalised", "specificity", "specificity_raw", "modularity",
             "modularity_latent", "fgd", "mig_groups", "dci_groups", "mse", "nelbo", "auc", "active_latents")
 SHARED = ("ces", "ces_raw", "specificity", "specificity_raw", "modularity", "modularity_latent")   # both domains
@@ -76,13 +76,13 @@ SHARED = ("ces", "ces_raw", "specificity", "specificity_raw", "modularity", "mod
 
 @functools.lru_cache(maxsize=2)
 def models(cfg: Config) -> dict[tuple[str, str], list[TrainedTabular]]:
-    """Every (kind, table) with its ``tab_replicates`` models, trained once (cache) and loaded once per process."""
+    """Every (kind, table) with its ``tabular.replicates`` models, trained once (cache) and loaded once per process."""
     return load_all(cfg, progress=True)
 
 
 def image_kinds(cfg: Config) -> list[str]:
-    """The architectures with an image counterpart: tabular kinds that Part II also trains (``vae_kinds``)."""
-    return [k for k in cfg.tabular.tab_kinds if k in cfg.vae.vae_kinds]
+    """The architectures with an image counterpart: tabular kinds that Part II also trains (``vae.kinds``)."""
+    return [k for k in cfg.tabular.kinds if k in cfg.vae.kinds]
 
 
 @functools.lru_cache(maxsize=2)
@@ -252,7 +252,7 @@ def all_analyses(cfg: Config) -> dict[tuple[str, str], list[dict]]:
 
 def _image_compute(cfg: Config, m: TrainedVAE) -> dict:
     a = vae_common.analysis(cfg, m, IMAGE)
-    x = vae_data(cfg, IMAGE, "analysis").images[: cfg.vae.vae_n_samples]
+    x = vae_data(cfg, IMAGE, "analysis").images[: cfg.vae.n_samples]
     mu, logvar = _posterior(m.model, x)
     w = posterior_weights(mu, logvar)
     raw = a["effects"][vae_common.LATENT]
@@ -266,8 +266,8 @@ def _image_compute(cfg: Config, m: TrainedVAE) -> dict:
 def image_analysis(cfg: Config, m: TrainedVAE, wait: bool = True) -> dict:
     """Part II's measures of one shapes VAE under Part III's readings (:data:`SHARED`), cached."""
     return results.cached(cfg, "tab_image_side", m, lambda: _image_compute(cfg, m),
-                          reads=READS + ("vae_n_samples", "vae_n_analysis", "traversal_steps", "traversal_range",
-                                         "fvae_votes"),
+                          reads=READS + ("vae.n_samples", "vae.n_analysis", "vae.traversal_steps",
+                                         "vae.traversal_range", "vae.fvae_votes"),
                           data=vae_data(cfg, IMAGE, "analysis").images, wait=wait)
 
 

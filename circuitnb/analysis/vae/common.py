@@ -6,7 +6,7 @@
     vae_common.measures_frame(cfg, models)           # one row per model and measure (CES, MIG, ...)
 
 Everything is measured on held-out images (:func:`circuitnb.data.vae.datasets.vae_data` with ``split="analysis"``):
-``vae_n_samples`` of them for the interventions, all ``vae_n_analysis`` for the disentanglement scores
+``vae.n_samples`` of them for the interventions, all ``vae.n_analysis`` for the disentanglement scores
 (DCI: the first half trains its trees, the second half tests them). The model is the unit: each
 replicate gives one value per measure, and the chapters' intervals are over replicates.
 """
@@ -40,8 +40,8 @@ from circuitnb.modeling.vae.model import encode_mean
 LATENT = "encoder.fc_mu"                     # the latent layer (posterior means; z = mu in eval)
 HIDDEN = ("encoder.fc",)                     # the hidden layer whose units are patched one by one
 # The config fields an analysis reads (its cache key; the model keys carry the training fields).
-READS = ("seed", "vae_n_samples", "vae_n_analysis", "traversal_steps", "traversal_range", "patch_units",
-         "fvae_votes", "dci_trees")
+READS = ("seed", "vae.n_samples", "vae.n_analysis", "vae.traversal_steps", "vae.traversal_range",
+         "vae.patch_units", "vae.fvae_votes", "vae.dci_trees")
 MEASURES = ("ces", "specificity", "modularity", "modularity_latent", "mig", "factor_vae_score", "dci_d")
 
 
@@ -69,7 +69,7 @@ def _render_memo(held, codes_: np.ndarray) -> np.ndarray:
 def _compute(cfg: Config, m: TrainedVAE, dataset: str) -> dict:
     v, model = cfg.vae, m.model
     held = vae_data(cfg, dataset, "analysis")
-    sub = subset(held, slice(0, v.vae_n_samples))
+    sub = subset(held, slice(0, v.n_samples))
     x, names = sub.images, factor_names(held)
     sites = [LATENT, *HIDDEN]
     base = activations(model, x, sites)

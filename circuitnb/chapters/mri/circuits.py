@@ -69,9 +69,9 @@ def run(cfg: Config) -> ChapterResult:
     res.tables["scorecard"] = card
     res.tables["readings"] = out["readings"]
     res.data["explorer"] = explorer(cfg, analyses, heads)
-    vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=mr.mri_replicates, n_claims=len(card),
+    vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=mr.replicates, n_claims=len(card),
                 source_line=mri_common.source_line(cfg), reason_stand_in=mri_claims.stand_in_reason(cfg) or "-",
-                kb_explorer=res.data["explorer"].nbytes / 1024, mc_passes=mr.mri_mc_passes,
+                kb_explorer=res.data["explorer"].nbytes / 1024, mc_passes=mr.mc_passes,
                 **{f"n_{v.replace(' ', '_')}": int(card.verdict.value_counts().get(v, 0)) for v in verdicts.VERDICTS})
     for r in card.itertuples():
         vals |= {f"{r.id}_ours": r.ours, f"{r.id}_low": r.ci_low, f"{r.id}_high": r.ci_high,
@@ -102,7 +102,7 @@ def run(cfg: Config) -> ChapterResult:
     el = el[(el.measure == "entropy") & (el.group == "lesion - healthy")]
     first = next(iter(heads.values()))[0]
     vals |= dict(n_heads=int(sum(v.shape[1] for v in first["received"].values())),
-                 layers=", ".join(first["received"]), heads_per_layer=mr.mri_heads,
+                 layers=", ".join(first["received"]), heads_per_layer=mr.heads,
                  n_carry=int((layer_abl.ci_high < 0).sum()), n_layer_rows=len(layer_abl),
                  n_head_drop=int(((abl["head"] >= 0) & (abl.delta_auc < 0)).sum()),
                  n_head_rows=int((abl["head"] >= 0).sum()),

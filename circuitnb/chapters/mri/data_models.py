@@ -6,7 +6,7 @@ split, the three models and every replicate's training and convergence.
     res.data["samples"], res.data["masks"]     # a few held-out lesion and healthy slices [n, 4, S, S], [n, S, S]
     res.data["curves"]                         # held-out -ELBO at every snapshot of every model
 
-BraTS2020 cannot be downloaded here; without ``mri_root`` Part V runs on :func:`circuitnb.data.mri.phantom_dataset`,
+BraTS2020 cannot be downloaded here; without ``mri.root`` Part V runs on :func:`circuitnb.data.mri.phantom_dataset`,
 a stand-in, and every page says so (``res.values["source_line"]``). Models come from
 :func:`circuitnb.analysis.mri.common.models` (cached, locked, keyed by every training field), each judged by the
 book's convergence rule on its held-out healthy slices' negative ELBO.
@@ -73,17 +73,17 @@ def run(cfg: Config) -> ChapterResult:
     summ = summary(per.assign(converged=per.converged.astype(object)), cfg.analysis.converged_tol)
     d = data.iloc[0]
     res.values = dict(
-        profile=cfg.profile, seed=cfg.run.seed, n_models=mr.mri_replicates, kinds=", ".join(mr.mri_kinds),
-        n_kinds=len(mr.mri_kinds), n_total=len(per), n_cached=int(per.from_cache.sum()),
+        profile=cfg.profile, seed=cfg.run.seed, n_models=mr.replicates, kinds=", ".join(mr.kinds),
+        n_kinds=len(mr.kinds), n_total=len(per), n_cached=int(per.from_cache.sum()),
         source_line=mri_common.source_line(cfg),
         n_subjects=int(d.subjects), n_train_subjects=int(d.train_subjects), n_heldout_subjects=int(d.heldout_subjects),
         n_train=int(d.train_healthy_slices), n_heldout_healthy=int(d.heldout_healthy_slices),
-        n_heldout_lesion=int(d.heldout_lesion_slices), n_heldout=int(len(held)), image_size=mr.mri_image_size,
+        n_heldout_lesion=int(d.heldout_lesion_slices), n_heldout=int(len(held)), image_size=mr.image_size,
         n_skipped=int(d.skipped_subjects), dropped_little_brain=int(d.dropped_little_brain),
-        dropped_small_lesion=int(d.dropped_small_lesion), heldout_fraction=mr.mri_heldout_fraction,
-        widths=", ".join(str(w) for w in mr.mri_widths), latent_dim=mr.mri_latent_dim, heads=mr.mri_heads,
-        dropout=mr.mri_dropout, steps=mr.mri_steps, batch=mr.mri_batch_size, lr=mr.mri_lr, beta=mr.mri_beta,
-        mc_passes=mr.mri_mc_passes, n_snapshots=mr.mri_n_snapshots, train_minutes=float(per.train_seconds.sum() / 60),
+        dropped_small_lesion=int(d.dropped_small_lesion), heldout_fraction=mr.heldout_fraction,
+        widths=", ".join(str(w) for w in mr.widths), latent_dim=mr.latent_dim, heads=mr.heads,
+        dropout=mr.dropout, steps=mr.steps, batch=mr.batch_size, lr=mr.lr, beta=mr.beta,
+        mc_passes=mr.mc_passes, n_snapshots=mr.n_snapshots, train_minutes=float(per.train_seconds.sum() / 60),
         converged_line=summ["line"], n_converged=summ["n_converged"], converged_tol=cfg.analysis.converged_tol,
         **{f"params_{k}": int(g.parameters.iloc[0]) for k, g in per.groupby("kind")})
     return res

@@ -11,7 +11,7 @@ best threshold) for the Bayesian attention VAE and its two baselines, the calibr
 
 Every model's measures come from :func:`circuitnb.analysis.mri.common.analysis` (cached, shared with chapter 52);
 the contrasts from :func:`circuitnb.analysis.mri.claims.contrasts`. The model is the unit: every interval is a
-t-interval over the ``mri_replicates`` models.
+t-interval over the ``mri.replicates`` models.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def run(cfg: Config) -> ChapterResult:
     det = mri_common.detection_frame(cfg)
     cal = mri_common.calibration_frame(cfg)
     held = mri_split(cfg).heldout
-    order = dict(kind=mr.mri_kinds, measure=MEASURES)
+    order = dict(kind=mr.kinds, measure=MEASURES)
     prim = across_replicates(_primary_rows(det), by=["kind", "measure"], level=1 - alpha).drop(columns="n_images")
     readings = across_replicates(det, by=["kind", "pixel_reading", "slice_reading", "measure"],
                                  level=1 - alpha).drop(columns="n_images")
@@ -60,14 +60,14 @@ def run(cfg: Config) -> ChapterResult:
     res.tables["contrasts"] = mri_claims.contrasts(det, alpha)
     res.tables["calibration"] = calib
     res.tables["calibration_wide"] = wide_table(calib[calib.uncertainty == "total"], ["kind"],
-                                                order=dict(kind=mr.mri_kinds, measure=CALIBRATION))
+                                                order=dict(kind=mr.kinds, measure=CALIBRATION))
     res.tables["calibration_per_model"] = cal
     res.tables["reliability"] = rel
     res.data["roc"] = {k: (items[0]["slice_scores"], items[0]["lesion"]) for k, items in analyses.items()}
     n_les, n = int(held.lesion.sum()), len(held)
-    vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=mr.mri_replicates, n_heldout=n, n_lesion=n_les,
-                n_healthy=n - n_les, chance_pr=n_les / max(n, 1), mc_passes=mr.mri_mc_passes,
-                bins=mr.mri_calibration_bins, pixel_reading=mri_common.PIXEL_READING,
+    vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=mr.replicates, n_heldout=n, n_lesion=n_les,
+                n_healthy=n - n_les, chance_pr=n_les / max(n, 1), mc_passes=mr.mc_passes,
+                bins=mr.calibration_bins, pixel_reading=mri_common.PIXEL_READING,
                 slice_reading=mri_common.SLICE_READING, source_line=mri_common.source_line(cfg),
                 n_pixels=int(cal.n_pixels.iloc[0]) if len(cal) else 0)
     for r in prim.itertuples():

@@ -34,10 +34,10 @@ N_SAMPLES = 16             # images per set in the sample grid
 
 def _datasets(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     s, rows, factors = cfg.sae, [], []
-    for ds in s.sae_datasets:
+    for ds in s.datasets:
         held, train = sae_data(cfg, ds, "analysis"), sae_data(cfg, ds, "train")
         rows.append(dict(dataset=ds, source=f"{held.source} stand-in (drawn, seed {cfg.run.seed})",
-                         real_file_loader=REAL[ds], channels=int(held.images.shape[1]), size=s.sae_image_size,
+                         real_file_loader=REAL[ds], channels=int(held.images.shape[1]), size=s.image_size,
                          factors=len(held.factor_names), train_images=len(train.images),
                          heldout_images=len(held.images)))
         factors += [dict(dataset=ds, factor=f, values=int(n)) for f, n in zip(held.factor_names, held.n_values)]
@@ -75,25 +75,25 @@ def run(cfg: Config) -> ChapterResult:
                                      "status"]]
     res.tables["training"] = across_replicates(long, by=["measure", "method", "dataset"]).drop(columns="n_images")
     res.tables["training_wide"] = wide_table(res.tables["training"], ["dataset", "method"],
-                                             order=dict(dataset=s.sae_datasets, method=s.sae_methods))
+                                             order=dict(dataset=s.datasets, method=s.methods))
     res.data["curves"] = curves
-    res.data["samples"] = {ds: _rgb(sae_data(cfg, ds, "analysis").images[:N_SAMPLES]) for ds in s.sae_datasets}
-    k_end = final_k(s.sae_hidden, s.sae_active_fraction)
-    end = decay_end(s.sae_steps, s.sae_decay_fraction)
-    res.data["schedule"] = (np.arange(1, s.sae_steps + 1), np.array(schedule(s.sae_steps, s.sae_hidden, k_end,
-                                                                             s.sae_decay_fraction, s.sae_schedule)),
+    res.data["samples"] = {ds: _rgb(sae_data(cfg, ds, "analysis").images[:N_SAMPLES]) for ds in s.datasets}
+    k_end = final_k(s.hidden, s.active_fraction)
+    end = decay_end(s.steps, s.decay_fraction)
+    res.data["schedule"] = (np.arange(1, s.steps + 1), np.array(schedule(s.steps, s.hidden, k_end,
+                                                                             s.decay_fraction, s.schedule)),
                             end)
     summ = summary(per.assign(converged=per.converged.astype(object)), cfg.analysis.converged_tol)
-    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=s.sae_replicates, n_methods=len(s.sae_methods),
-                      methods=", ".join(s.sae_methods), n_sets=len(s.sae_datasets), n_total=len(per),
-                      n_cached=int(per.from_cache.sum()), hidden=s.sae_hidden, k_end=k_end,
-                      active_percent=100 * k_end / s.sae_hidden, decay_end=end, steps=s.sae_steps,
-                      decay_epochs=sae_common.epochs(cfg, end), total_epochs=sae_common.epochs(cfg, s.sae_steps),
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=s.replicates, n_methods=len(s.methods),
+                      methods=", ".join(s.methods), n_sets=len(s.datasets), n_total=len(per),
+                      n_cached=int(per.from_cache.sum()), hidden=s.hidden, k_end=k_end,
+                      active_percent=100 * k_end / s.hidden, decay_end=end, steps=s.steps,
+                      decay_epochs=sae_common.epochs(cfg, end), total_epochs=sae_common.epochs(cfg, s.steps),
                       extension_epochs=sae_common.extension_epochs(cfg), schedule_end=sae_common.schedule_end(cfg),
-                      shape=s.sae_schedule, batch=s.sae_batch_size, lr=s.sae_lr, latent_dim=s.sae_latent_dim,
-                      image_size=s.sae_image_size, n_train=s.sae_n_images - s.sae_n_analysis,
-                      n_heldout=s.sae_n_analysis, n_snapshots=s.sae_n_snapshots,
+                      shape=s.schedule, batch=s.batch_size, lr=s.lr, latent_dim=s.latent_dim,
+                      image_size=s.image_size, n_train=s.n_images - s.n_analysis,
+                      n_heldout=s.n_analysis, n_snapshots=s.n_snapshots,
                       train_minutes=float(per.train_seconds.sum() / 60), converged_line=summ["line"],
                       n_converged=summ["n_converged"], converged_tol=cfg.analysis.converged_tol,
-                      auxk_alpha=s.sae_auxk_alpha, dead_window=s.sae_dead_window)
+                      auxk_alpha=s.auxk_alpha, dead_window=s.dead_window)
     return res

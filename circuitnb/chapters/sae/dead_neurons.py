@@ -58,7 +58,7 @@ def run(cfg: Config) -> ChapterResult:
     analyses = sae_common.all_analyses(cfg)
     sched, dead, per = sae_common.schedule_frame(cfg), sae_common.dead_frame(cfg), sae_common.model_frame(cfg)
     out = sae_claims.claims(cfg, dead, per, analyses)
-    order = dict(dataset=s.sae_datasets, method=s.sae_methods)
+    order = dict(dataset=s.datasets, method=s.methods)
     final = dead[dead.when == "final"].rename(columns={"dead_rate": "value"})
     thr = across_replicates(final, by=["method", "dataset", "threshold"]).drop(columns=["n_images"])
     res = ChapterResult(CHAPTER)
@@ -81,9 +81,9 @@ def run(cfg: Config) -> ChapterResult:
     r0 = rev[np.isclose(rev.threshold, tau)]
     rat = out["ratios"].set_index("method") if len(out["ratios"]) else pd.DataFrame()
     auxk = out["auxk"].set_index("dataset") if len(out["auxk"]) else pd.DataFrame()
-    vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=s.sae_replicates, n_heldout=s.sae_n_analysis,
-                primary_threshold=tau, thresholds=", ".join(f"{t:g}" for t in sorted(set(s.sae_dead_fractions))),
-                schedule_end=int(sae_common.schedule_end(cfg)), steps=s.sae_steps,
+    vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=s.replicates, n_heldout=s.n_analysis,
+                primary_threshold=tau, thresholds=", ".join(f"{t:g}" for t in sorted(set(s.dead_fractions))),
+                schedule_end=int(sae_common.schedule_end(cfg)), steps=s.steps,
                 extension_epochs=sae_common.extension_epochs(cfg),
                 threshold_spread_max=100 * float(spread.max()), dead_end_total=int(r0.n_dead_end.sum()),
                 revived_total=int(r0.n_revived.sum()), ever_revived_total=int(r0.n_ever_revived.sum()),

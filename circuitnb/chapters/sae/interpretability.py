@@ -49,7 +49,7 @@ def run(cfg: Config) -> ChapterResult:
     sched, dead, per = sae_common.schedule_frame(cfg), sae_common.dead_frame(cfg), sae_common.model_frame(cfg)
     out = sae_claims.claims(cfg, dead, per, analyses)
     card = sae_claims.scorecard(out["rows"], cfg.analysis.alpha)
-    order = dict(dataset=s.sae_datasets, method=s.sae_methods)
+    order = dict(dataset=s.datasets, method=s.methods)
     long = sched.melt(id_vars=["method", "dataset", "replicate", "step"], value_vars=list(MEASURES),
                       var_name="measure")
     res = ChapterResult(CHAPTER)
@@ -69,8 +69,8 @@ def run(cfg: Config) -> ChapterResult:
     counts = card.verdict.value_counts()
     ch = res.tables["change"].set_index(["method", "dataset", "measure"])
     flips = out["readings"].groupby("id").verdict.nunique()
-    vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=s.sae_replicates, n_heldout=s.sae_n_analysis,
-                dci_trees=s.sae_dci_trees, n_claims=len(card), schedule_end=int(sae_common.schedule_end(cfg)),
+    vals = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=s.replicates, n_heldout=s.n_analysis,
+                dci_trees=s.dci_trees, n_claims=len(card), schedule_end=int(sae_common.schedule_end(cfg)),
                 **{f"n_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in verdicts.VERDICTS},
                 n_flip=int((flips > 1).sum()), n_dead_claims=int(len(flips)),
                 n_readings=int(out["readings"].groupby(["threshold", "when"]).ngroups))

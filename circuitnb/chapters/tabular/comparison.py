@@ -40,7 +40,7 @@ def run(cfg: Config) -> ChapterResult:
     res.tables["per_model_wide"] = out["wide"]
     res.tables["architectures"] = arch
     res.tables["architectures_wide"] = wide_table(arch[arch.measure.isin(SHOWN)], ["dataset", "kind"],
-                                                  order=dict(dataset=t.tab_datasets, kind=t.tab_kinds, measure=SHOWN))
+                                                  order=dict(dataset=t.datasets, kind=t.kinds, measure=SHOWN))
     res.tables["image"] = across_replicates(img, by=["kind", "dataset", "measure"]).drop(
         columns=["n_images", "eq_low", "eq_high"])
     res.tables["contrast"] = out["contrast"]
@@ -56,7 +56,7 @@ def run(cfg: Config) -> ChapterResult:
     ces_b = con[(con.measure == "ces") & (con.kind == "beta_vae")]
     c1, c2 = (out["corr"][(cid, "pooled over models")] for cid in ("tab_ces_mse_r", "tab_spec_auc_r"))
     flips = res.tables["correlations"].groupby("id").verdict.nunique()
-    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=t.tab_replicates, n_image=cfg.run.replicates,
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=t.replicates, n_image=cfg.run.replicates,
                       n_tab_models=int(len(out["wide"])), n_kinds_shared=len(tab_common.image_kinds(cfg)),
                       kinds_shared=", ".join(tab_common.image_kinds(cfg)), n_claims=len(card),
                       **{f"n_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in verdicts.VERDICTS},

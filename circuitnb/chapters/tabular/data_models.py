@@ -1,5 +1,5 @@
 """Chapter 30 (Part III): the tables (source, size, column types, preprocessing) and the tabular VAEs (training,
-convergence), every architecture trained ``tab_replicates`` times on every table.
+convergence), every architecture trained ``tabular.replicates`` times on every table.
 
     res = data_models.run(cfg)
     res.tables["datasets"], res.tables["columns"], res.tables["world_graph"]
@@ -53,29 +53,29 @@ def run(cfg: Config) -> ChapterResult:
     models = tab_common.models(cfg)
     per = pd.DataFrame([_model_row(cfg, m) for ms in models.values() for m in ms])
     conv = convergence.vae_convergence(cfg, models)
-    conv["per_model"]["latent_dim"] = t.tab_latent_dim           # vae_convergence reads Part II's latent_dim
+    conv["per_model"]["latent_dim"] = t.latent_dim           # vae_convergence reads Part II's latent_dim
     long = per.melt(id_vars=["kind", "dataset", "replicate"], value_vars=["nelbo", "mse", "active_latents"],
                     var_name="measure")
     res = ChapterResult(CHAPTER)
-    res.tables["datasets"] = datasets_table(cfg, t.tab_datasets)
-    res.tables["columns"] = pd.concat([schema_table(schema_of(ds)).assign(dataset=ds) for ds in t.tab_datasets],
+    res.tables["datasets"] = datasets_table(cfg, t.datasets)
+    res.tables["columns"] = pd.concat([schema_table(schema_of(ds)).assign(dataset=ds) for ds in t.datasets],
                                       ignore_index=True)[["dataset", "column", "type", "levels", "encoded_as", "note"]]
     res.tables["world_graph"] = _world_graph()
     res.tables["models"] = per
     res.tables["convergence"] = conv["per_model"]
     res.tables["training"] = across_replicates(long, by=["measure", "kind", "dataset"]).drop(columns="n_images")
     res.tables["training_wide"] = wide_table(res.tables["training"], ["dataset", "kind"],
-                                             order=dict(dataset=t.tab_datasets, kind=t.tab_kinds))
+                                             order=dict(dataset=t.datasets, kind=t.kinds))
     res.data["convergence_curves"] = conv["curves"]
     summ = conv["summary"]
-    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=t.tab_replicates, n_kinds=len(t.tab_kinds),
-                      n_tables=len(t.tab_datasets), n_real=sum(ds != "world" for ds in t.tab_datasets),
-                      n_total=len(per), n_cached=int(per.from_cache.sum()), latent_dim=t.tab_latent_dim,
-                      hidden=t.tab_hidden, steps=t.tab_steps, batch=t.tab_batch_size, lr=t.tab_lr, beta=t.tab_beta,
-                      gamma=t.tab_gamma, lambda_od=t.tab_lambda_od, sigma=t.tab_sigma,
-                      world_rows=t.tab_world_rows, heldout_fraction=t.tab_heldout_fraction,
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=t.replicates, n_kinds=len(t.kinds),
+                      n_tables=len(t.datasets), n_real=sum(ds != "world" for ds in t.datasets),
+                      n_total=len(per), n_cached=int(per.from_cache.sum()), latent_dim=t.latent_dim,
+                      hidden=t.hidden, steps=t.steps, batch=t.batch_size, lr=t.lr, beta=t.beta,
+                      gamma=t.gamma, lambda_od=t.lambda_od, sigma=t.sigma,
+                      world_rows=t.world_rows, heldout_fraction=t.heldout_fraction,
                       train_minutes=float(per.train_seconds.sum() / 60), converged_line=summ["line"],
                       n_converged=summ["n_converged"], converged_tol=cfg.analysis.converged_tol,
-                      mean_active=float(np.mean(per.active_latents)), tables=", ".join(t.tab_datasets),
-                      kinds=", ".join(t.tab_kinds))
+                      mean_active=float(np.mean(per.active_latents)), tables=", ".join(t.datasets),
+                      kinds=", ".join(t.kinds))
     return res

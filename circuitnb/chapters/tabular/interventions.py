@@ -9,7 +9,7 @@ each first on the synthetic world, whose answers are known; and an explorer of t
     display(res.data["explorer"])    # latent traversals of every model's first held-out row, offline
 
 Every model's matrices and scores come from :func:`circuitnb.analysis.tabular.common.analysis` (cached, shared
-with chapter 32); every summary is a mean over the ``tab_replicates`` models with a t-interval over them.
+with chapter 32); every summary is a mean over the ``tabular.replicates`` models with a t-interval over them.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def explorer(cfg: Config, models: dict, analyses: dict) -> TabularExplorer:
     """Replicate 0 of every (kind, table): traversals of the first held-out row, with each latent's effects."""
     v = cfg.vae
     data = dict(kind="tabular", models=[], columns={}, decoded={}, clean={}, scale={}, effects={}, sources={},
-                weights={}, latents=cfg.tabular.tab_latent_dim)
+                weights={}, latents=cfg.tabular.latent_dim)
     for (k, ds), ms in models.items():
         m, a, key = ms[0], analyses[(k, ds)][0], f"{k}|{ds}"
         held = tabular_data(cfg, ds, "heldout")
@@ -93,7 +93,7 @@ def run(cfg: Config) -> ChapterResult:
     t = cfg.tabular
     models = tab_common.models(cfg)
     analyses = tab_common.all_analyses(cfg)
-    order = dict(dataset=t.tab_datasets, kind=t.tab_kinds)
+    order = dict(dataset=t.datasets, kind=t.kinds)
     res = ChapterResult(CHAPTER)
     cal = _scores(analyses, ("ces_raw", "ces", "ces_normalised", "active_latents"))
     cal = pd.concat([cal, pd.DataFrame([dict(kind=k, dataset=ds, replicate=r, measure="raw_top_collapsed",
@@ -104,19 +104,19 @@ def run(cfg: Config) -> ChapterResult:
     fgd = _scores(analyses, ("fgd", "mig_groups", "dci_groups", "modularity", "specificity"))
     res.tables["fgd"] = _summary(fgd, ["kind", "dataset", "measure"])
     res.tables["fgd_wide"] = wide_table(res.tables["fgd"], ["dataset", "kind"], order=order)
-    if "world" in t.tab_datasets:
+    if "world" in t.datasets:
         res.tables["paths"] = _summary(_paths(analyses), ["kind", "factor", "measure"])
-        res.tables["paths_wide"] = wide_table(res.tables["paths"], ["kind", "factor"], order=dict(kind=t.tab_kinds))
+        res.tables["paths_wide"] = wide_table(res.tables["paths"], ["kind", "factor"], order=dict(kind=t.kinds))
         res.tables["world_latents"] = _world_latents(analyses)
         res.data["world_effects"] = {k: (analyses[(k, "world")][0]["effects"], analyses[(k, "world")][0]["sources"])
-                                     for k in t.tab_kinds}
+                                     for k in t.kinds}
         res.data["world_groups"] = {k: (analyses[(k, "world")][0]["group_effects"].T,
-                                        analyses[(k, "world")][0]["groups"]) for k in t.tab_kinds}
+                                        analyses[(k, "world")][0]["groups"]) for k in t.kinds}
     res.data["explorer"] = explorer(cfg, models, analyses)
     paths = res.tables.get("paths", pd.DataFrame(columns=["measure", "mean"]))
     leak = paths[paths.measure == "leak_share"]["mean"]
     calt = res.tables["calibration"]
-    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=t.tab_replicates,
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=t.replicates,
                       n=cfg.analysis.n_samples, patch_units=cfg.vae.patch_units, steps=cfg.vae.traversal_steps,
                       half_width=cfg.vae.traversal_range, collapsed=COLLAPSED,
                       leak_max=float(leak.max()) if len(leak) else np.nan,

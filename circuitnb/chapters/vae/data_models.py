@@ -33,7 +33,7 @@ DESCRIBE = {"shapes": "dSprites-style: factors independent and uniform",
 
 def _factors(cfg: Config) -> pd.DataFrame:
     rows = []
-    for ds in cfg.vae.vae_datasets:
+    for ds in cfg.vae.datasets:
         held = vae_data(cfg, ds, "analysis")
         for name, k in zip(factor_names(held), held.n_values):
             parents = CAUSAL_GRAPH.get(name, []) if ds == "causal" else []
@@ -42,7 +42,7 @@ def _factors(cfg: Config) -> pd.DataFrame:
 
 
 def _model_row(cfg: Config, m, ds: str) -> dict:
-    x = vae_data(cfg, ds, "analysis").images[: cfg.vae.vae_n_samples]
+    x = vae_data(cfg, ds, "analysis").images[: cfg.vae.n_samples]
     p = np.clip(output(m.model, x), 1e-6, 1 - 1e-6)
     t = ((x + 1) / 2).reshape(len(x), -1)
     losses = m.meta["losses"]
@@ -69,18 +69,18 @@ def run(cfg: Config) -> ChapterResult:
     res.data["convergence_curves"] = conv["curves"]
     res.tables["training"] = across_replicates(long, by=["measure", "kind", "dataset"]).drop(columns="n_images")
     res.tables["training_wide"] = wide_table(res.tables["training"], ["dataset", "kind"],   # what the page shows
-                                             order=dict(dataset=cfg.vae.vae_datasets, kind=cfg.vae.vae_kinds))
-    first = {ds: vae_data(cfg, ds, "analysis").images[:16] for ds in cfg.vae.vae_datasets}
+                                             order=dict(dataset=cfg.vae.datasets, kind=cfg.vae.kinds))
+    first = {ds: vae_data(cfg, ds, "analysis").images[:16] for ds in cfg.vae.datasets}
     recon = {f"{k} ({ds})": np.concatenate([first[ds][:8], 2 * output(ms[0].model, first[ds][:8]).reshape(
         first[ds][:8].shape) - 1]) for (k, ds), ms in models.items()}
     res.data.update(samples=first, recon=recon,
                     losses={f"{k} ({ds})": ms[0].meta["losses"] for (k, ds), ms in models.items()})
     v = cfg.vae
     res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=cfg.run.replicates,
-                      n_kinds=len(v.vae_kinds), n_datasets=len(v.vae_datasets), n_total=len(per),
-                      n_images=v.vae_n_images, n_train=v.vae_n_images - v.vae_n_analysis, n_analysis=v.vae_n_analysis,
-                      n_samples=v.vae_n_samples, size=v.vae_image_size, latent_dim=v.latent_dim, steps=v.vae_steps,
-                      batch=v.vae_batch_size, beta=v.vae_beta, gamma=v.vae_gamma, shapes=", ".join(SHAPES),
+                      n_kinds=len(v.kinds), n_datasets=len(v.datasets), n_total=len(per),
+                      n_images=v.n_images, n_train=v.n_images - v.n_analysis, n_analysis=v.n_analysis,
+                      n_samples=v.n_samples, size=v.image_size, latent_dim=v.latent_dim, steps=v.steps,
+                      batch=v.batch_size, beta=v.beta, gamma=v.gamma, shapes=", ".join(SHAPES),
                       train_minutes=float(per.train_seconds.sum() / 60),
                       n_cached=int(per.from_cache.sum()), recon_order="; ".join(recon),
                       converged_line=conv["summary"]["line"], converged_tol=cfg.analysis.converged_tol)

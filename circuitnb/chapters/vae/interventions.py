@@ -73,7 +73,7 @@ def _summary(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def traversal_explorer(cfg: Config, analyses: dict) -> Explorer:
     """Architecture x dataset x latent x traversal step -> the decoded image (replicate 0, first held-out
     image), with the latent's effect on each factor (level 1) beside it."""
-    data = dict(kind="traversal", models=[], size=cfg.vae.vae_image_size, grid=[], images={}, effects={},
+    data = dict(kind="traversal", models=[], size=cfg.vae.image_size, grid=[], images={}, effects={},
                 pixel={}, factors={})
     for (k, ds), items in analyses.items():
         a, key = items[0], f"{k}|{ds}"
@@ -103,14 +103,14 @@ def run(cfg: Config) -> ChapterResult:
         # What the page shows: one row per architecture, dataset (and factor or edge), one column per measure.
         long = res.tables[name]
         res.tables[f"{name}_wide"] = wide_table(long, [c for c in ("dataset", "kind", "factor", "edge") if c in long],
-                                                order=dict(dataset=cfg.vae.vae_datasets, kind=cfg.vae.vae_kinds))
+                                                order=dict(dataset=cfg.vae.datasets, kind=cfg.vae.kinds))
     res.data["effects"] = {f"{k} ({ds})": (items[0]["effects"][LAT], items[0]["factors"])
                            for (k, ds), items in analyses.items()}
     res.data["traversal"] = {f"{k} ({ds})": items[0]["traversal"] for (k, ds), items in analyses.items()}
     res.data["explorer"] = traversal_explorer(cfg, analyses)
     med, pat = res.tables["mediation"], res.tables["patching"]
     all_ind = med[med.measure == "indirect_all"]["mean"]
-    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=cfg.run.replicates, n=cfg.vae.vae_n_samples,
+    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=cfg.run.replicates, n=cfg.vae.n_samples,
                       steps=cfg.vae.traversal_steps, half_width=cfg.vae.traversal_range,
                       patch_units=cfg.vae.patch_units,
                       indirect_all_min=float(all_ind.min()), indirect_all_max=float(all_ind.max()),

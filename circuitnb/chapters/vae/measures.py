@@ -82,7 +82,7 @@ def _order(per: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """For each adjacent pair of the abstract's ranking and each measure: our mean difference (higher-ranked
     minus lower-ranked) over replicate pairs (replicate r of both: same seed and data), with a t-interval."""
     rows = []
-    kinds = [k for k in RANKING if k in cfg.vae.vae_kinds]
+    kinds = [k for k in RANKING if k in cfg.vae.kinds]
     for (hi, lo), measure in itertools.product(zip(kinds, kinds[1:]), ["ces", *READINGS]):
         sub = per[(per.measure == measure) & (per.dataset == BENCHMARK)]
         a = sub[sub.kind == hi].set_index("replicate").value
@@ -108,7 +108,7 @@ def run(cfg: Config) -> ChapterResult:
     res.tables["architectures"] = arch.drop(columns=["n_images", "eq_low", "eq_high"])
     # The page shows the wide form (architecture x measure at a glance); the long one stays a CSV.
     res.tables["architectures_wide"] = wide_table(arch, ["dataset", "kind"], order=dict(
-        dataset=cfg.vae.vae_datasets, kind=cfg.vae.vae_kinds, measure=vae_common.MEASURES))
+        dataset=cfg.vae.datasets, kind=cfg.vae.kinds, measure=vae_common.MEASURES))
     wide = arch.pivot_table(index=["dataset", "kind"], columns="measure", values="mean").reset_index()
     res.tables["wide"] = wide[["dataset", "kind", *vae_common.MEASURES]]
     res.tables["scorecard"] = card
@@ -117,7 +117,7 @@ def run(cfg: Config) -> ChapterResult:
     flips = res.tables["readings"].groupby("id").verdict.nunique()
     counts = card.verdict.value_counts()
     res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n_models=cfg.run.replicates,
-                      n=cfg.vae.vae_n_samples, n_analysis=cfg.vae.vae_n_analysis, benchmark=BENCHMARK,
+                      n=cfg.vae.n_samples, n_analysis=cfg.vae.n_analysis, benchmark=BENCHMARK,
                       n_claims=len(card), n_flip=int((flips > 1).sum()), n_dis=int(len(flips)),
                       **{f"n_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in verdicts.VERDICTS},
                       n_agree=int((res.tables["order"].ours == "agrees").sum()), n_order=len(res.tables["order"]))

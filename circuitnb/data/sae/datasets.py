@@ -3,8 +3,8 @@
     train = sae_data(cfg, "dsprites", "train", replicate=1)     # FactorImages: replicate 1's own draw
     held = sae_data(cfg, "shapes3d", "analysis")                 # no model trains on these
 
-Replicate r trains on its own draw (seed + 1000 r + the set's offset) less its last ``sae_n_analysis`` images;
-the held-out images are the base seed's last ``sae_n_analysis``, the same for every replicate and method, so
+Replicate r trains on its own draw (seed + 1000 r + the set's offset) less its last ``sae.n_analysis`` images;
+the held-out images are the base seed's last ``sae.n_analysis``, the same for every replicate and method, so
 models are compared on the same images.
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ def sae_data(cfg: Config, dataset: str, split: str = "train", replicate: int = 0
     check_sae_dataset(dataset)
     check_choice(split, SPLITS, "split", SAEDataError)
     s = cfg.sae
-    which, rows = split_draw(split, replicate, s.sae_n_images, s.sae_n_analysis)
-    d = _draw(dataset, s.sae_n_images, s.sae_image_size, sae_seed(cfg, which, dataset))
+    which, rows = split_draw(split, replicate, s.n_images, s.n_analysis)
+    d = _draw(dataset, s.n_images, s.image_size, sae_seed(cfg, which, dataset))
     return replace(d, images=d.images[rows], factors=d.factors.iloc[rows].reset_index(drop=True),
                    values=d.values.iloc[rows].reset_index(drop=True),
                    rows=None if d.rows is None else d.rows[rows])

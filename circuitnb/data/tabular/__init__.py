@@ -11,12 +11,12 @@ Preprocessing: :mod:`~circuitnb.data.tabular.schema` (continuous standardised wi
 sd, categorical one-hot, ordinal as its level index 0..K-1); a user table loads with
 :func:`~circuitnb.data.tabular.schema.load_csv`.
 
-Split rule (as Part II's): a fraction ``tab_heldout_fraction`` of the rows is
+Split rule (as Part II's): a fraction ``tabular.heldout_fraction`` of the rows is
 held out and never trained on, the same rows for every replicate and architecture, so models are compared on
 the same held-out rows. Real sets: the held-out rows are drawn per target class (stratified) by a generator
 seeded with the run's seed and the set; replicates share the training rows and differ in their training seed
 (as Part I's CelebA models). World (:mod:`circuitnb.data.splits`): replicate r trains on its own draw of
-``tab_world_rows`` rows (seed ``seed + 1000 r + offset``) less its last ``n_heldout``; the held-out rows are the
+``tabular.world_rows`` rows (seed ``seed + 1000 r + offset``) less its last ``n_heldout``; the held-out rows are the
 base draw's last ``n_heldout``. The encoding is fitted once, on the base (replicate 0) training rows, and applied
 to every split and replicate, so the held-out bytes are the same for every model.
 
@@ -138,12 +138,12 @@ def _heldout_mask(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 def _split(cfg: Config, name: str, split: str, replicate: int) -> tuple[pd.DataFrame, World | None]:
     t = cfg.tabular
     if name == "world":
-        n = t.tab_world_rows
-        which, rows = split_draw(split, replicate, n, _n_heldout(n, t.tab_heldout_fraction))
+        n = t.world_rows
+        which, rows = split_draw(split, replicate, n, _n_heldout(n, t.heldout_fraction))
         world = _rows(_world(n, tab_seed(cfg, which, name)), rows)
         return world.frame, world
     frame = _real(name)
-    mask = _heldout_mask(frame[schema_of(name).target].to_numpy(int), t.tab_heldout_fraction,
+    mask = _heldout_mask(frame[schema_of(name).target].to_numpy(int), t.heldout_fraction,
                          tab_seed(cfg, 0, name))
     return frame[mask if split == "heldout" else ~mask].reset_index(drop=True), None
 

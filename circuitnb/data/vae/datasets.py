@@ -8,7 +8,7 @@ The VAE paper (arXiv:2505.03530) uses "synthetic datasets with known causal rela
 disentanglement benchmarks" without publishing either; ours are :func:`~circuitnb.data.shapes.shapes_dataset`
 ("shapes") and :func:`~circuitnb.data.shapes.causal_shapes` ("causal"), both procedural and deterministic per
 seed. The split is :mod:`circuitnb.data.splits`' rule: replicate r trains on its own draw (seed + 1000 r) less
-its last ``vae_n_analysis`` images; the analysis images are the base seed's last ``vae_n_analysis``, the same for
+its last ``vae.n_analysis`` images; the analysis images are the base seed's last ``vae.n_analysis``, the same for
 every replicate and architecture, so models are compared on the same held-out images.
 """
 from __future__ import annotations
@@ -60,8 +60,8 @@ def vae_data(cfg: Config, dataset: str, split: str = "train", replicate: int = 0
     check_vae_dataset(dataset)
     check_choice(split, SPLITS, "split", DataError)
     v = cfg.vae
-    which, rows = split_draw(split, replicate, v.vae_n_images, v.vae_n_analysis)
-    return subset(_draw(dataset, v.vae_n_images, v.vae_image_size, vae_seed(cfg, which, dataset)), rows)
+    which, rows = split_draw(split, replicate, v.n_images, v.n_analysis)
+    return subset(_draw(dataset, v.n_images, v.image_size, vae_seed(cfg, which, dataset)), rows)
 
 
 def codes(d: ShapesData | CausalShapes) -> np.ndarray:

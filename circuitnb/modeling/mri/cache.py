@@ -1,11 +1,11 @@
-"""Part V's models from the cache: ``mri_replicates`` seeds of each kind, trained once on healthy slices.
+"""Part V's models from the cache: ``mri.replicates`` seeds of each kind, trained once on healthy slices.
 
     m = load_or_train_mri(cfg, "attention", replicate=0)        # TrainedMri: model, meta, from_cache
     split = mri_split(cfg)                                      # MriSplit: train (healthy), heldout (all slices)
-    pred = mc_predict(m.model, split.heldout.images, cfg.mri.mri_mc_passes, seed=cfg.run.seed)
+    pred = mc_predict(m.model, split.heldout.images, cfg.mri.mc_passes, seed=cfg.run.seed)
 
 Split, by subject (no subject is in both): the subjects are ordered by a permutation seeded with ``cfg.run.seed``
-and divided into those with at least one lesion slice and those without; round(``mri_heldout_fraction`` n) of
+and divided into those with at least one lesion slice and those without; round(``mri.heldout_fraction`` n) of
 each group (at least one of each non-empty group, at least one left to train on) are held out. The models train on
 the training subjects' healthy slices only; evaluation uses every slice (healthy and lesion) of the held-out
 subjects, and the held-out objective (the negative ELBO of :func:`negative_elbo_per_image`) their healthy slices.
@@ -14,10 +14,10 @@ Every replicate and kind shares the split (the data are fixed, as BraTS is); rep
 
 Each replicate is a :class:`~circuitnb.modeling.store.ModelSpec` given to the one
 :func:`~circuitnb.modeling.store.load_or_train` every part uses: ``models/<key>/final`` with safetensors weights
-and ``meta.json`` (history, the held-out negative ELBO of every held-out healthy slice at ``mri_n_snapshots``
+and ``meta.json`` (history, the held-out negative ELBO of every held-out healthy slice at ``mri.n_snapshots``
 steps, paired draws, and the book's convergence rule on it, ``converged_tol``); the key hashes the training fields
 (:data:`TRAIN_FIELDS`), the kind, the seed, the training slices' fingerprint and the held-out measurement. A NaN
-loss is a :class:`~circuitnb.modeling.train.TrainingError` naming ``mri_lr``.
+loss is a :class:`~circuitnb.modeling.train.TrainingError` naming ``mri.lr``.
 """
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, rea
 from circuitnb.modeling.train import evenly_spaced_steps
 
 # The MriConfig fields that change every trained model (the data fields too: they change the slices).
-TRAIN_FIELDS = ("mri_root", "mri_image_size", "mri_n_subjects", "mri_n_slices", "mri_min_lesion_px",
-                "mri_heldout_fraction", "mri_widths", "mri_latent_dim", "mri_heads", "mri_dropout", "mri_steps",
-                "mri_batch_size", "mri_lr", "mri_lr_schedule", "mri_beta")
+TRAIN_FIELDS = ("mri.root", "mri.image_size", "mri.n_subjects", "mri.n_slices", "mri.min_lesion_px",
+                "mri.heldout_fraction", "mri.widths", "mri.latent_dim", "mri.heads", "mri.dropout", "mri.steps",
+                "mri.batch_size", "mri.lr", "mri.lr_schedule", "mri.beta")
 
 
 @dataclass
@@ -90,8 +90,8 @@ def split_subjects(subject: np.ndarray, lesion: np.ndarray, fraction: float, see
 def mri_split(cfg: Config) -> MriSplit:
     """The subject split of the module docstring on the config's slices."""
     m = cfg.mri
-    d = _slices(m.mri_root, m.mri_image_size, cfg.run.seed, m.mri_n_subjects, m.mri_n_slices, m.mri_min_lesion_px)
-    train_s, held_s = split_subjects(d.subject, d.lesion, m.mri_heldout_fraction, cfg.run.seed)
+    d = _slices(m.root, m.image_size, cfg.run.seed, m.n_subjects, m.n_slices, m.min_lesion_px)
+    train_s, held_s = split_subjects(d.subject, d.lesion, m.heldout_fraction, cfg.run.seed)
     in_train = np.isin(d.subject, train_s)
     return MriSplit(d.take(in_train & ~d.lesion), d.take(~in_train), train_s, held_s)
 
@@ -101,14 +101,14 @@ def mri_seed(cfg: Config, replicate: int) -> int:
 
 
 def snapshot_steps(cfg: Config) -> list[int]:
-    return evenly_spaced_steps(cfg.mri.mri_steps, cfg.mri.mri_n_snapshots)
+    return evenly_spaced_steps(cfg.mri.steps, cfg.mri.n_snapshots)
 
 
 def _entry(cfg: Config, kind: str, replicate: int) -> tuple:
     split = mri_split(cfg)
     seed = mri_seed(cfg, replicate)
     fp = data.fingerprint(split.train.images)
-    settings = store.replicate_settings(cfg.mri, TRAIN_FIELDS, kind=kind)
+    settings = store.replicate_settings(cfg, TRAIN_FIELDS, kind=kind)
     held = data.fingerprint(split.heldout_healthy.images)
     entry = store.replicate_entry(cfg, f"mri-{kind}", settings, seed=seed, data=fp,
                                   heldout=[snapshot_steps(cfg), held, cfg.run.seed])
@@ -125,13 +125,13 @@ def is_cached(cfg: Config, kind: str, replicate: int = 0) -> bool:
 
 def _build(cfg: Config, kind: str, channels: int) -> MriVAE:
     m = cfg.mri
-    return MriVAE(channels, m.mri_image_size, tuple(m.mri_widths), m.mri_latent_dim, m.mri_heads, kind,
-                  m.mri_dropout)
+    return MriVAE(channels, m.image_size, tuple(m.widths), m.latent_dim, m.heads, kind,
+                  m.dropout)
 
 
 def load_or_train_mri(cfg: Config, kind: str, replicate: int = 0, progress: bool = True) -> TrainedMri:
     """Replicate ``replicate`` of model ``kind``: from the cache, else trained now on the training healthy slices."""
-    store.check_kind(kind, KINDS, "mri_kinds")
+    store.check_kind(kind, KINDS, "mri.kinds")
     check_cache_dir(cfg)
     entry, split, fp, seed, settings = _entry(cfg, kind, replicate)
     key, m = entry.key, cfg.mri
@@ -143,11 +143,11 @@ def load_or_train_mri(cfg: Config, kind: str, replicate: int = 0, progress: bool
 
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
-        with store.nan_stops("mri_lr", m.mri_lr):
-            model, hist = train_mri(kind, x, widths=tuple(m.mri_widths), latent_dim=m.mri_latent_dim,
-                                    heads=m.mri_heads, dropout=m.mri_dropout, steps=m.mri_steps,
-                                    batch_size=m.mri_batch_size, lr=m.mri_lr, lr_schedule=m.mri_lr_schedule,
-                                    beta=m.mri_beta, seed=seed,
+        with store.nan_stops("mri.lr", m.lr):
+            model, hist = train_mri(kind, x, widths=tuple(m.widths), latent_dim=m.latent_dim,
+                                    heads=m.heads, dropout=m.dropout, steps=m.steps,
+                                    batch_size=m.batch_size, lr=m.lr, lr_schedule=m.lr_schedule, beta=m.beta,
+                                    seed=seed,
                                     progress=progress, device=cfg.device, callback=score,
                                     callback_steps=snapshot_steps(cfg))
         save_weights(model, tmp / "model.safetensors")
@@ -171,6 +171,6 @@ def load_or_train_mri(cfg: Config, kind: str, replicate: int = 0, progress: bool
 
 
 def load_all(cfg: Config, progress: bool = False) -> dict[str, list[TrainedMri]]:
-    """Every kind of the config with its ``mri_replicates`` models."""
-    return {k: [load_or_train_mri(cfg, k, r, progress) for r in range(cfg.mri.mri_replicates)]
-            for k in cfg.mri.mri_kinds}
+    """Every kind of the config with its ``mri.replicates`` models."""
+    return {k: [load_or_train_mri(cfg, k, r, progress) for r in range(cfg.mri.replicates)]
+            for k in cfg.mri.kinds}

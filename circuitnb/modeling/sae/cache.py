@@ -1,4 +1,4 @@
-"""Part IV's models from the cache: ``sae_replicates`` seeds of each sparsifier on each data set, trained once.
+"""Part IV's models from the cache: ``sae.replicates`` seeds of each sparsifier on each data set, trained once.
 
     m = load_or_train_sae(cfg, "topk_auxk", "shapes3d", replicate=0)        # TrainedSAE
     m.model, m.meta["convergence"]["status"], m.snapshots[step]["codes"], m.from_cache
@@ -10,17 +10,17 @@ any training; ``models/<key>/final`` (its lock beside it, sha256 manifest, atomi
 ls|verify`` list and check it) holding safetensors weights, the held-out activations at every snapshot and
 ``meta.json``; the key hashes the training fields the method reads (:func:`train_fields`), the method, the seed, the
 training images' fingerprint and the held-out measurement. A NaN loss is a
-:class:`~circuitnb.modeling.train.TrainingError` naming ``sae_lr``.
+:class:`~circuitnb.modeling.train.TrainingError` naming ``sae.lr``.
 
 Split: :func:`~circuitnb.data.sae.datasets.sae_data` (Part II's rule): replicate r trains on its own draw less its
-last ``sae_n_analysis`` images; the held-out images are the same for every replicate and method.
+last ``sae.n_analysis`` images; the held-out images are the same for every replicate and method.
 
-Snapshots: at ``sae_n_snapshots`` evenly spaced steps the plain negative ELBO of every held-out image (paired:
+Snapshots: at ``sae.n_snapshots`` evenly spaced steps the plain negative ELBO of every held-out image (paired:
 one seeded draw per image, the same at every snapshot), the codes [N, H] and the posterior means [N, latent] of
 the held-out images are kept, with the schedule's k and the L1 coefficient then in force, so the schedule's
 effect on every Part IV measure can be computed later (:func:`over_schedule`).
 Convergence is the book's rule on the held-out negative ELBO (:func:`circuitnb.measures.convergence.convergence`,
-``converged_tol``); ``sae_decay_fraction`` <= 0.75 keeps the schedule out of the last quarter it judges.
+``converged_tol``); ``sae.decay_fraction`` <= 0.75 keeps the schedule out of the last quarter it judges.
 """
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ from circuitnb.modeling.store import ModelSpec, load_or_train, load_weights, rea
 from circuitnb.modeling.train import evenly_spaced_steps
 
 # The SaeConfig fields that change every trained model, and those only one method reads.
-TRAIN_FIELDS = ("sae_image_size", "sae_n_images", "sae_n_analysis", "sae_widths", "sae_latent_dim", "sae_hidden",
-                "sae_active_fraction", "sae_decay_fraction", "sae_schedule", "sae_steps", "sae_batch_size", "sae_lr",
-                "sae_beta", "sae_recon_weight", "sae_dead_window")
-METHOD_FIELDS = {"topk": (), "topk_auxk": ("sae_auxk_alpha", "sae_auxk_k"), "l1": ("sae_l1_init", "sae_l1_gain")}
+TRAIN_FIELDS = ("sae.image_size", "sae.n_images", "sae.n_analysis", "sae.widths", "sae.latent_dim", "sae.hidden",
+                "sae.active_fraction", "sae.decay_fraction", "sae.schedule", "sae.steps", "sae.batch_size", "sae.lr",
+                "sae.beta", "sae.recon_weight", "sae.dead_window")
+METHOD_FIELDS = {"topk": (), "topk_auxk": ("sae.auxk_alpha", "sae.auxk_k"), "l1": ("sae.l1_init", "sae.l1_gain")}
 
 
 @dataclass
@@ -59,8 +59,8 @@ class TrainedSAE:
 
 
 def snapshot_steps(cfg: Config) -> list[int]:
-    """Steps at which held-out scores and activations are kept: ``sae_n_snapshots`` evenly spaced, the last final."""
-    return evenly_spaced_steps(cfg.sae.sae_steps, cfg.sae.sae_n_snapshots)
+    """Steps at which held-out scores and activations are kept: ``sae.n_snapshots`` evenly spaced, the last final."""
+    return evenly_spaced_steps(cfg.sae.steps, cfg.sae.n_snapshots)
 
 
 def train_fields(method: str) -> tuple[str, ...]:
@@ -73,7 +73,7 @@ def _entry(cfg: Config, method: str, dataset: str, replicate: int) -> tuple:
     seed = sae_seed(cfg, replicate, dataset)
     x = sae_data(cfg, dataset, "train", replicate).images
     fp = data.fingerprint(x)
-    settings = store.replicate_settings(cfg.sae, train_fields(method), method=method)
+    settings = store.replicate_settings(cfg, train_fields(method), method=method)
     held = data.fingerprint(sae_data(cfg, dataset, "analysis").images)
     entry = store.replicate_entry(cfg, f"sae-{method}-{dataset}", settings, seed=seed, data=fp,
                                   heldout=[snapshot_steps(cfg), held, cfg.run.seed])
@@ -92,15 +92,15 @@ def is_cached(cfg: Config, method: str, dataset: str, replicate: int = 0) -> boo
 
 def _build(cfg: Config, method: str, channels: int) -> HybridVAE:
     s = cfg.sae
-    model = HybridVAE(channels, s.sae_image_size, tuple(s.sae_widths), s.sae_latent_dim, s.sae_hidden, method)
-    model.k = final_k(s.sae_hidden, s.sae_active_fraction) if method != "l1" else s.sae_hidden
+    model = HybridVAE(channels, s.image_size, tuple(s.widths), s.latent_dim, s.hidden, method)
+    model.k = final_k(s.hidden, s.active_fraction) if method != "l1" else s.hidden
     return model
 
 
 def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0,
                       progress: bool = True) -> TrainedSAE:
     """Replicate ``replicate`` of sparsifier ``method`` on ``dataset``: from the cache, else trained now."""
-    store.check_kind(method, METHODS, "sae_methods")
+    store.check_kind(method, METHODS, "sae.methods")
     check_sae_dataset(dataset)
     check_cache_dir(cfg)
     entry, x, fp, seed, settings = _entry(cfg, method, dataset, replicate)
@@ -117,13 +117,13 @@ def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0
 
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
-        with store.nan_stops("sae_lr", s.sae_lr):
+        with store.nan_stops("sae.lr", s.lr):
             model, hist = train_hybrid(
-                method, x, widths=tuple(s.sae_widths), latent_dim=s.sae_latent_dim, hidden=s.sae_hidden,
-                active_fraction=s.sae_active_fraction, decay_fraction=s.sae_decay_fraction, shape=s.sae_schedule,
-                steps=s.sae_steps, batch_size=s.sae_batch_size, lr=s.sae_lr, beta=s.sae_beta,
-                recon_weight=s.sae_recon_weight, l1_init=s.sae_l1_init, l1_gain=s.sae_l1_gain,
-                auxk_alpha=s.sae_auxk_alpha, auxk_k=s.sae_auxk_k, dead_window=s.sae_dead_window, seed=seed,
+                method, x, widths=tuple(s.widths), latent_dim=s.latent_dim, hidden=s.hidden,
+                active_fraction=s.active_fraction, decay_fraction=s.decay_fraction, shape=s.schedule,
+                steps=s.steps, batch_size=s.batch_size, lr=s.lr, beta=s.beta,
+                recon_weight=s.recon_weight, l1_init=s.l1_init, l1_gain=s.l1_gain,
+                auxk_alpha=s.auxk_alpha, auxk_k=s.auxk_k, dead_window=s.dead_window, seed=seed,
                 progress=progress, device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
         save_weights(model, tmp / "model.safetensors")
         steps = sorted(curve)
@@ -150,16 +150,16 @@ def load_or_train_sae(cfg: Config, method: str, dataset: str, replicate: int = 0
 
 
 def load_all(cfg: Config, progress: bool = False) -> dict[tuple[str, str], list[TrainedSAE]]:
-    """Every (method, set) of the config with its ``sae_replicates`` models."""
+    """Every (method, set) of the config with its ``sae.replicates`` models."""
     s = cfg.sae
-    return {(m, d): [load_or_train_sae(cfg, m, d, r, progress) for r in range(s.sae_replicates)]
-            for d in s.sae_datasets for m in s.sae_methods}
+    return {(m, d): [load_or_train_sae(cfg, m, d, r, progress) for r in range(s.replicates)]
+            for d in s.datasets for m in s.methods}
 
 
 def over_schedule(cfg: Config, trained: TrainedSAE):
     """``over_schedule(cfg, m)`` -> DataFrame, one row per snapshot: the schedule's k and L1 coefficient, dead rates
-    at every ``sae_dead_fractions`` threshold, MIG, DCI and monosemanticity on the held-out images
+    at every ``sae.dead_fractions`` threshold, MIG, DCI and monosemanticity on the held-out images
     (:func:`circuitnb.measures.sae.schedule_measures`; not cached here: DCI fits trees, cache it where it is used)."""
     held = sae_data(cfg, trained.meta["dataset"], "analysis")
-    return schedule_measures(trained.snapshots, held.factors.to_numpy(), cfg.sae.sae_dead_fractions,
-                             cfg.sae.sae_dci_trees, cfg.run.seed, trained.meta["snapshot_state"])
+    return schedule_measures(trained.snapshots, held.factors.to_numpy(), cfg.sae.dead_fractions,
+                             cfg.sae.dci_trees, cfg.run.seed, trained.meta["snapshot_state"])

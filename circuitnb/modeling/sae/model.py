@@ -107,7 +107,7 @@ def aux_k_loss(pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor, de
 
     Our reading: the squared error is summed over features like our main SAE term (theirs are both normalised
     MSEs), so the weight alpha = 1/32 keeps Gao et al.'s ratio of the two terms; a dead unit is one that did
-    not fire on the last ``sae_dead_window`` training images (theirs: 10M tokens)."""
+    not fire on the last ``sae.dead_window`` training images (theirs: 10M tokens)."""
     n_dead = int(dead.sum())
     if n_dead == 0:
         return pre.new_zeros(())

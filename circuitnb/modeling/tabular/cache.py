@@ -1,4 +1,4 @@
-"""Part III's models from the cache: ``tab_replicates`` seeds of each tabular VAE on each table, trained once.
+"""Part III's models from the cache: ``tabular.replicates`` seeds of each tabular VAE on each table, trained once.
 
     m = load_or_train_tabular(cfg, "dip_vae_ii", "penguins", replicate=0)
     m.model, m.disc, m.meta["convergence"]["status"], m.from_cache
@@ -8,7 +8,7 @@ Each replicate is a :class:`~circuitnb.modeling.store.ModelSpec` given to the on
 training; ``models/<key>/final`` (its lock beside it, sha256 manifest, atomic publish; ``circuitnb cache ls|verify``
 list and check it) holding safetensors weights and ``meta.json``; the key hashes every training field of
 :data:`TRAIN_FIELDS`, the kind, the seed, the training rows' fingerprint and the held-out measurement. A NaN loss is a
-:class:`~circuitnb.modeling.train.TrainingError` naming ``tab_lr`` (one line, exit 2).
+:class:`~circuitnb.modeling.train.TrainingError` naming ``tabular.lr`` (one line, exit 2).
 
 Convergence: the plain negative ELBO of every held-out row is measured at ``n_snapshots`` evenly spaced steps
 (paired: :data:`HELDOUT_DRAWS` seeded posterior draws per row, the same at every snapshot) and judged by the book's rule
@@ -36,9 +36,10 @@ from circuitnb.modeling.vae.model import discriminator
 # set (penguins: 83 rows) moving by several percent between snapshots from sampling noise alone.
 HELDOUT_DRAWS = 16
 # The TabularConfig fields that change a trained model.
-TRAIN_FIELDS = ("tab_world_rows", "tab_heldout_fraction", "tab_latent_dim", "tab_hidden", "tab_steps",
-                "tab_batch_size", "tab_lr", "tab_beta", "tab_gamma", "tab_lambda_od", "tab_lambda_d", "tab_sigma",
-                "tab_disc_hidden", "tab_disc_layers")
+TRAIN_FIELDS = ("tabular.world_rows", "tabular.heldout_fraction", "tabular.latent_dim", "tabular.hidden",
+                "tabular.steps", "tabular.batch_size", "tabular.lr", "tabular.beta", "tabular.gamma",
+                "tabular.lambda_od", "tabular.lambda_d", "tabular.sigma", "tabular.disc_hidden",
+                "tabular.disc_layers")
 
 
 @dataclass
@@ -51,20 +52,20 @@ class TrainedTabular:
 
 def snapshot_steps(cfg: Config) -> list[int]:
     """Steps at which the held-out negative ELBO is measured: ``n_snapshots`` evenly spaced, the last final."""
-    return evenly_spaced_steps(cfg.tabular.tab_steps, cfg.train.n_snapshots)
+    return evenly_spaced_steps(cfg.tabular.steps, cfg.train.n_snapshots)
 
 
 def _hyper(cfg: Config) -> dict:
     t = cfg.tabular
-    return dict(latent_dim=t.tab_latent_dim, hidden=t.tab_hidden, beta=t.tab_beta, gamma=t.tab_gamma,
-                lambda_od=t.tab_lambda_od, lambda_d=t.tab_lambda_d, sigma=t.tab_sigma)
+    return dict(latent_dim=t.latent_dim, hidden=t.hidden, beta=t.beta, gamma=t.gamma,
+                lambda_od=t.lambda_od, lambda_d=t.lambda_d, sigma=t.sigma)
 
 
 def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
     """(cache entry, training data, seed, keyed settings) of one replicate."""
     seed = tab_seed(cfg, replicate, dataset)
     train = tabular_data(cfg, dataset, "train", replicate)
-    settings = store.replicate_settings(cfg.tabular, TRAIN_FIELDS, kind=kind)
+    settings = store.replicate_settings(cfg, TRAIN_FIELDS, kind=kind)
     entry = store.replicate_entry(
         cfg, f"tab-{kind}-{dataset}", settings, seed=seed, data=train.fingerprint, layout=train.layout,
         heldout=[snapshot_steps(cfg), tabular_data(cfg, dataset, "heldout").fingerprint, cfg.run.seed, HELDOUT_DRAWS])
@@ -89,7 +90,7 @@ def active_latents(model: TabularVAE, x) -> int:
 def load_or_train_tabular(cfg: Config, kind: str, dataset: str, replicate: int = 0,
                           progress: bool = True) -> TrainedTabular:
     """Replicate ``replicate`` of architecture ``kind`` on table ``dataset``: from the cache, else trained now."""
-    store.check_kind(kind, TAB_KINDS, "tab_kinds")
+    store.check_kind(kind, TAB_KINDS, "tabular.kinds")
     check_tab_dataset(dataset)
     check_cache_dir(cfg)
     entry, train, seed, settings = _entry(cfg, kind, dataset, replicate)
@@ -102,10 +103,10 @@ def load_or_train_tabular(cfg: Config, kind: str, dataset: str, replicate: int =
 
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
-        with store.nan_stops("tab_lr", t.tab_lr):
+        with store.nan_stops("tabular.lr", t.lr):
             model, disc, losses = train_tabular_vae(
-                kind, train.x, train.layout, **_hyper(cfg), steps=t.tab_steps, batch_size=t.tab_batch_size,
-                lr=t.tab_lr, seed=seed, disc_hidden=t.tab_disc_hidden, disc_layers=t.tab_disc_layers,
+                kind, train.x, train.layout, **_hyper(cfg), steps=t.steps, batch_size=t.batch_size,
+                lr=t.lr, seed=seed, disc_hidden=t.disc_hidden, disc_layers=t.disc_layers,
                 progress=progress, device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
         save_weights(model, tmp / "vae.safetensors")
         if disc is not None:
@@ -127,7 +128,7 @@ def load_or_train_tabular(cfg: Config, kind: str, dataset: str, replicate: int =
                              folder / "vae.safetensors")
         disc = None
         if (folder / "disc.safetensors").exists():
-            disc = load_weights(discriminator(t.tab_latent_dim, t.tab_disc_hidden, t.tab_disc_layers),
+            disc = load_weights(discriminator(t.latent_dim, t.disc_hidden, t.disc_layers),
                                 folder / "disc.safetensors")
             disc.eval()
         return model.eval(), disc, meta, True
@@ -140,7 +141,7 @@ def load_or_train_tabular(cfg: Config, kind: str, dataset: str, replicate: int =
 
 
 def load_all(cfg: Config, progress: bool = False) -> dict[tuple[str, str], list[TrainedTabular]]:
-    """Every (kind, table) of the config with its ``tab_replicates`` models."""
+    """Every (kind, table) of the config with its ``tabular.replicates`` models."""
     t = cfg.tabular
-    return {(k, d): [load_or_train_tabular(cfg, k, d, r, progress) for r in range(t.tab_replicates)]
-            for d in t.tab_datasets for k in t.tab_kinds}
+    return {(k, d): [load_or_train_tabular(cfg, k, d, r, progress) for r in range(t.replicates)]
+            for d in t.datasets for k in t.kinds}

@@ -8,7 +8,7 @@ The decoder emits, per column, the parameters of its likelihood, in the same col
 encoded rows ``x`` (:class:`circuitnb.data.tabular.schema.Encoding`):
 
 * continuous (1 output, the mean mu): Gaussian N(x; mu, sigma^2) on the standardised value with a **fixed**
-  sigma (``tab_sigma``, default 0.5 training sds), NLL = (x - mu)^2 / (2 sigma^2) + log sigma + log(2 pi) / 2.
+  sigma (``tabular.sigma``, default 0.5 training sds), NLL = (x - mu)^2 / (2 sigma^2) + log sigma + log(2 pi) / 2.
   Fixed, not learned: (i) the term is then a scaled squared error, the "reconstruction error" the Part III
   abstract correlates with CES; (ii) it stays above log sigma + 0.92 > 0 for sigma >= 0.4, so the negative ELBO
   is positive and the convergence rule's relative tolerance has a scale, whereas a learned variance drives the

@@ -30,8 +30,9 @@ from circuitnb.modeling.train import evenly_spaced_steps
 from circuitnb.modeling.vae.model import KINDS, VAE, discriminator, encode_mean, negative_elbo_per_image, train_vae
 
 # The VaeConfig fields that change a trained model (analysis fields do not retrain).
-TRAIN_FIELDS = ("vae_image_size", "vae_n_images", "vae_n_analysis", "vae_widths", "latent_dim", "vae_hidden",
-                "vae_steps", "vae_batch_size", "vae_lr", "vae_beta", "vae_gamma", "disc_hidden", "disc_layers")
+TRAIN_FIELDS = ("vae.image_size", "vae.n_images", "vae.n_analysis", "vae.widths", "vae.latent_dim", "vae.hidden",
+                "vae.steps", "vae.batch_size", "vae.lr", "vae.beta", "vae.gamma", "vae.disc_hidden",
+                "vae.disc_layers")
 
 
 @dataclass
@@ -44,7 +45,7 @@ class TrainedVAE:
 
 def _hyper(cfg: Config) -> dict:
     v = cfg.vae
-    return dict(widths=tuple(v.vae_widths), latent_dim=v.latent_dim, hidden=v.vae_hidden)
+    return dict(widths=tuple(v.widths), latent_dim=v.latent_dim, hidden=v.hidden)
 
 
 def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
@@ -53,20 +54,20 @@ def _entry(cfg: Config, kind: str, dataset: str, replicate: int) -> tuple:
     seed = vae_seed(cfg, replicate, dataset)
     x = vae_data(cfg, dataset, "train", replicate).images
     fp = data.fingerprint(x)
-    settings = store.replicate_settings(cfg.vae, TRAIN_FIELDS, kind=kind)
+    settings = store.replicate_settings(cfg, TRAIN_FIELDS, kind=kind)
     entry = store.replicate_entry(cfg, f"vae-{kind}-{dataset}", settings, seed=seed, data=fp,
-                                  heldout=[snapshot_steps(cfg), cfg.vae.vae_n_samples])
+                                  heldout=[snapshot_steps(cfg), cfg.vae.n_samples])
     return entry, x, fp, seed, settings
 
 
 def snapshot_steps(cfg: Config) -> list[int]:
     """Steps at which a VAE's held-out negative ELBO is measured: ``n_snapshots`` evenly spaced (as the UNet's)."""
-    return evenly_spaced_steps(cfg.vae.vae_steps, cfg.train.n_snapshots)
+    return evenly_spaced_steps(cfg.vae.steps, cfg.train.n_snapshots)
 
 
 def heldout_images(cfg: Config, dataset: str) -> np.ndarray:
-    """The held-out images of a Part II dataset that convergence is measured on (the first ``vae_n_samples``)."""
-    return vae_data(cfg, dataset, "analysis").images[: cfg.vae.vae_n_samples]
+    """The held-out images of a Part II dataset that convergence is measured on (the first ``vae.n_samples``)."""
+    return vae_data(cfg, dataset, "analysis").images[: cfg.vae.n_samples]
 
 
 def active_latents(model: VAE, images) -> int:
@@ -88,7 +89,7 @@ def is_cached(cfg: Config, kind: str, dataset: str, replicate: int = 0) -> bool:
 def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
                       progress: bool = True) -> TrainedVAE:
     """Replicate ``replicate`` of architecture ``kind`` on ``dataset``: from the cache, else trained now."""
-    store.check_kind(kind, KINDS, "vae_kinds")
+    store.check_kind(kind, KINDS, "vae.kinds")
     check_vae_dataset(dataset)
     check_cache_dir(cfg)
     entry, x, fp, seed, settings = _entry(cfg, kind, dataset, replicate)
@@ -103,9 +104,9 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
 
     def make(tmp: Path) -> tuple:
         start = time.perf_counter()
-        with store.nan_stops("vae_lr", v.vae_lr):
-            model, disc, losses = train_vae(kind, x, **_hyper(cfg), steps=v.vae_steps, batch_size=v.vae_batch_size,
-                                            lr=v.vae_lr, beta=v.vae_beta, gamma=v.vae_gamma, seed=seed,
+        with store.nan_stops("vae.lr", v.lr):
+            model, disc, losses = train_vae(kind, x, **_hyper(cfg), steps=v.steps, batch_size=v.batch_size,
+                                            lr=v.lr, beta=v.beta, gamma=v.gamma, seed=seed,
                                             disc_hidden=v.disc_hidden, disc_layers=v.disc_layers, progress=progress,
                                             device=cfg.device, callback=score, callback_steps=snapshot_steps(cfg))
         save_weights(model, tmp / "vae.safetensors")
@@ -118,7 +119,7 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
         return model, disc, write_meta(tmp, meta), False        # the meta a cache hit reads back
 
     def load(folder: Path) -> tuple:
-        model = load_weights(VAE(v.vae_image_size, **_hyper(cfg), kind=kind), folder / "vae.safetensors")
+        model = load_weights(VAE(v.image_size, **_hyper(cfg), kind=kind), folder / "vae.safetensors")
         disc = None
         if (folder / "disc.safetensors").exists():
             disc = load_weights(discriminator(v.latent_dim, v.disc_hidden, v.disc_layers), folder / "disc.safetensors")
@@ -133,4 +134,4 @@ def load_or_train_vae(cfg: Config, kind: str, dataset: str, replicate: int = 0,
 def load_all(cfg: Config, progress: bool = False) -> dict[tuple[str, str], list[TrainedVAE]]:
     """Every (kind, dataset) of the config with its ``cfg.run.replicates`` models."""
     return {(k, d): [load_or_train_vae(cfg, k, d, r, progress) for r in range(cfg.run.replicates)]
-            for d in cfg.vae.vae_datasets for k in cfg.vae.vae_kinds}
+            for d in cfg.vae.datasets for k in cfg.vae.kinds}

@@ -120,7 +120,7 @@ def wide_table(long: pd.DataFrame, index: list[str], columns: str = "measure", d
     ``index`` and ``columns`` keys, ``mean`` and, if present, ``ci_low``/``ci_high`` and ``n_models``. Each
     cell reads "mean [ci_low, ci_high]" (``digits`` significant digits; the mean alone where there is no
     interval, "–" where there is no mean). Rows and columns come in the order of ``order`` (``{key: values}``,
-    e.g. ``{"kind": cfg.vae.vae_kinds}``; values not listed go last), else of first appearance in ``long``.
+    e.g. ``{"kind": cfg.vae.kinds}``; values not listed go last), else of first appearance in ``long``.
     A last column ``n_models`` gives the models behind a row's means (one number, or "lo–hi" when its
     measures rest on different numbers). A key that occurs twice is an error.
     """
