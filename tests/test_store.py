@@ -78,15 +78,16 @@ def test_check_kind_and_nan_stops_are_one_line_training_errors():
 
 # Recorded before the parts' fields were renamed (vae_steps -> vae.steps, ...): keys hash each field under its
 # flat key name, so renaming a field must not re-key a trained model. A deliberate change to the smoke profile,
-# the drawn data or the keyed inputs changes these too; record the new keys then.
+# the drawn data or the keyed inputs changes these too; record the new keys then (mri.lr_schedule, a new keyed field,
+# re-keyed the MRI models and every chapter result).
 SMOKE_KEYS = {
     ("vae", "beta_vae", "shapes", 0): "vae-beta_vae-shapes-e56370dae795031a",
     ("vae", "factor_vae", "causal", 1): "vae-factor_vae-causal-a0e15946bfa623fb",
     ("tabular", "dip_vae_ii", "world", 0): "tab-dip_vae_ii-world-b10992dde1b3d0e1",
     ("sae", "topk_auxk", "dsprites", 0): "sae-topk_auxk-dsprites-3b27358a5602847e",
     ("sae", "l1", "shapes3d", 1): "sae-l1-shapes3d-2f2fc0aab67cbefc",
-    ("mri", "attention", None, 0): "mri-attention-9e07143bc16eedd4",
-    ("mri", "non_bayesian", None, 1): "mri-non_bayesian-ba5cc205a2fc1db8",
+    ("mri", "attention", None, 0): "mri-attention-50446aa3ffc8e6ec",
+    ("mri", "non_bayesian", None, 1): "mri-non_bayesian-050f0b59fa3463ec",
 }
 
 
@@ -105,4 +106,4 @@ def test_smoke_model_and_chapter_keys_are_the_recorded_ones(smoke_cfg):
     # a chapter's result key reads every field but the two paths (chapters.common.cached_chapter)
     reads = [f for f in override_names() if f not in _NOT_KEYED]
     assert results.result_path(smoke_cfg, "chapter_x_run", [], reads=reads).parent.name == (
-        "chapter_x_run-595c60ac3c1c23de")
+        "chapter_x_run-6c04a207f70c96c7")
