@@ -244,6 +244,12 @@ def _check_consistency(cfg: Config) -> None:
                           f"{d.n_analysis}: analysis uses held-out images only")
     if any(t >= m.num_train_timesteps for t in cfg.analysis.timesteps):
         raise ConfigError(f"parameter 'timesteps' must be < num_train_timesteps = {m.num_train_timesteps}")
+    for name, value in (("model_dir", cfg.run.model_dir), ("images_dir", d.images_dir)):
+        if value and not Path(value).expanduser().is_dir():
+            raise ConfigError(f"parameter {name!r} = {value!r} is not a folder")
+    if d.images_dir and not cfg.run.model_dir:
+        raise ConfigError("parameter 'images_dir' is for a model of your own ('model_dir'); the book's models "
+                          "are analysed on their held-out images")
     if d.celeba_root and not (Path(d.celeba_root).expanduser() / "img_align_celeba").is_dir():
         raise ConfigError(f"parameter 'celeba_root' = {d.celeba_root!r}: no 'img_align_celeba' folder there "
                           "(expected CelebA's official layout)")
