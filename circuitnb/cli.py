@@ -118,8 +118,13 @@ def cmd_run(args) -> None:
 
 
 def cmd_book(args) -> None:
-    from circuitnb.publish.book import build_book
-    html = build_book(args.profile, _overrides(args.param), root=Path(args.root))
+    params = _overrides(args.param)
+    if params.get("model_dir"):                  # a model of your own: Part I on it, nothing trained
+        from circuitnb.publish.yours import build_your_book
+        html = build_your_book(args.profile, params, root=Path(args.root))
+    else:
+        from circuitnb.publish.book import build_book
+        html = build_book(args.profile, params, root=Path(args.root))
     print(f"book built: {html}")
 
 

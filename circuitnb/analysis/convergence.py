@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from circuitnb import data
+from circuitnb.analysis.images import heldout_images
 from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.measures import likelihood
@@ -26,11 +27,6 @@ from circuitnb.modeling import sampling, train
 
 # Config fields the scores read besides the images (whose content keys them) and the model.
 _READS = ("n_heldout_t", "seed", "timesteps")
-
-
-def heldout_images(cfg: Config, dataset: str) -> np.ndarray:
-    """The held-out images convergence is measured on: the first ``n_samples`` analysis images."""
-    return data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
 
 
 def _score(cfg: Config, m, x0: np.ndarray) -> dict[str, pd.DataFrame]:

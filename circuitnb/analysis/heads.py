@@ -66,12 +66,26 @@ def functions(cfg: Config, sw, model, t: int, wait: bool = True) -> pd.DataFrame
     def compute() -> pd.DataFrame:
         x0 = heldout_images(cfg, sw.dataset)
         labels = data.analysis_labels(cfg)[: len(x0)] if sw.dataset == "synthetic" else None
-        targets = head_functions.function_targets(x0, labels, sw.grid)
-        received = np.concatenate([sw.received[(t, layer)] for layer in sw.layers], 1)   # [N, all heads, K]
-        uniformity = metrics.normalised_entropy(sw.head_matrix(t, "entropy"), received.shape[-1])
-        scores = head_functions.score_heads(received, targets, uniformity, sw.head_ids,
-                                            n_permutations=cfg.analysis.n_permutations, seed=cfg.run.seed,
-                                            alpha=cfg.analysis.alpha)
+        entropy = sw.head_matrix(t, "entropy")
+        # Layers at different resolutions (a model of your own) are scored against targets at their own grid,
+        # Bonferroni over every head of the model; the book's models have one grid, so one part.
+        parts: dict[int, list[str]] = {}
+        for layer in sw.layers:
+            parts.setdefault(sw.keys(layer), []).append(layer)
+        targets = {keys: head_functions.function_targets(x0, labels, int(round(np.sqrt(keys)))) for keys in parts}
+        n_tests = len(sw.head_ids) * (len(next(iter(targets.values()))) + 1)        # + the global test
+        frames = []
+        for keys, layers in parts.items():
+            received = np.concatenate([sw.received[(t, layer)] for layer in layers], 1)   # [N, heads, K]
+            ids = [f"{layer}.h{k}" for layer in layers for k in range(sw.received[(t, layer)].shape[1])]
+            cols = [sw.head_ids.index(h) for h in ids]
+            frames.append(head_functions.score_heads(
+                received, targets[keys], metrics.normalised_entropy(entropy[:, cols], keys), ids,
+                n_permutations=cfg.analysis.n_permutations, seed=cfg.run.seed + cols[0], alpha=cfg.analysis.alpha,
+                family_size=n_tests))
+        order = {h: i for i, h in enumerate(sw.head_ids)}        # rows in head order, as the global re-tests read
+        scores = pd.concat(frames, ignore_index=True).sort_values("head", key=lambda h: h.map(order), kind="stable",
+                                                                 ignore_index=True)
         label = head_functions.assign_functions(scores).set_index("head").function
         return scores.assign(label=scores["head"].map(label))
     return results.cached(cfg, "head_functions", model, compute, t=t, dataset=sw.dataset,
@@ -197,8 +211,7 @@ def head_sweeps(cfg: Config, models: dict, sweeps: dict) -> dict:
 def head_tests(cfg: Config, models: dict, sweeps: dict, t: int) -> dict:
     """Chapter 4's cached inputs at t: per_image values, importance, function tests and H / Hmax per model."""
     pairs = {name: list(zip(sweeps[name], models[name])) for name in models}
-    uniformity = {(name, r): metrics.normalised_entropy(sw.head_matrix(t, "entropy"),
-                                                        sw.received[(t, sw.layers[0])].shape[-1])
+    uniformity = {(name, r): metrics.normalised_entropy(sw.head_matrix(t, "entropy"), sw.head_keys())
                   for name in sweeps for r, sw in enumerate(sweeps[name])}
     return dict(per_image=replicates.per_replicate(sweeps, lambda sw: head_values_per_image(sw, t)),
                 imp=replicates.per_replicate(models, lambda m, wait=True: importance(cfg, m, t, wait), cached=True),

@@ -63,7 +63,8 @@ def family(unet) -> dict:
             out[name] = ("attention perturbation", layer, kind, strength, [Intervention(kind, layer, strength)])
     for up in [n for n in site_names(unet, "block") if n.startswith("up")]:
         out[f"cut_skip {up}"] = ("circuit interruption", up, "cut_skip", None, [Intervention("cut_skip", up)])
-    out["cut_mid"] = ("circuit interruption", "mid", "cut_mid", None, [Intervention("cut_mid")])
+    if "mid" in site_names(unet, "block"):                 # a UNet2DModel may have no mid block
+        out["cut_mid"] = ("circuit interruption", "mid", "cut_mid", None, [Intervention("cut_mid")])
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from circuitnb.analysis.images import train_timesteps
 from circuitnb.core.config import Config
 
 SMOOTH_DEGREE = 3                # the smooth alternative to phases: a cubic in t per feature
@@ -142,5 +143,5 @@ def phase_bootstrap(sw, n_bootstrap: int, seed: int = 0) -> pd.DataFrame:
 
 def dense_timesteps(cfg: Config) -> tuple[int, ...]:
     """``n_phase_timesteps`` timesteps spread evenly over the whole schedule (the profile that is segmented)."""
-    t = np.linspace(0, cfg.model.num_train_timesteps - 1, cfg.analysis.n_phase_timesteps).round()
+    t = np.linspace(0, train_timesteps(cfg) - 1, cfg.analysis.n_phase_timesteps).round()
     return tuple(int(v) for v in np.unique(t))

@@ -31,9 +31,10 @@ import pingouin as pg
 from scipy import stats as sps
 
 from circuitnb import data
-from circuitnb.analysis import sweep
+from circuitnb.analysis import sweep, yours
 from circuitnb.core import results
 from circuitnb.core.config import Config
+from circuitnb.core.errors import UserError
 from circuitnb.measures.verdicts import Estimate, replicate_ci
 from circuitnb.modeling import train
 
@@ -42,7 +43,12 @@ A, B = data.DATASETS             # the contrast is B vs A: celeba vs synthetic, 
 
 def load_models(cfg: Config, progress: bool = False, at_step: int | None = None) -> dict[str, list]:
     """``cfg.run.replicates`` trained models per dataset (from the cache, else trained now); ``at_step``
-    (one of :func:`circuitnb.modeling.train.snapshot_steps`): each model's EMA weights at that training step."""
+    (one of :func:`circuitnb.modeling.train.snapshot_steps`): each model's EMA weights at that training step.
+    With ``model_dir``: your model as the one replicate, under its images' name (:mod:`circuitnb.analysis.yours`)."""
+    if yours.on_your_model(cfg):
+        if at_step is not None:
+            raise UserError(f"parameter 'at_step' = {at_step}: your model ('model_dir') has no training snapshots")
+        return {yours.images_name(cfg): [yours.load(cfg)]}
     return {name: [train.load_or_train(cfg, name, progress=progress, replicate=r, at_step=at_step)
                    for r in range(cfg.run.replicates)] for name in data.DATASETS}
 

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from circuitnb import data
+from circuitnb.analysis.images import heldout_images
 from circuitnb.core import results
 from circuitnb.core.config import Config
 from circuitnb.data.noise import paired_noise
@@ -53,11 +53,22 @@ class Sweep:
 
     @property
     def head_ids(self) -> list[str]:
-        return [f"{layer}.h{k}" for layer in self.layers for k in range(self.n_heads)]
+        """Every head in forward order (layers may differ in their number of heads)."""
+        return list(dict.fromkeys(self.heads.head_id))
 
     @property
     def n_heads(self) -> int:
+        """Heads of the layer with the most (the book's models: every layer's)."""
         return int(self.heads["head"].max()) + 1
+
+    def keys(self, layer: str) -> int:
+        """Attention keys K of one layer (its token count): layers at other resolutions have other K."""
+        return int(self.received[(self.timesteps[0], layer)].shape[-1])
+
+    def head_keys(self) -> np.ndarray:
+        """K of each head's layer, in :attr:`head_ids` order."""
+        counts = self.heads[self.heads.t == self.timesteps[0]].drop_duplicates("head_id")
+        return np.array([self.keys(layer) for layer in counts.layer])
 
 
 def block_sites(unet) -> list[str]:
@@ -144,7 +155,7 @@ def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = Fal
     """The cached :func:`record_sweep` of ``model`` on the first ``n_samples`` images of ``dataset``
     (``wait``: :func:`circuitnb.core.results.cached`'s)."""
     timesteps = tuple(cfg.analysis.timesteps if timesteps is None else timesteps)
-    x0 = data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples]
+    x0 = heldout_images(cfg, dataset)
     return results.cached(cfg, "sweep", model, lambda: record_sweep(
         model.unet, model.scheduler, x0, timesteps, seed=cfg.run.seed, dataset=dataset, progress=progress),
         dataset=dataset, timesteps=timesteps, data=x0, wait=wait)
@@ -152,7 +163,7 @@ def sweep(cfg: Config, dataset: str, model, timesteps=None, progress: bool = Fal
 
 def noisy_inputs(cfg: Config, dataset: str, model, n: int = N_MAPS, timesteps=None) -> dict:
     """The sweep's own x_t of its first ``n`` images at each t (same noise draw): ``{t: [n, 3, H, W]}``."""
-    x0 = torch.as_tensor(data.images(cfg, dataset, split="analysis")[: cfg.analysis.n_samples])
+    x0 = torch.as_tensor(np.array(heldout_images(cfg, dataset)))
     eps, _ = paired_noise(x0.shape, cfg.run.seed)
     out = {}
     for t in (cfg.analysis.timesteps if timesteps is None else timesteps):

@@ -68,6 +68,8 @@ class ChapterResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)     # prose numbers, glued by name
     data: dict[str, Any] = field(default_factory=dict)       # what the figures draw
+    skipped: str = ""                                        # why the chapter cannot run (a model of your own)
+    notes: dict[str, str] = field(default_factory=dict)      # a line per table, or per table left out and why
 
     def glue(self, digits: int = 3) -> None:
         """Glue every value for ``{glue:text}`name``` in the prose (formatted by :func:`format_number`)."""
@@ -80,6 +82,26 @@ class ChapterResult:
         frame = self.tables[name]
         export_table(self.chapter, name, frame)
         return styled(frame if columns is None else frame[columns], digits)
+
+    def show_all(self, digits: int = 4) -> None:
+        """Display every table with its note (each also written as CSV), every explorer in ``data``, and the
+        notes of what was left out; a skipped chapter displays its one line. Pages that show whatever the
+        chapter computed (a model of your own) call this alone."""
+        from IPython.display import HTML, Markdown, display
+
+        from circuitnb.viz.explorer import Explorer
+        if self.skipped:
+            display(Markdown(self.skipped))
+            return
+        for name in self.tables:
+            display(Markdown(f"**{name}**" + (f" ({self.notes[name]})" if name in self.notes else "")))
+            display(self.show(name, digits=digits))
+        for name, value in self.data.items():
+            if isinstance(value, Explorer):
+                display(Markdown(f"**{name}** explorer"), HTML(value.to_html()))
+        left_out = [line for name, line in self.notes.items() if name not in self.tables]
+        if left_out:
+            display(Markdown("\n".join(f"* {line}" for line in left_out)))
 
     def export_all(self) -> list[Path]:
         """Write every table as CSV (what ``show`` does for one)."""

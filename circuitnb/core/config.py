@@ -246,9 +246,10 @@ def _check_consistency(cfg: Config) -> None:
     if sa.image_size % 2 ** len(sa.widths):
         raise ConfigError(f"parameter 'sae.image_size' = {sa.image_size} must be divisible by "
                           f"2**{len(sa.widths)} for {len(sa.widths)} 'sae.widths'")
-    from circuitnb.core.readings import value
-    if value(cfg, "dead_threshold") not in sa.dead_fractions:
-        raise ConfigError(f"parameter 'readings' picks dead_threshold {value(cfg, 'dead_threshold'):g}, which is not "
+    from circuitnb.core import readings
+    tau = readings.value(cfg, "dead_threshold")
+    if tau not in sa.dead_fractions:
+        raise ConfigError(f"parameter 'readings' picks dead_threshold {tau:g}, which is not "
                           f"one of 'sae.dead_fractions' {sa.dead_fractions}: add it there")
     mr = cfg.mri
     if mr.image_size % 2 ** len(mr.widths) or mr.widths[-1] % mr.heads:
@@ -260,6 +261,12 @@ def _check_consistency(cfg: Config) -> None:
                           f"{d.n_analysis}: analysis uses held-out images only")
     if any(t >= m.num_train_timesteps for t in cfg.analysis.timesteps):
         raise ConfigError(f"parameter 'timesteps' must be < num_train_timesteps = {m.num_train_timesteps}")
+    for name, value in (("model_dir", cfg.run.model_dir), ("images_dir", d.images_dir)):
+        if value and not Path(value).expanduser().is_dir():
+            raise ConfigError(f"parameter {name!r} = {value!r} is not a folder")
+    if d.images_dir and not cfg.run.model_dir:
+        raise ConfigError("parameter 'images_dir' is for a model of your own ('model_dir'); the book's models "
+                          "are analysed on their held-out images")
     if d.celeba_root and not (Path(d.celeba_root).expanduser() / "img_align_celeba").is_dir():
         raise ConfigError(f"parameter 'celeba_root' = {d.celeba_root!r}: no 'img_align_celeba' folder there "
                           "(expected CelebA's official layout)")

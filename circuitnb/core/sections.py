@@ -38,6 +38,8 @@ class DataConfig:
     n_analysis: int = _spec(200, "of the n_images, how many are held out for analysis (the last ones; "
                                  "no model ever trains on them)", lambda v: 2 <= v <= 100_000,
                             "an integer in [2, 100000]")
+    images_dir: str = _spec("", "with 'model_dir': a folder of images (png, jpg, ...) the model is analysed on, "
+                                "resized to its size; '' -> the book's natural faces (CelebA or the LFW stand-in)")
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,9 @@ class RunConfig:
                                  "cluster, 'HOST:PORT' or 'ray://HOST:PORT' joins that one",
                              lambda v: v in ("", "auto") or bool(_RAY_ADDRESS_RE.match(v)),
                              "'', 'auto', 'HOST:PORT' or 'ray://HOST:PORT'")
+    model_dir: str = _spec("", "your model: a diffusers UNet2DModel save_pretrained folder (config.json + weights, "
+                               "scheduler_config.json beside or in scheduler/; or a pipeline with unet/ and "
+                               "scheduler/) analysed instead of the book's own models; '' -> the book's")
 
 
 # circuitnb.modeling.sae.METHODS and .schedule.SHAPES, the Part IV data sets (no upward import).

@@ -36,6 +36,7 @@ from circuitnb.data.celeba import (
     read_attributes,
     warn_skipped,
 )
+from circuitnb.data.folder import folder_images, to_channels
 from circuitnb.data.synthetic import CORRELATIONS, PARTS, SyntheticFaces, generate_faces, sample_attributes
 
 DATASETS = ("synthetic", "celeba")   # "celeba" means the natural dataset in force (maybe LFW)
@@ -123,11 +124,28 @@ def _natural(root: str, n: int, image_size: int, seed: int, match: bool, store: 
     return load_lfw(n, image_size)
 
 
-def natural_faces(cfg: Config) -> NaturalFaces:
+def natural_faces(cfg: Config, image_size: int | None = None) -> NaturalFaces:
     """CelebA from ``cfg.celeba_root`` (decoded once, then read from the cache); without one, the LFW stand-in
-    (``.source == 'lfw'``)."""
-    return _natural(cfg.celeba_root, cfg.data.n_images, cfg.data.image_size, cfg.run.seed,
+    (``.source == 'lfw'``). ``image_size``: another side than ``cfg.data.image_size`` (a model of your own)."""
+    return _natural(cfg.celeba_root, cfg.data.n_images, image_size or cfg.data.image_size, cfg.run.seed,
                     cfg.data.match_attributes, str(cfg.cache_path))
+
+
+def model_images(cfg: Config, image_size: int, channels: int) -> tuple[str, np.ndarray, str]:
+    """(name, images, note) a model of your own is analysed on: the first ``n_samples`` images of
+    ``cfg.data.images_dir`` ("yours"), else of the natural faces' analysis split ("celeba"), decoded at
+    ``image_size`` and converted to ``channels`` (:func:`circuitnb.data.folder.to_channels`)."""
+    n = cfg.analysis.n_samples
+    if cfg.data.images_dir:
+        name, (x, note) = "yours", folder_images(cfg.data.images_dir, n, image_size)
+    else:
+        faces = natural_faces(cfg, image_size)
+        n_train = max(len(faces.images) - cfg.data.n_analysis, 0)        # the book's held-out split, as images()
+        name, x = "celeba", faces.images[n_train:][:n]
+        note = (f"{len(x)} held-out {faces.source} images (the book's analysis split), decoded at {image_size}px"
+                + (f"; {LFW_NOTICE}" if faces.source == "lfw" else ""))
+    x, converted = to_channels(x, channels)
+    return name, x, note + (f"; {converted}" if converted else "")
 
 
 def replicate_seed(cfg: Config, replicate: int, dataset: str = "synthetic") -> int:

@@ -109,17 +109,19 @@ def with_global_threshold(table: pd.DataFrame, uniformity: np.ndarray, threshold
 
 def score_heads(received: np.ndarray, targets: dict[str, np.ndarray], uniformity: np.ndarray,
                 head_names, n_permutations: int = 1000, seed: int = 0, alpha: float = 0.05,
-                threshold: float = GLOBAL_UNIFORMITY) -> pd.DataFrame:
+                threshold: float = GLOBAL_UNIFORMITY, family_size: int | None = None) -> pd.DataFrame:
     """Score every head against every function; one row per (head, function).
 
     ``received`` ``[N, heads, K]``; ``uniformity`` ``[N, heads]`` = H / Hmax per
     image. ``n_permutations`` is raised where needed so that the smallest
     attainable p survives the Bonferroni correction over all heads x functions.
-    Columns: head, function, score, p, p_bonferroni, significant.
+    Columns: head, function, score, p, p_bonferroni, significant. ``family_size``: the number of tests
+    Bonferroni counts when these heads are one part of a model scored in parts (its layers at other
+    resolutions, each against targets at its own grid); default, this call's tests.
     """
     # A permutation p is at least 1 / (n + 1); with m tests Bonferroni needs it below alpha / m, so the
     # number of permutations is raised to give ten times that resolution (else nothing could ever pass).
-    n_tests = len(head_names) * (len(targets) + 1)
+    n_tests = family_size or len(head_names) * (len(targets) + 1)
     n_permutations = max(n_permutations, int(np.ceil(10 * n_tests / alpha)))
     rows = []
     for h, name in enumerate(head_names):
@@ -129,7 +131,7 @@ def score_heads(received: np.ndarray, targets: dict[str, np.ndarray], uniformity
         u = np.asarray(uniformity[:, h], float)
         rows.append(dict(head=name, function="global structure", score=float(u.mean()), p=global_p(u, threshold)))
     table = pd.DataFrame(rows)
-    table["p_bonferroni"] = np.minimum(table["p"] * len(table), 1.0)
+    table["p_bonferroni"] = np.minimum(table["p"] * n_tests, 1.0)
     # A map function also needs a positive correlation: a head can follow *this* image's edges less
     # negatively than another image's (a small permutation p) while attending away from edges.
     positive = (table["function"] == "global structure") | (table["score"] > 0)

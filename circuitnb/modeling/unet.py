@@ -57,10 +57,18 @@ def n_parameters(unet: torch.nn.Module) -> int:
 
 
 def describe(unet: UNet2DModel) -> pd.DataFrame:
-    """One row per attention layer: path, heads, head size, tokens; and the parameter count."""
-    res = unet.config.sample_size // 2 ** (len(unet.config.block_out_channels) - 1)
+    """One row per attention layer: path, heads, head size, tokens (of its resolution); and the parameter count."""
+    size = unet.config.sample_size
+    size = size[0] if isinstance(size, (list, tuple)) else size
+
+    def tokens(name: str) -> int:
+        # down_blocks.i / up_blocks.i sit at resolution level i / (n - 1 - i); the mid block at the deepest.
+        n = len(unet.config.block_out_channels)
+        part, index = name.split(".")[:2]
+        level = n - 1 if part == "mid_block" else int(index) if part == "down_blocks" else n - 1 - int(index)
+        return (size // 2 ** level) ** 2
     rows = [dict(layer=name, heads=mod.heads, head_dim=mod.inner_dim // mod.heads, width=mod.inner_dim,
-                 tokens=res * res) for name, mod in attention_layers(unet).items()]
+                 tokens=tokens(name)) for name, mod in attention_layers(unet).items()]
     frame = pd.DataFrame(rows)
     frame.attrs["n_parameters"] = n_parameters(unet)
     return frame

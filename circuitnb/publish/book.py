@@ -164,7 +164,7 @@ def _execute_one(notebook: Path, output: Path, params: dict, threads: int) -> fl
 
 
 def execute_notebooks(jobs: list[tuple[Path, Path]], params: dict,
-                      executor: executors.Executor | None = None) -> None:
+                      executor: executors.Executor | None = None, per_notebook: dict[str, dict] | None = None) -> None:
     """Execute each (notebook, executed copy) with papermill, one kernel per core with one thread each.
 
     Two single-thread processes beat one two-thread process on this work (as for training: the quick
@@ -173,6 +173,7 @@ def execute_notebooks(jobs: list[tuple[Path, Path]], params: dict,
     waited for (its entry's lock), never computed twice. Prints one line per notebook as it ends; on the
     first failure the notebooks not yet started are cancelled and its error is raised. ``executor``
     (default: the one ``params`` names, else the local pool) runs them; on Ray each is a task of one core.
+    ``per_notebook``: parameters of one notebook only, by its path (a template run once per chapter).
     """
     profile = params.get("profile", "quick")
     executor = executor or executors.make_executor(params.get("executor", "local"), params.get("ray_address", ""))
@@ -180,7 +181,8 @@ def execute_notebooks(jobs: list[tuple[Path, Path]], params: dict,
     first = start_order([nb for nb, _ in jobs])
     order = sorted(jobs, key=lambda job: first.index(job[0]))
     workers, threads = executor.plan(len(order), resources)
-    named = {str(nb): (nb, out, params_for(nb, params), threads) for nb, out in order}
+    own = per_notebook or {}
+    named = {str(nb): (nb, out, {**params_for(nb, params), **own.get(str(nb), {})}, threads) for nb, out in order}
     for label, seconds in executor.map(_execute_one, named, resources):
         nb = Path(label)
         print(f"{nb.parent.name}/{nb.name}: executed in {seconds:.1f} s (profile {profile}, {workers} notebook(s) "
@@ -361,6 +363,9 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
         if not (root / name).is_file():
             raise UserError(f"parameter '--root' = {str(root)!r} has no {name}; give the project folder")
     params = {**(params or {}), "profile": profile}
+    if params.get("model_dir"):
+        raise UserError("parameter 'model_dir': the book of a model of your own is built by "
+                        "circuitnb.publish.yours.build_your_book (what `circuitnb book -p model_dir DIR` runs)")
     stage = root / "_build" / "src"
     notebooks = toc_notebooks(root)
     taken: set[str] = set()

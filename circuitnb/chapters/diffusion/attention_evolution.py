@@ -10,12 +10,12 @@ figure is this chapter's.
 """
 from __future__ import annotations
 
-from circuitnb.analysis import claim_sources, sweep
+from circuitnb.analysis import claim_sources, sweep, yours
 from circuitnb.analysis.divergence import QUANTITIES, A, divergence_pairs, divergence_table
 from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
-from circuitnb.measures import claims
+from circuitnb.measures import claims, metrics
 
 CHAPTER = "08_attention_evolution"
 
@@ -36,6 +36,8 @@ def attention_maps(cfg: Config, models: dict, sweeps: dict, image_index: int = 0
 @common.cached_chapter()
 def run(cfg: Config, image_index: int = 0, query: int = -1) -> ChapterResult:
     """Chapter 8: the attention-map figure (first models) and the divergence per t over replicate pairs."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return _on_your_model(cfg, res)
     models, sweeps = common.models_and_sweeps(cfg)
     pairs = divergence_pairs(sweeps, cfg.analysis.n_bootstrap, cfg.run.seed)
     table = divergence_table(pairs)
@@ -57,4 +59,25 @@ def run(cfg: Config, image_index: int = 0, query: int = -1) -> ChapterResult:
                       n_beyond_ent=int(ent.beyond_null.sum()), n_beyond_spec=int(spec.beyond_null.sum()),
                       div_ratio=float((ent.divergence / spec.divergence).mean()), n_keys=grid * grid,
                       query=str(divmod(res.data["query"], grid)), grid=grid, image=res.data["image"])
+    return res
+
+
+def _on_your_model(cfg: Config, res: ChapterResult) -> ChapterResult:
+    """A model of your own: each head's attention over denoising, entropy (bits and H / log2 K) and
+    specialization per analysed t, means over images with t-intervals."""
+    _, sweeps = common.models_and_sweeps(cfg)
+    sw = next(iter(sweeps.values()))[0]
+    heads = sw.heads.assign(n_keys=sw.heads.layer.map(sw.keys))
+    heads["entropy_norm"] = metrics.normalised_entropy(heads.entropy, heads.n_keys)
+    keys = ["dataset", "layer", "head", "t"]
+    table = heads.groupby(keys, as_index=False, sort=False).n_keys.first()
+    for col in ("entropy", "entropy_norm", "specialization"):
+        est = yours.over_images(heads, keys, col).drop(columns="sd")
+        est = est.rename(columns={"mean": col, "ci_low": f"{col}_ci_low", "ci_high": f"{col}_ci_high"})
+        table = table.merge(est if col == "specialization" else est.drop(columns="n_images"), on=keys)
+    res.tables["attention_by_t"] = table
+    res.notes.update(attention_by_t="every head's attention entropy (Eq. 1, bits; and H / log2 K) and "
+                                    "specialization (Eq. 2) at each analysed t, means over images, 95% t-intervals",
+                     divergence=yours.LEFT_OUT["divergence"])
+    res.values.update(n_t=len(sw.timesteps), n_heads=len(sw.head_ids))
     return res

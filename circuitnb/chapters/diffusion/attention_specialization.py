@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from circuitnb.analysis import claim_sources, replicates
+from circuitnb.analysis import claim_sources, replicates, yours
 from circuitnb.analysis.heads import (
     TABLE2,
     distinct_heads,
@@ -77,6 +77,8 @@ def figure_data(sweeps: dict, tests: pd.DataFrame, t: int) -> dict:
 @common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 4: every head of every replicate model at ``cfg.analysis.head_t``, Table 2, figures."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return _on_your_model(cfg, res)
     t = cfg.analysis.head_t
     models, every_t = common.models_and_sweeps(cfg)
     sweeps = head_sweeps(cfg, models, every_t)                  # a sweep at head_t alone when it is not analysed
@@ -110,3 +112,28 @@ def _values(cfg: Config, t: int, summary: pd.DataFrame, distinct: pd.DataFrame, 
                 n_labelled_syn=by_ds.mean().get("synthetic", np.nan), n_labelled_cel=by_ds.mean().get("celeba", np.nan),
                 distinct=n_dist.mean, distinct_lo=n_dist.low, distinct_hi=n_dist.high, n_all_models=len(distinct),
                 **{f"matched_{k}": int(r.n_models_matched) for k, r in zip(TABLE2, t2.itertuples())})
+
+
+def _on_your_model(cfg: Config, res: ChapterResult) -> ChapterResult:
+    """A model of your own: every head at ``head_t`` (entropy, specialization with t-intervals over images,
+    importance, tested function), the tests that passed and the heads per function."""
+    t = cfg.analysis.head_t
+    models, every_t = common.models_and_sweeps(cfg)
+    h = head_tests(cfg, models, head_sweeps(cfg, models, every_t), t)
+    per_model = heads_per_model(h["per_image"], h["imp"], h["tests"])
+    for col in ("entropy", "specialization"):
+        ci = yours.over_images(h["per_image"], ["layer", "head"], col)[["layer", "head", "ci_low", "ci_high"]]
+        per_model = per_model.merge(ci.rename(columns={"ci_low": f"{col}_ci_low", "ci_high": f"{col}_ci_high"}),
+                                    on=["layer", "head"], how="left")
+    tests = h["tests"]
+    passed = tests.loc[tests.significant, ["head", "function", "score", "p", "p_bonferroni", "label"]]
+    res.tables.update(heads=per_model.assign(t=t), functions_passed=passed.reset_index(drop=True),
+                      distinct_heads=distinct_heads(per_model))
+    res.notes.update(heads=f"every head at t = {t}: entropy (Eq. 1, bits), H / log2 K, specialization (Eq. 2), "
+                           "means over images with 95% t-intervals; importance; the tested function",
+                     functions_passed="the head-function tests that pass (Bonferroni over heads x functions)",
+                     distinct_heads="heads carrying each tested function",
+                     table2="Table 2 matches the paper's four named heads in models trained on its synthetic "
+                            "faces; left out (every head's tested function is in the heads table)")
+    res.values.update(head_t=t, n_heads=len(per_model))
+    return res

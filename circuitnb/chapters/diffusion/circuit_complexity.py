@@ -7,7 +7,7 @@ Table 1 and its claim rows are the library's (:mod:`circuitnb.analysis.complexit
 """
 from __future__ import annotations
 
-from circuitnb.analysis import claim_sources, replicates
+from circuitnb.analysis import claim_sources, replicates, yours
 from circuitnb.analysis.complexity import table1
 from circuitnb.analysis.per_image import circuit_complexity_per_image
 from circuitnb.chapters import common
@@ -19,6 +19,8 @@ CHAPTER = "03_circuit_complexity"
 @common.cached_chapter()
 def run(cfg) -> ChapterResult:
     """Chapter 3: Table 1 and its figure, from every replicate model on held-out images."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return _on_your_model(cfg, res)
     models, sweeps = common.models_and_sweeps(cfg)
     per = replicates.per_replicate(sweeps, circuit_complexity_per_image)
     t1 = table1(per, cfg.analysis.alpha)
@@ -33,4 +35,17 @@ def run(cfg) -> ChapterResult:
                       null_lo=first.ratio_null_low, null_hi=first.ratio_null_high, d_first=first.d,
                       d_lo=first.d_ci_low, d_hi=first.d_ci_high, p_first=first.p_holm,
                       n_beyond=int(t1.ratio_beyond_null.sum()), n_t=len(t1))
+    return res
+
+
+def _on_your_model(cfg, res: ChapterResult) -> ChapterResult:
+    """A model of your own: circuit complexity per timestep, mean over images with a t-interval."""
+    _, sweeps = common.models_and_sweeps(cfg)
+    per = replicates.per_replicate(sweeps, circuit_complexity_per_image)
+    n_heads = len(next(iter(sweeps.values()))[0].head_ids)
+    res.tables["levels"] = yours.over_images(per, ["dataset", "t"]).assign(n_heads=n_heads)
+    res.notes.update(levels=f"circuit complexity per timestep: the share of the model's {n_heads} heads that carry "
+                            "the attention output, mean over images with a 95% t-interval",
+                     table1=yours.LEFT_OUT["dataset contrasts"])
+    res.data["levels"] = res.tables["levels"].rename(columns={"mean": "value"})
     return res

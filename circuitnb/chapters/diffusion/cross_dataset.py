@@ -46,6 +46,8 @@ def per_timestep(per: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 @common.cached_chapter()
 def run(cfg) -> ChapterResult:
     """Chapter 7: Table 4 and its per-timestep view, from every replicate model on held-out images."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return res                                  # cannot run on a model of your own: its line says why
     models, sweeps = common.models_and_sweeps(cfg)
     ivs = [intervention_sweep(cfg, {name: models[name][r] for name in models})
            for r in range(cfg.run.replicates)]

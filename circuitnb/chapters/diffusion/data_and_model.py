@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from circuitnb import data
-from circuitnb.analysis import convergence, replicates
+from circuitnb.analysis import convergence, replicates, yours
 from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core.config import Config
@@ -124,6 +124,8 @@ def snapshot_samples(cfg: Config, n: int = N_GENERATED, replicate: int = 0) -> d
 
 def run(cfg: Config) -> ChapterResult:
     """Chapter 1: data, split, architecture, every replicate's training and held-out error, samples."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return _on_your_model(cfg, res)
     models, sweeps = common.models_and_sweeps(cfg)
     syn, nat = data.synthetic_faces(cfg), data.natural_faces(cfg)
     res = ChapterResult(CHAPTER)
@@ -180,4 +182,31 @@ def run(cfg: Config) -> ChapterResult:
         c = conv["per_model"][conv["per_model"].dataset == name]
         res.values.update({f"heldout_loss_{name}": float(c.loss_final.mean()), f"bpd_{name}": float(c.bpd_final.mean()),
                            f"improvement_{name}": ", ".join(f"{v:.1%}" for v in c.rel_improvement)})
+    return res
+
+
+def _on_your_model(cfg: Config, res: ChapterResult) -> ChapterResult:
+    """A model of your own: what it is (config, attention layers and heads, schedule), the images it is
+    analysed on, and its noise-prediction error per t on them."""
+    models, sweeps = common.models_and_sweeps(cfg)
+    m = next(iter(models.values()))[0]
+    c = m.unet.config
+    arch = describe(m.unet)
+    res.tables["model"] = pd.DataFrame([dict(
+        model_dir=cfg.run.model_dir, key=m.meta["key"], sample_size=m.meta["image_size"], channels=c.in_channels,
+        block_out_channels=str(list(c.block_out_channels)), layers_per_block=c.layers_per_block,
+        down_block_types=", ".join(c.down_block_types), up_block_types=", ".join(c.up_block_types),
+        mid_block=str(c.mid_block_type), n_parameters=int(arch.attrs["n_parameters"]), attention_layers=len(arch),
+        heads=int(arch.heads.sum()) if len(arch) else 0, scheduler=m.meta["scheduler"],
+        beta_schedule=m.scheduler.config.beta_schedule, num_train_timesteps=m.meta["num_train_timesteps"],
+        images=yours.image_note(cfg))])
+    res.tables["architecture"] = arch
+    per = replicates.per_replicate(sweeps, noise_mse_per_image)
+    res.tables["noise_mse"] = yours.over_images(per, ["dataset", "t"])
+    res.notes.update(model="your model's config, size and schedule, and the images it is analysed on",
+                     architecture="every attention layer: heads, head size, width and tokens (keys per query)",
+                     noise_mse="noise-prediction MSE per t (per pixel, eps units), mean over images, 95% t-interval",
+                     training=yours.LEFT_OUT["convergence"] + " (the book's training sets, splits and loss "
+                              "curves describe its own models)")
+    res.values.update(n_parameters=int(arch.attrs["n_parameters"]), n_layers=len(arch))
     return res

@@ -15,8 +15,10 @@ a combination of five controls. Data are base64 uint8 arrays (images in
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
+from circuitnb.analysis import yours
 from circuitnb.analysis.interventions import family, intervention_sweep, summary
 from circuitnb.analysis.sweep import SUMMARY, attention_summary
 from circuitnb.chapters import common
@@ -45,22 +47,42 @@ def _scaled_rows(a: np.ndarray) -> np.ndarray:
     return np.round(255 * np.divide(a, m, out=np.zeros_like(a), where=m > 0)).astype(np.uint8)
 
 
+def shown_layers(sw) -> list[str]:
+    """The attention layers an explorer shows: those with the key grid and head count of the most layers
+    (the first such group in forward order on a tie). The book's models have one grid and one head count,
+    so every layer; a model of your own with attention at several resolutions shows one of them."""
+    shape = {layer: (sw.keys(layer), int(sw.received[(sw.timesteps[0], layer)].shape[1])) for layer in sw.layers}
+    counts = {s: list(shape.values()).count(s) for s in shape.values()}
+    best = max(counts, key=lambda s: (counts[s], -list(shape.values()).index(s)))
+    return [layer for layer in sw.layers if shape[layer] == best]
+
+
+def _rgb(x: np.ndarray) -> np.ndarray:
+    """Images ``[..., C, H, W]`` as 3 channels for display: a 1-channel (or 2-, 4-channel) image as grey."""
+    x = np.asarray(x)
+    return x if x.shape[-3] == 3 else np.repeat(x[..., :1, :, :], 3, axis=-3)
+
+
 def attention_explorer(cfg, sweeps: dict, query_stride: int = 2, image: int = 0) -> Explorer:
     """Dataset x timestep x layer x head x query -> that head's attention map over the image (Fig. 9 made live).
 
     Uses the sweep's full attention of image ``image`` (one of its first few),
-    every ``query_stride``-th query row and column of the attention grid.
+    every ``query_stride``-th query row and column of the attention grid, for the layers of
+    :func:`shown_layers`.
     """
     first = next(iter(sweeps.values()))
-    g = first.grid
+    layers = shown_layers(first)
+    g = int(round(np.sqrt(first.keys(layers[0]))))
     queries = [q for q in range(g * g) if (q // g) % query_stride == 0 and (q % g) % query_stride == 0]
-    data = dict(kind="attention", datasets=list(sweeps), timesteps=list(first.timesteps), layers=first.layers,
-                heads=first.n_heads, grid=g, queries=queries, size=cfg.data.image_size, hmax=metrics.max_entropy(g * g),
-                n_images=cfg.analysis.n_samples, images={}, maps={}, entropy={}, head_entropy={})
+    size = analysis_images(cfg, first.dataset).shape[-1]
+    data = dict(kind="attention", datasets=list(sweeps), timesteps=list(first.timesteps), layers=layers,
+                heads=int(first.received[(first.timesteps[0], layers[0])].shape[1]), grid=g, queries=queries,
+                size=size, hmax=metrics.max_entropy(g * g), n_images=cfg.analysis.n_samples, images={}, maps={},
+                entropy={}, head_entropy={})
     for name, sw in sweeps.items():
-        data["images"][name] = b64_uint8(to_uint8(analysis_images(cfg, name)[image]))
+        data["images"][name] = b64_uint8(to_uint8(_rgb(analysis_images(cfg, name)[image])))
         for t in sw.timesteps:
-            for layer in sw.layers:
+            for layer in layers:
                 key = f"{name}|{t}|{layer}"
                 probs = np.asarray(sw.maps[(t, layer)][image], np.float32)[:, queries]        # [heads, nq, K]
                 data["maps"][key] = b64_uint8(_scaled_rows(probs))
@@ -84,12 +106,12 @@ def _intervention_grid(cfg, model, name: str, image: int) -> dict:
         reference = reference_activations(unet, sched, specs, x_all, t, g)
         e, tt, x_t = eps[image:image + 1], tt[:1], x_t_all[image:image + 1]
         base = unet(x_t, tt).sample
-        out[(t, None)] = dict(x_t=to_uint8(x_t[0].cpu()),
-                              x0_hat=to_uint8(predicted_x0(sched, x_t, base, t)[0].cpu()),
+        out[(t, None)] = dict(x_t=to_uint8(_rgb(x_t[0].cpu())),
+                              x0_hat=to_uint8(_rgb(predicted_x0(sched, x_t, base, t)[0].cpu())),
                               mse=float((base - e).pow(2).mean()))
         for iv_name, spec in fam.items():
             eps_hat = apply(unet, spec[4], x_t, tt, reference)
-            out[(t, iv_name)] = dict(x0_hat=to_uint8(predicted_x0(sched, x_t, eps_hat, t)[0].cpu()),
+            out[(t, iv_name)] = dict(x0_hat=to_uint8(_rgb(predicted_x0(sched, x_t, eps_hat, t)[0].cpu())),
                                      mse=float((eps_hat - e).pow(2).mean()))
     return out
 
@@ -106,8 +128,8 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
     fam = family(first.unet)
     entries = [dict(name=n, target=v[1], kind=v[2], strength=v[3]) for n, v in fam.items()]
     data = dict(kind="intervention", datasets=list(models), timesteps=list(cfg.analysis.timesteps), entries=entries,
-                size=cfg.data.image_size, n_images=cfg.analysis.n_samples, image=image, xt={}, base={}, pred={},
-                impact={}, mse={}, kinds=kind_legend())
+                size=first.unet.config.sample_size, n_images=cfg.analysis.n_samples, image=image, xt={}, base={},
+                pred={}, impact={}, mse={}, kinds=kind_legend())
     for name, m in models.items():
         grid = results.cached(cfg, "explorer_interventions", m,
                               lambda m=m, name=name: _intervention_grid(cfg, m, name, image),
@@ -127,16 +149,16 @@ def intervention_explorer(cfg, models: dict, image: int = 0) -> Explorer:
 
 
 @torch.no_grad()
-def _trajectory(model, n_steps: int, seed: int) -> dict:
+def _trajectory(model, n_steps: int, seed: int, layers: list[str]) -> dict:
     unet = model.unet
-    layers, blocks = site_names(unet, "attn"), site_names(unet, "block")
+    blocks = site_names(unet, "block")
     probs = [f"{layer}.probs" for layer in layers]
     out = dict(x=[], x0=[], attn=[], entropy=[], stats=[], steps=[], layers=layers, blocks=blocks)
 
     def step(t, x, x0_hat):
         out["steps"].append(t)
-        out["x"].append(to_uint8(x[0].cpu()))
-        out["x0"].append(to_uint8(x0_hat[0].clamp(-1, 1).cpu()))
+        out["x"].append(to_uint8(_rgb(x[0].cpu())))
+        out["x0"].append(to_uint8(_rgb(x0_hat[0].clamp(-1, 1).cpu())))
     # One recording over the whole loop: entry i of each reduced site is DDIM step i (batch of one).
     with record(unet, probs + blocks, reduce={**{p: attention_summary for p in probs},
                                               **{b: activation_stats for b in blocks}}) as rec:
@@ -149,12 +171,16 @@ def _trajectory(model, n_steps: int, seed: int) -> dict:
     return out
 
 
-def denoising_scrubber(cfg, models: dict, steps: int = 25) -> Explorer:
-    """Step through a DDIM reverse process of each model: x_t, predicted x0, attention, block statistics."""
-    data = dict(kind="scrub", datasets=list(models), size=cfg.data.image_size, x={}, x0={}, attn={}, entropy={},
-                stats={})
+def denoising_scrubber(cfg, models: dict, steps: int = 25, layers: list[str] | None = None) -> Explorer:
+    """Step through a DDIM reverse process of each model: x_t, predicted x0, attention of ``layers`` (default:
+    every attention layer; they must share one key grid, :func:`shown_layers`), block statistics."""
+    first = next(iter(models.values()))
+    layers = site_names(first.unet, "attn") if layers is None else layers
+    data = dict(kind="scrub", datasets=list(models), size=first.unet.config.sample_size, x={}, x0={}, attn={},
+                entropy={}, stats={})
     for name, m in models.items():
-        tr = results.cached(cfg, "explorer_scrub", m, lambda m=m: _trajectory(m, steps, cfg.run.seed), steps=steps)
+        tr = results.cached(cfg, "explorer_scrub", m, lambda m=m: _trajectory(m, steps, cfg.run.seed, layers),
+                            steps=steps, layers=layers)
         data.update(steps=tr["steps"], layers=tr["layers"], blocks=tr["blocks"],
                     grid=int(round(np.sqrt(tr["attn"][0].shape[-1]))))
         data["x"][name] = [b64_uint8(a) for a in tr["x"]]
@@ -165,6 +191,7 @@ def denoising_scrubber(cfg, models: dict, steps: int = 25) -> Explorer:
     return Explorer(data)
 
 
+CHAPTER = "11_explorers"
 QUERY_STRIDE = 2      # attention explorer: every 2nd query row and column (page weight); not a config field
 SCRUB_STEPS = 25      # denoising scrubber: DDIM steps per model; not a config field
 
@@ -175,13 +202,24 @@ def run(cfg, query_stride: int = QUERY_STRIDE, scrub_steps: int = SCRUB_STEPS) -
     page light; the other chapters use every replicate)."""
     models, sweeps = common.models_and_sweeps(cfg)
     first = {name: ms[0] for name, ms in models.items()}
-    res = ChapterResult("11_explorers")
+    layers = shown_layers(next(iter(sweeps.values()))[0])
+    res = common.on_your_model(cfg, CHAPTER) or ChapterResult(CHAPTER)
     res.data.update(attention=attention_explorer(cfg, {n: s[0] for n, s in sweeps.items()}, query_stride),
                     intervention=intervention_explorer(cfg, first),
-                    scrub=denoising_scrubber(cfg, first, steps=scrub_steps))
+                    scrub=denoising_scrubber(cfg, first, steps=scrub_steps, layers=layers))
     att, ivx, scrub = res.data["attention"], res.data["intervention"], res.data["scrub"]
-    res.values = dict(profile=cfg.profile, seed=cfg.run.seed, n=cfg.analysis.n_samples,
-                      n_models=cfg.run.replicates, timesteps=", ".join(map(str, cfg.analysis.timesteps)),
+    res.values.update(profile=cfg.profile, seed=cfg.run.seed, n=cfg.analysis.n_samples,
+                      n_models=sum(map(len, models.values())) // len(models),
+                      timesteps=", ".join(map(str, cfg.analysis.timesteps)),
                       kb_att=att.nbytes / 1024, n_queries=len(att.data["queries"]), kb_iv=ivx.nbytes / 1024,
                       n_iv=len(ivx.data["entries"]), kb_scrub=scrub.nbytes / 1024, n_steps=len(scrub.data["steps"]))
+    if yours.on_your_model(cfg):                     # its page lists what each explorer holds
+        every = next(iter(sweeps.values()))[0].layers
+        res.tables["explorers"] = pd.DataFrame([
+            dict(explorer=k, kb=v.nbytes / 1024, layers=", ".join(layers) if k != "intervention" else "all")
+            for k, v in res.data.items()])
+        if len(layers) < len(every):
+            res.notes["layers"] = (f"attention layers at other resolutions or head counts than {layers[0]} "
+                                   f"({', '.join(x for x in every if x not in layers)}) are left out of the attention "
+                                   "and denoising explorers, which draw one key grid")
     return res

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from circuitnb.analysis import claim_sources
+from circuitnb.analysis import claim_sources, yours
 from circuitnb.analysis.interventions import (
+    ABLATION,
     MODEL,
     TABLE3,
     intervention_images,
@@ -159,6 +160,8 @@ def _with_paper(t3: pd.DataFrame, t: int) -> pd.DataFrame:
 @common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 6: Table 3, every family by t, patching and circuit size, on every replicate model."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return _on_your_model(cfg, res)
     models, sweeps = common.models_and_sweeps(cfg)
     ivs = replicate_sweeps(cfg, models)
     summ = summary(ivs, cfg.analysis.n_bootstrap, cfg.run.seed)
@@ -186,4 +189,30 @@ def run(cfg: Config) -> ChapterResult:
                       n_heads=int(sizes[sizes.components == "heads"].n_components.iloc[0]),
                       retain=100 * RETAIN, n_groups=int(sizes[sizes.components == "groups"].n_components.iloc[0]),
                       **{f"size_{k}_{d[:3]}": size[(d, k)] for d, k in size.index})
+    return res
+
+
+def _on_your_model(cfg: Config, res: ChapterResult) -> ChapterResult:
+    """A model of your own: every intervention at every t (Eq. 5 with image-bootstrap intervals), the ablation
+    of each Table 3 group at Table 3's t with its rank, each family's median, and the effective circuit size."""
+    models, _ = common.models_and_sweeps(cfg)
+    summ = summary(replicate_sweeps(cfg, models), cfg.analysis.n_bootstrap, cfg.run.seed).drop(columns="est")
+    t = table_t(cfg)
+    groups_t = summ[(summ.t == t) & (summ.kind == ABLATION)].rename(columns={"target": "group",
+                                                                            "mse_int": "mse_ablated"})
+    groups_t = groups_t.assign(rank=groups_t.impact.rank(ascending=False, method="min").astype(int))
+    fam = summ.groupby(["dataset", "family", "t"], as_index=False, sort=False).agg(
+        impact=("impact", "median"), n_interventions=("name", "size"), n_images=("n", "min"))
+    sizes, _ = circuit_sizes(cfg, models, t)
+    res.tables.update(table3=groups_t[["dataset", "group", "t", "mse_base", "mse_ablated", "impact", "ci_low",
+                                       "ci_high", "rank", "n"]].rename(columns={"n": "n_images"}),
+                      families=fam, interventions=summ, circuit_size=sizes)
+    res.notes.update(table3=f"{ABLATION} ablation of each Table 3 group at t = {t}: Eq. 5 impact (ablated / "
+                            "baseline MSE - 1) with a 95% image-bootstrap interval, rank 1 = most harmful",
+                     families="each intervention family's median impact per t",
+                     interventions="every intervention at every analysed t (Eq. 5, image-bootstrap intervals)",
+                     circuit_size="effective circuit size at t: the share of heads or groups kept to retain "
+                                  f"{100 * RETAIN:.0f}% of performance",
+                     patching=yours.LEFT_OUT["patching"])
+    res.values.update(t3=t, n_interventions=int(summ.name.nunique()), n_families=int(summ.family.nunique()))
     return res

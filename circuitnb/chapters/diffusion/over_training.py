@@ -134,6 +134,8 @@ def verdicts_by_step(rows: pd.DataFrame, alpha: float) -> pd.DataFrame:
 @common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 13: the headline quantities and followed verdicts at every saved training step."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return res                                  # cannot run on a model of your own: its line says why
     steps = train.snapshot_steps(cfg)
     quantities, rows = [], []
     for step in tqdm(steps, desc="snapshots (sweeps of every model)"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from circuitnb.analysis import claim_sources, replicates
+from circuitnb.analysis import claim_sources, replicates, yours
 from circuitnb.analysis.per_image import accuracy_per_image, complexity_per_image
 from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
@@ -42,6 +42,8 @@ def level_table(per: pd.DataFrame, prefix: str) -> pd.DataFrame:
 @common.cached_chapter()
 def run(cfg) -> ChapterResult:
     """Chapter 2: accuracy and feature complexity per timestep, from every replicate model on held-out images."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return _on_your_model(cfg, res)
     models, sweeps = common.models_and_sweeps(cfg)
     acc = replicates.per_replicate(sweeps, accuracy_per_image)
     fc = replicates.per_replicate(sweeps, complexity_per_image)
@@ -66,4 +68,17 @@ def run(cfg) -> ChapterResult:
             key = f"{d}_{which}"
             res.values.update({f"acc_{key}": a.loc[(d, t), "mean"], f"acc_{key}_lo": a.loc[(d, t), "ci_low"],
                                f"acc_{key}_hi": a.loc[(d, t), "ci_high"], f"fc_{key}": f.loc[(d, t), "mean"]})
+    return res
+
+
+def _on_your_model(cfg, res: ChapterResult) -> ChapterResult:
+    """A model of your own: prediction accuracy (noise R², %) and feature complexity (Eq. 3) per timestep,
+    mean over images with a t-interval."""
+    _, sweeps = common.models_and_sweeps(cfg)
+    for name, per_image, what in (("accuracy", accuracy_per_image, "prediction accuracy (noise R², %)"),
+                                  ("feature_complexity", complexity_per_image,
+                                   "feature complexity (Eq. 3, mean over the blocks)")):
+        res.tables[name] = yours.over_images(replicates.per_replicate(sweeps, per_image), ["dataset", "t"])
+        res.notes[name] = f"{what} per timestep, mean over images with a 95% t-interval"
+    res.notes["claims"] = yours.LEFT_OUT["claims"]
     return res

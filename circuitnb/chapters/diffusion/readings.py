@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from circuitnb.analysis import phases, replicates
+from circuitnb.analysis import phases, replicates, yours
 from circuitnb.analysis.heads import heads_profile, heads_profile_reason
+from circuitnb.analysis.information_flow import ife_models
 from circuitnb.analysis.readings import sensitivity
 from circuitnb.chapters import common
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import results
 from circuitnb.core.config import Config
-from circuitnb.core.readings import readings_table
+from circuitnb.core.readings import options, readings_table
 from circuitnb.measures import information
 
 CHAPTER = "sensitivity"             # tables go to _build/tables/sensitivity/ (the notebook is 12_readings)
@@ -49,15 +50,22 @@ def phase_table(cfg: Config, models: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def calibration(cfg: Config) -> pd.DataFrame:
+    """Both IFE readings on Gaussian pairs of known mutual information, at our n and the paper's."""
+    return pd.concat([information.calibration(RHOS, n=n, n_rep=50, seed=cfg.run.seed)
+                      for n in sorted({cfg.analysis.n_samples, N_PAPER})], ignore_index=True)
+
+
 @common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 12: the sensitivity table over every reading, phases vs smooth, IFE calibration."""
+    if (res := common.on_your_model(cfg, "12_readings")) is not None:
+        return _on_your_model(cfg, res)
     models, sweeps = common.models_and_sweeps(cfg)
     table, classified = sensitivity(cfg, models, sweeps)
     profile = heads_profile()
     reason = heads_profile_reason(profile)
-    calib = pd.concat([information.calibration(RHOS, n=n, n_rep=50, seed=cfg.run.seed)
-                       for n in sorted({cfg.analysis.n_samples, N_PAPER})], ignore_index=True)
+    calib = calibration(cfg)
     ph = phase_table(cfg, models)
     res = ChapterResult(CHAPTER)
     flipped = table[table.flips]
@@ -74,4 +82,21 @@ def run(cfg: Config) -> ChapterResult:
                       n_calib=N_PAPER, heads_reason=reason,
                       **{f"binned_{k}": at_paper.binned_mean[r] for k, r in (("95", 0.95), ("999", 0.999))},
                       **{f"knn_{k}": at_paper.knn_mean[r] for k, r in (("95", 0.95), ("999", 0.999))})
+    return res
+
+
+def _on_your_model(cfg: Config, res: ChapterResult) -> ChapterResult:
+    """A model of your own: every reading of the undefined quantities, both IFE readings on it, its phases
+    against a smooth profile with their bootstrap stability, and the IFE calibration."""
+    models, sweeps = common.models_and_sweeps(cfg)
+    ife = pd.concat([ife_models(cfg, models, sweeps, reading)["ranges"].assign(reading=reading)
+                     for reading in options("ife")], ignore_index=True)
+    res.tables.update(readings=readings_table(), ife_readings=ife, phases=phase_table(cfg, models),
+                      ife_calibration=calibration(cfg))
+    res.notes.update(readings="every named reading of the paper's undefined quantities",
+                     ife_readings="IFE per depth group on your model under each reading of Eq. 4 (binned, kNN)",
+                     phases="segments (BIC) against a cubic fit on the dense profile; share of image-bootstrap "
+                            "profiles giving the same verdict",
+                     ife_calibration="both IFE readings on Gaussian pairs of known mutual information",
+                     sensitivity=yours.LEFT_OUT["sensitivity"])
     return res

@@ -53,6 +53,8 @@ def robustness_table(per: pd.DataFrame, pairs: list) -> pd.DataFrame:
 @common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 9: the three §4.9 quantities on every replicate model, with the same-data null for CKA."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return res                                  # cannot run on a model of your own: its line says why
     models, sweeps = common.models_and_sweeps(cfg)
     acc = cross_accuracy(cfg, models)
     sim = block_similarity(cfg, models)

@@ -59,6 +59,8 @@ def with_readings(card: pd.DataFrame, sens: pd.DataFrame, picked: dict[str, str]
 @common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 10: the scorecard (all claim ids), the verdict counts, the margins used and the audit."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return res                                  # cannot run on a model of your own: its line says why
     paper, margins = claims.load(), verdicts.load_margins()
     card = verdicts.scorecard(paper, margins, measured_rows(cfg), cfg.analysis.alpha)
     # Chapter 12: a claim whose verdict differs between readings of an undefined quantity is flagged,

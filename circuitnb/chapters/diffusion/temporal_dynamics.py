@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from circuitnb import data
-from circuitnb.analysis import claim_sources, replicates
+from circuitnb.analysis import claim_sources, replicates, yours
 from circuitnb.analysis.information_flow import ENDS, ife_models
 from circuitnb.analysis.phases import dense_timesteps, phase_test, phases, profile
 from circuitnb.chapters import common
@@ -63,6 +63,8 @@ def phase_tables(dense: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 @common.cached_chapter()
 def run(cfg: Config) -> ChapterResult:
     """Chapter 5: IFE ranges per depth group over every replicate model, and each model's phases."""
+    if (res := common.on_your_model(cfg, CHAPTER)) is not None:
+        return _on_your_model(cfg, res)
     models, sweeps = common.models_and_sweeps(cfg)
     ife = ife_models(cfg, models, sweeps)
     ranges = ife_ranges(ife["ranges"])
@@ -88,4 +90,24 @@ def run(cfg: Config) -> ChapterResult:
                       n_no_phases=int((found.against_smooth == "no phases").sum()), n_phase_models=len(found),
                       **{f"bounds_{name}": "; ".join(f"r{r.replicate}: {r.boundaries}" for r in g.itertuples())
                          for name, g in found.groupby("dataset")})
+    return res
+
+
+def _on_your_model(cfg: Config, res: ChapterResult) -> ChapterResult:
+    """A model of your own: its IFE per block pair and t, the low and high end per depth group with
+    image-bootstrap intervals, feature complexity per block and t, and its denoising phases."""
+    models, sweeps = common.models_and_sweeps(cfg)
+    ife = ife_models(cfg, models, sweeps)
+    found, bic, _ = phase_tables(replicates.load_sweeps(cfg, models, timesteps=dense_timesteps(cfg)))
+    blocks = pd.concat([sw.blocks for sws in sweeps.values() for sw in sws], ignore_index=True)
+    res.tables.update(ife_ranges=ife["ranges"], ife=ife["values"], phases=found, phase_bic=bic,
+                      block_complexity=yours.over_images(blocks, ["dataset", "block", "t"], "complexity"))
+    res.notes.update(ife_ranges="IFE (Eq. 4) per depth group: the low and high end over its block pairs and "
+                                "timesteps, with percentile-bootstrap 95% intervals over images",
+                     ife="IFE of every adjacent block pair at every analysed timestep",
+                     phases="denoising phases: segments of the dense profile chosen by BIC, and against a cubic fit",
+                     phase_bic="BIC of every number of segments",
+                     block_complexity="feature complexity (Eq. 3) per block and t, mean over images, 95% t-interval",
+                     ife_contrast=yours.LEFT_OUT["dataset contrasts"])
+    res.values.update(n_dense=len(dense_timesteps(cfg)), n_phases=int(found.k.iloc[0]))
     return res
