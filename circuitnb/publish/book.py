@@ -385,10 +385,16 @@ def build_book(profile: str, params: dict | None = None, root: Path = Path("."))
     stage_sources(root, stage, notebooks)
     os.environ["CIRCUITNB_TABLES"] = str(root / "_build" / "tables")
     execute_notebooks([(root / nb, stage / nb) for nb in notebooks], params)
+    return compile_html(stage, root)
+
+
+def compile_html(stage: Path, out: Path) -> Path:
+    """Jupyter Book over the executed sources in ``stage``, warnings as errors, HTML under ``out/_build/html``;
+    returns its index page."""
     jupyter_book = Path(sys.executable).parent / "jupyter-book"   # the venv's own, beside this Python
-    cmd = [str(jupyter_book), "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going", "--all"]
+    cmd = [str(jupyter_book), "build", str(stage), "--path-output", str(out), "-W", "-n", "--keep-going", "--all"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise NotebookError(f"jupyter-book build failed (exit {done.returncode}):\n{done.stdout[-4000:]}\n"
                             f"{done.stderr[-4000:]}")
-    return root / "_build" / "html" / "index.html"
+    return out / "_build" / "html" / "index.html"

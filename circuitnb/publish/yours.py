@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -43,7 +42,7 @@ from circuitnb.chapters.diffusion import (
 from circuitnb.chapters.report import ChapterResult
 from circuitnb.core import config as config_mod
 from circuitnb.core.errors import UserError
-from circuitnb.publish.book import BUILD_ONLY, NotebookError, check_parameters, execute_notebooks, toc_notebooks
+from circuitnb.publish.book import BUILD_ONLY, check_parameters, compile_html, execute_notebooks, toc_notebooks
 
 TEMPLATE = Path("book") / "yours" / "your_model.ipynb"
 # Each Part I notebook's chapter function, by the notebook's name.
@@ -136,10 +135,4 @@ def build_your_book(profile: str, params: dict, root: Path = Path(".")) -> Path:
     execute_notebooks(jobs, params, per_notebook=own)
     for chapter in chapters:
         _retitle(stage / "book" / f"{chapter}.ipynb", titles[chapter])
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(jupyter_book), "build", str(stage), "--path-output", str(out), "-W", "-n", "--keep-going", "--all"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise NotebookError(f"jupyter-book build failed (exit {done.returncode}):\n{done.stdout[-4000:]}\n"
-                            f"{done.stderr[-4000:]}")
-    return out / "_build" / "html" / "index.html"
+    return compile_html(stage, out)
