@@ -54,7 +54,7 @@ def test_the_sweep_and_the_interventions_measure_on_the_same_noisy_inputs(monkey
 
     unet, scheduler = random_unet(0), build_scheduler(C.load("smoke"))
     x0 = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    monkeypatch.setattr(sweep.data, "images", lambda cfg, dataset, split: x0.numpy())
+    monkeypatch.setattr(sweep, "heldout_images", lambda cfg, dataset: x0.numpy())
     torch.manual_seed(0)
     x_t = sweep.noisy_inputs(C.load("smoke", seed=3), "synthetic", SimpleNamespace(scheduler=scheduler), n=5,
                              timesteps=[300])[300]

@@ -17,7 +17,7 @@ from PIL import Image
 from circuitnb.data.celeba import DataError, _load_image, warn_skipped
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)     # ITU-R BT.601 weights, PIL's own "L" conversion
+LUMA = np.array([299, 587, 114], np.float32) / 1000   # ITU-R BT.601 weights (per mille), PIL's own "L" conversion
 
 
 def folder_images(folder, n: int, image_size: int) -> tuple[np.ndarray, str]:
